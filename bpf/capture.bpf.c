@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Packet capture. cgroup_skb programs see every L3 packet of every socket in the
+ * attached cgroup subtree, in all network namespaces, for UDP and TCP alike. For each
+ * packet to or from a DNS port we emit one ring-buffer record: a `struct dns_event`
+ * header plus up to DNSDOC_MAX_PAYLOAD bytes of payload. Parsing, TCP reassembly and
+ * query/response matching happen in user space. Every lost record is counted.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "dnsdoc.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u16 dns_ports[DNSDOC_MAX_PORTS] = {};
+const volatile __u32 n_ports = 0;
+
+/* Same definition as in owner.bpf.c; user space makes both objects use one map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_owner);
+} sock_owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);	/* user space may resize before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DNSDOC_CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* A record is assembled here, then copied into the ring buffer with its real size. */
+struct event_buf {
+	struct dns_event hdr;
+	__u8 payload[DNSDOC_MAX_PAYLOAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event_buf);
+} scratch SEC(".maps");
+
+/* Makes the struct visible in the generated skeleton's `types` module. */
+struct dns_event _event = {};
+
+#define IPV6_MAX_EXT_HEADERS 6
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+#define IP_OFFSET_MASK 0x1fff
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int is_dns_port(__u16 port)
+{
+	for (int i = 0; i < DNSDOC_MAX_PORTS; i++) {
+		if (i >= n_ports)
+			break;
+		if (dns_ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+/* Fills addresses and returns the L4 protocol and its offset, or -1 to ignore. */
+static __always_inline int parse_ip(struct __sk_buff *skb, struct dns_event *ev, __u32 *l4off)
+{
+	__u8 version;
+
+	if (bpf_skb_load_bytes(skb, 0, &version, 1) < 0)
+		return -1;
+	version >>= 4;
+
+	if (version == 4) {
+		struct iphdr iph;
+
+		if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0)
+			return -1;
+		/* Only the first fragment carries the UDP header (ingress is defragmented). */
+		if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK)
+			return -1;
+		ev->family = 4;
+		__builtin_memcpy(ev->saddr, &iph.saddr, 4);
+		__builtin_memcpy(ev->daddr, &iph.daddr, 4);
+		*l4off = iph.ihl * 4;
+		return iph.protocol;
+	}
+	if (version == 6) {
+		struct ipv6hdr ip6h;
+		__u32 off = sizeof(ip6h);
+		__u8 nexthdr;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) < 0)
+			return -1;
+		ev->family = 6;
+		__builtin_memcpy(ev->saddr, &ip6h.saddr, 16);
+		__builtin_memcpy(ev->daddr, &ip6h.daddr, 16);
+		nexthdr = ip6h.nexthdr;
+		/* Walk extension headers (hop-by-hop, routing, fragment, auth, dest opts). */
+		for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+			__u8 ext[2];
+
+			if (nexthdr == IPPROTO_UDP || nexthdr == IPPROTO_TCP)
+				break;
+			if (nexthdr != NEXTHDR_HOP && nexthdr != NEXTHDR_ROUTING &&
+			    nexthdr != NEXTHDR_FRAGMENT && nexthdr != NEXTHDR_AUTH &&
+			    nexthdr != NEXTHDR_DEST)
+				return -1;
+			if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+				return -1;
+			if (nexthdr == NEXTHDR_FRAGMENT) {
+				__u16 frag;
+
+				if (bpf_skb_load_bytes(skb, off + 2, &frag, sizeof(frag)) < 0)
+					return -1;
+				if (bpf_ntohs(frag) & 0xfff8)	/* not the first fragment */
+					return -1;
+				off += 8;
+			} else if (nexthdr == NEXTHDR_AUTH) {
+				off += ((__u32)ext[1] + 2) * 4;
+			} else {
+				off += ((__u32)ext[1] + 1) * 8;
+			}
+			nexthdr = ext[0];
+		}
+		*l4off = off;
+		return nexthdr;
+	}
+	return -1;
+}
+
+/* Who owns this socket: from storage, else (egress only) the current task. */
+static __always_inline void fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct sock_owner *owner;
+
+	if (egress)
+		ev->task_tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!sk)
+		return;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return;
+	owner = bpf_sk_storage_get(&sock_owners, sk, 0,
+				   egress ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (!owner) {
+		if (egress)
+			count(DNSDOC_CTR_DROP_STORAGE);
+		return;
+	}
+	/* A socket that existed before dnsdoc started has no owner yet. On egress a UDP
+	 * send runs in the sending task, and a TCP write in the writing task. */
+	if (owner->tgid == 0 && egress && ev->task_tgid != 0) {
+		owner->tgid = ev->task_tgid;
+		owner->cgroup_id = bpf_sk_cgroup_id(sk);
+		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+	}
+	ev->owner_tgid = owner->tgid;
+	ev->cgroup_id = owner->cgroup_id;
+	__builtin_memcpy(ev->owner_comm, owner->comm, sizeof(ev->owner_comm));
+}
+
+static __always_inline int handle(struct __sk_buff *skb, int egress)
+{
+	__u32 zero = 0, l4off = 0, payload_off;
+	struct event_buf *buf;
+	struct dns_event *ev;
+	__u64 len;
+	int proto;
+
+	buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
+		return 1;
+	ev = &buf->hdr;
+	__builtin_memset(ev, 0, sizeof(*ev));
+
+	proto = parse_ip(skb, ev, &l4off);
+	if (proto == IPPROTO_UDP) {
+		struct udphdr uh;
+
+		if (bpf_skb_load_bytes(skb, l4off, &uh, sizeof(uh)) < 0)
+			return 1;
+		ev->sport = bpf_ntohs(uh.source);
+		ev->dport = bpf_ntohs(uh.dest);
+		payload_off = l4off + sizeof(uh);
+	} else if (proto == IPPROTO_TCP) {
+		struct tcphdr th;
+
+		if (bpf_skb_load_bytes(skb, l4off, &th, sizeof(th)) < 0)
+			return 1;
+		ev->sport = bpf_ntohs(th.source);
+		ev->dport = bpf_ntohs(th.dest);
+		ev->tcp_seq = bpf_ntohl(th.seq);
+		/* Byte 13 of the TCP header holds the flags. */
+		ev->tcp_flags = ((__u8 *)&th)[13];
+		payload_off = l4off + th.doff * 4;
+	} else {
+		return 1;
+	}
+	if (!is_dns_port(ev->sport) && !is_dns_port(ev->dport))
+		return 1;
+	if (payload_off >= skb->len) {
+		/* No payload: only FIN and RST matter (they end a TCP stream). */
+		if (proto != IPPROTO_TCP || !(ev->tcp_flags & 0x05))
+			return 1;
+		len = 0;
+	} else {
+		len = skb->len - payload_off;
+	}
+
+	count(DNSDOC_CTR_PACKETS);
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->cookie = bpf_get_socket_cookie(skb);
+	ev->protocol = proto;
+	ev->direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
+	ev->payload_len = len;
+	fill_owner(skb, ev, egress);
+
+	if (len > DNSDOC_MAX_PAYLOAD) {
+		count(DNSDOC_CTR_CUT);
+		len = DNSDOC_MAX_PAYLOAD;
+	}
+	barrier_var(len);
+	if (len > 0 && len <= DNSDOC_MAX_PAYLOAD) {
+		if (bpf_skb_load_bytes(skb, payload_off, buf->payload, len) < 0) {
+			count(DNSDOC_CTR_DROP_LOAD);
+			return 1;
+		}
+	} else {
+		len = 0;
+	}
+	ev->captured_len = len;
+	barrier_var(len);
+	if (len > DNSDOC_MAX_PAYLOAD)
+		return 1;
+	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + len, 0) < 0)
+		count(DNSDOC_CTR_DROP_RINGBUF);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int dns_egress(struct __sk_buff *skb) { return handle(skb, 1); }
+
+SEC("cgroup_skb/ingress")
+int dns_ingress(struct __sk_buff *skb) { return handle(skb, 0); }

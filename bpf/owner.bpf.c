@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Socket attribution. The sock_addr hooks run in the process that connects, sends or
+ * receives on a DNS socket, so the current task there is the socket's real user. We
+ * record it in socket storage, which capture.bpf.c reads for every packet -- including
+ * ingress packets, where the current task is whoever ran the softirq.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "dnsdoc.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u16 dns_ports[DNSDOC_MAX_PORTS] = {};
+const volatile __u32 n_ports = 0;
+
+/* Shared with capture.bpf.c: user space hands this map's fd to the capture object. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_owner);
+} sock_owners SEC(".maps");
+
+static __always_inline int is_dns_port(__u16 port)
+{
+	for (int i = 0; i < DNSDOC_MAX_PORTS; i++) {
+		if (i >= n_ports)
+			break;
+		if (dns_ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline void record_owner(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sock_owner *owner;
+
+	if (!sk)
+		return;
+	/* user_port: the peer (connect, sendmsg) or source (recvmsg) port, network order;
+	 * src_port: our bound port, host order -- 53 on a server socket. */
+	if (!is_dns_port(bpf_ntohs(ctx->user_port)) && !is_dns_port(sk->src_port))
+		return;
+	owner = bpf_sk_storage_get(&sock_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!owner)
+		return;
+	owner->tgid = bpf_get_current_pid_tgid() >> 32;
+	owner->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+}
+
+/* Every hook returns 1: dnsdoc observes, it never refuses an operation. */
+SEC("cgroup/connect4")
+int owner_connect4(struct bpf_sock_addr *ctx) { record_owner(ctx); return 1; }
+
+SEC("cgroup/connect6")
+int owner_connect6(struct bpf_sock_addr *ctx) { record_owner(ctx); return 1; }
+
+SEC("cgroup/sendmsg4")
+int owner_sendmsg4(struct bpf_sock_addr *ctx) { record_owner(ctx); return 1; }
+
+SEC("cgroup/sendmsg6")
+int owner_sendmsg6(struct bpf_sock_addr *ctx) { record_owner(ctx); return 1; }
+
+SEC("cgroup/recvmsg4")
+int owner_recvmsg4(struct bpf_sock_addr *ctx) { record_owner(ctx); return 1; }
+
+SEC("cgroup/recvmsg6")
+int owner_recvmsg6(struct bpf_sock_addr *ctx) { record_owner(ctx); return 1; }

@@ -1,0 +1,376 @@
+//! Folds attributed transactions into the per-node, per-process, per-server, per-qtype
+//! and per-name statistics of a [`Snapshot`](crate::snapshot::Snapshot).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use crate::analysis::dns::{qtype_name, Question};
+use crate::analysis::histogram::Histogram;
+use crate::analysis::matcher::{Outcome, Role};
+use crate::analysis::Attributed;
+use crate::capture::Protocol;
+use crate::snapshot::{
+    Counts, Latency, ListenerStats, NameStats, Names, ProcessStats, QtypeStats, Rcodes,
+    ServerSide, ServerStats, Totals,
+};
+
+/// Names tracked individually; queries for more names count only in the totals.
+pub const MAX_NAMES: usize = 50_000;
+/// Truncated answers remembered to notice a TCP retry.
+const MAX_TRUNCATED: usize = 10_000;
+/// Rows kept in each "top names" list.
+pub const TOP_NAMES: usize = 20;
+
+/// Counters and latency of one group.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    queries: u64,
+    responses: u64,
+    timeouts: u64,
+    rcodes: Rcodes,
+    latency: Histogram,
+}
+
+impl Group {
+    fn add(&mut self, outcome: &Outcome) {
+        self.queries += 1;
+        match *outcome {
+            Outcome::Answered {
+                rcode, latency_ns, ..
+            } => {
+                self.responses += 1;
+                self.rcodes.add(rcode);
+                self.latency.record(latency_ns);
+            }
+            Outcome::TimedOut => self.timeouts += 1,
+            Outcome::Pending => {}
+        }
+    }
+
+    fn counts(&self, duration_s: f64) -> Counts {
+        let failures = self.timeouts + self.rcodes.failed();
+        let completed = self.responses + self.timeouts;
+        Counts {
+            queries: self.queries,
+            queries_per_s: round3(rate(self.queries, duration_s)),
+            responses: self.responses,
+            timeouts: self.timeouts,
+            rcodes: self.rcodes.clone(),
+            failures,
+            failure_ratio: round6(ratio(failures, completed)),
+            nxdomain_ratio: round6(ratio(self.rcodes.NXDOMAIN, self.responses)),
+        }
+    }
+
+    fn latency(&self) -> Latency {
+        latency_summary(&self.latency)
+    }
+}
+
+/// Per-name counters (no histogram: names are many).
+#[derive(Debug, Clone, Default)]
+struct NameGroup {
+    queries: u64,
+    responses: u64,
+    timeouts: u64,
+    rcodes: Rcodes,
+}
+
+impl NameGroup {
+    fn add(&mut self, outcome: &Outcome) {
+        self.queries += 1;
+        match *outcome {
+            Outcome::Answered { rcode, .. } => {
+                self.responses += 1;
+                self.rcodes.add(rcode);
+            }
+            Outcome::TimedOut => self.timeouts += 1,
+            Outcome::Pending => {}
+        }
+    }
+
+    /// What makes a name "failing" for the top list: NXDOMAIN counts here too.
+    fn bad(&self) -> u64 {
+        self.timeouts + self.rcodes.failed() + self.rcodes.NXDOMAIN
+    }
+}
+
+/// Process facts looked up in /proc while the process was alive.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessInfo {
+    pub comm: String,
+    pub cgroup: Option<String>,
+}
+
+/// Accumulates transactions of one window.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    client: Group,
+    truncated: u64,
+    truncated_retried_tcp: u64,
+    udp: u64,
+    tcp: u64,
+    ipv4: u64,
+    ipv6: u64,
+    processes: HashMap<u32, (Group, String)>,
+    servers: HashMap<(SocketAddr, Protocol), Group>,
+    qtypes: HashMap<u16, Group>,
+    names: HashMap<String, NameGroup>,
+    untracked_name_queries: u64,
+    /// (tgid, question) of truncated UDP answers not yet retried over TCP.
+    truncated_pending: HashSet<(u32, Question)>,
+    server_side: Group,
+    listeners: HashMap<(SocketAddr, Protocol, u32), (Group, String)>,
+}
+
+impl Aggregator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, a: &Attributed) {
+        let tx = &a.tx;
+        let tgid = a.owner.as_ref().map_or(0, |o| o.tgid);
+        let thread_comm = a.owner.as_ref().map_or("", |o| o.thread_comm.as_str());
+        match tx.role {
+            Role::Server => {
+                self.server_side.add(&tx.outcome);
+                let (g, _) = self
+                    .listeners
+                    .entry((tx.server, tx.protocol, tgid))
+                    .or_insert_with(|| (Group::default(), thread_comm.to_string()));
+                g.add(&tx.outcome);
+            }
+            Role::Client => {
+                self.client.add(&tx.outcome);
+                match tx.protocol {
+                    Protocol::Udp => self.udp += 1,
+                    Protocol::Tcp => self.tcp += 1,
+                }
+                if tx.server.is_ipv4() {
+                    self.ipv4 += 1;
+                } else {
+                    self.ipv6 += 1;
+                }
+                self.track_truncation(tgid, tx.protocol, &tx.question, &tx.outcome);
+                let (g, _) = self
+                    .processes
+                    .entry(tgid)
+                    .or_insert_with(|| (Group::default(), thread_comm.to_string()));
+                g.add(&tx.outcome);
+                self.servers
+                    .entry((tx.server, tx.protocol))
+                    .or_default()
+                    .add(&tx.outcome);
+                if let Some(q) = &tx.question {
+                    self.qtypes.entry(q.qtype).or_default().add(&tx.outcome);
+                    self.add_name(&q.name, &tx.outcome);
+                }
+            }
+        }
+    }
+
+    fn track_truncation(
+        &mut self,
+        tgid: u32,
+        protocol: Protocol,
+        question: &Option<Question>,
+        outcome: &Outcome,
+    ) {
+        let Some(q) = question else { return };
+        if let Outcome::Answered {
+            truncated: true, ..
+        } = outcome
+        {
+            self.truncated += 1;
+            if protocol == Protocol::Udp && self.truncated_pending.len() < MAX_TRUNCATED {
+                self.truncated_pending.insert((tgid, q.clone()));
+            }
+        }
+        if protocol == Protocol::Tcp && self.truncated_pending.remove(&(tgid, q.clone())) {
+            self.truncated_retried_tcp += 1;
+        }
+    }
+
+    fn add_name(&mut self, name: &str, outcome: &Outcome) {
+        if let Some(g) = self.names.get_mut(name) {
+            g.add(outcome);
+        } else if self.names.len() < MAX_NAMES {
+            self.names.entry(name.to_string()).or_default().add(outcome);
+        } else {
+            self.untracked_name_queries += 1;
+        }
+    }
+
+    /// Client-side totals; `retransmissions` comes from the matcher.
+    pub fn totals(&self, duration_s: f64, retransmissions: u64) -> Totals {
+        Totals {
+            counts: self.client.counts(duration_s),
+            truncated: self.truncated,
+            truncated_retried_tcp: self.truncated_retried_tcp,
+            retransmissions,
+            udp_queries: self.udp,
+            tcp_queries: self.tcp,
+            ipv4_queries: self.ipv4,
+            ipv6_queries: self.ipv6,
+        }
+    }
+
+    pub fn latency(&self) -> Latency {
+        self.client.latency()
+    }
+
+    /// Per-process rows, busiest first. `procs` holds names read from /proc.
+    pub fn processes(&self, duration_s: f64, procs: &HashMap<u32, ProcessInfo>) -> Vec<ProcessStats> {
+        let mut rows: Vec<ProcessStats> = self
+            .processes
+            .iter()
+            .map(|(&pid, (g, thread_comm))| {
+                let info = procs.get(&pid);
+                ProcessStats {
+                    pid,
+                    comm: process_name(pid, info, thread_comm),
+                    cgroup: info.and_then(|i| i.cgroup.clone()),
+                    counts: g.counts(duration_s),
+                    latency: g.latency(),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| b.counts.queries.cmp(&a.counts.queries).then(a.pid.cmp(&b.pid)));
+        rows
+    }
+
+    pub fn servers(&self, duration_s: f64) -> Vec<ServerStats> {
+        let mut rows: Vec<ServerStats> = self
+            .servers
+            .iter()
+            .map(|((addr, proto), g)| ServerStats {
+                server: addr.to_string(),
+                protocol: proto.as_str().to_string(),
+                counts: g.counts(duration_s),
+                latency: g.latency(),
+            })
+            .collect();
+        sort_busiest(&mut rows, |r| (r.counts.queries, r.server.clone() + &r.protocol));
+        rows
+    }
+
+    pub fn qtypes(&self, duration_s: f64) -> Vec<QtypeStats> {
+        let mut rows: Vec<QtypeStats> = self
+            .qtypes
+            .iter()
+            .map(|(&t, g)| QtypeStats {
+                qtype: qtype_name(t),
+                counts: g.counts(duration_s),
+                latency: g.latency(),
+            })
+            .collect();
+        sort_busiest(&mut rows, |r| (r.counts.queries, r.qtype.clone()));
+        rows
+    }
+
+    pub fn names(&self, duration_s: f64) -> Names {
+        let row = |name: &String, g: &NameGroup| NameStats {
+            name: name.clone(),
+            counts: Group {
+                queries: g.queries,
+                responses: g.responses,
+                timeouts: g.timeouts,
+                rcodes: g.rcodes.clone(),
+                latency: Histogram::new(),
+            }
+            .counts(duration_s),
+        };
+        let mut by_volume: Vec<(&String, &NameGroup)> = self.names.iter().collect();
+        by_volume.sort_by(|a, b| b.1.queries.cmp(&a.1.queries).then(a.0.cmp(b.0)));
+        let mut by_failures: Vec<(&String, &NameGroup)> =
+            self.names.iter().filter(|(_, g)| g.bad() > 0).collect();
+        by_failures.sort_by(|a, b| b.1.bad().cmp(&a.1.bad()).then(a.0.cmp(b.0)));
+        Names {
+            by_volume: by_volume.iter().take(TOP_NAMES).map(|(n, g)| row(n, g)).collect(),
+            by_failures: by_failures.iter().take(TOP_NAMES).map(|(n, g)| row(n, g)).collect(),
+            distinct: self.names.len() as u64,
+            untracked_queries: self.untracked_name_queries,
+        }
+    }
+
+    pub fn server_side(&self, duration_s: f64, procs: &HashMap<u32, ProcessInfo>) -> ServerSide {
+        let mut listeners: Vec<ListenerStats> = self
+            .listeners
+            .iter()
+            .map(|((addr, proto, pid), (g, thread_comm))| ListenerStats {
+                address: addr.to_string(),
+                protocol: proto.as_str().to_string(),
+                pid: *pid,
+                comm: process_name(*pid, procs.get(pid), thread_comm),
+                counts: g.counts(duration_s),
+                latency: g.latency(),
+            })
+            .collect();
+        sort_busiest(&mut listeners, |r| {
+            (r.counts.queries, format!("{}{}{}", r.address, r.protocol, r.pid))
+        });
+        ServerSide {
+            counts: self.server_side.counts(duration_s),
+            latency: self.server_side.latency(),
+            listeners,
+        }
+    }
+}
+
+fn process_name(pid: u32, info: Option<&ProcessInfo>, thread_comm: &str) -> String {
+    match info {
+        Some(i) if !i.comm.is_empty() => i.comm.clone(),
+        _ if pid == 0 => "(unknown)".to_string(),
+        _ if thread_comm.is_empty() => "(exited)".to_string(),
+        _ => thread_comm.to_string(),
+    }
+}
+
+/// Sorts by descending volume, then by a stable tie-breaker.
+fn sort_busiest<T, K: Ord>(rows: &mut [T], key: impl Fn(&T) -> (u64, K)) {
+    rows.sort_by(|a, b| {
+        let (qa, ka) = key(a);
+        let (qb, kb) = key(b);
+        qb.cmp(&qa).then(ka.cmp(&kb))
+    });
+}
+
+/// Summarises a histogram in milliseconds.
+pub fn latency_summary(h: &Histogram) -> Latency {
+    let ms = |ns: Option<u64>| ns.map(|v| round6(v as f64 / 1e6));
+    Latency {
+        samples: h.count(),
+        p50_ms: ms(h.quantile(0.50)),
+        p90_ms: ms(h.quantile(0.90)),
+        p95_ms: ms(h.quantile(0.95)),
+        p99_ms: ms(h.quantile(0.99)),
+        p999_ms: ms(h.quantile(0.999)),
+        max_ms: ms(h.max()),
+        mean_ms: h.mean().map(|v| round6(v / 1e6)),
+    }
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+fn rate(n: u64, duration_s: f64) -> f64 {
+    if duration_s > 0.0 {
+        n as f64 / duration_s
+    } else {
+        0.0
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}

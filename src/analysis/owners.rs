@@ -1,0 +1,99 @@
+//! Which process uses each socket, learned from the events themselves.
+//!
+//! The kernel side records the owner in socket storage from process context (sock_addr
+//! hooks, UDP/TCP egress), but a socket that existed before dnsdoc started may carry
+//! its first packets without one -- typically a server's first ingress query. Every
+//! later event on that socket with an owner teaches us who it was, and attribution
+//! happens when a transaction completes, so the early packets get the right process too.
+
+use std::collections::HashMap;
+
+use crate::capture::{Direction, PacketEvent};
+
+/// A socket's user as the kernel saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub tgid: u32,
+    /// Thread name from the kernel (for example `isc-net-0000` for dig).
+    pub thread_comm: String,
+    pub cgroup_id: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    owner: Owner,
+    last_seen_ns: u64,
+}
+
+/// cookie -> owner, bounded: entries idle longer than `idle_ns` are pruned.
+#[derive(Debug)]
+pub struct Owners {
+    by_cookie: HashMap<u64, Entry>,
+    idle_ns: u64,
+    next_prune_len: usize,
+}
+
+const PRUNE_AT_LEAST: usize = 4096;
+
+impl Owners {
+    pub fn new(idle_ns: u64) -> Self {
+        Owners {
+            by_cookie: HashMap::new(),
+            idle_ns,
+            next_prune_len: PRUNE_AT_LEAST,
+        }
+    }
+
+    /// Learns from one event. Returns the tgid when it is new to this socket.
+    pub fn learn(&mut self, ev: &PacketEvent) -> Option<u32> {
+        let (tgid, comm) = if ev.owner_tgid != 0 {
+            (ev.owner_tgid, &ev.owner_comm)
+        } else if ev.direction == Direction::Egress && ev.task_tgid != 0 {
+            // Egress runs in the sending task; ingress runs in whoever ran the softirq.
+            (ev.task_tgid, &ev.owner_comm)
+        } else {
+            if let Some(e) = self.by_cookie.get_mut(&ev.cookie) {
+                e.last_seen_ns = ev.ts_ns;
+            }
+            return None;
+        };
+        let owner = Owner {
+            tgid,
+            thread_comm: comm.clone(),
+            cgroup_id: ev.cgroup_id,
+        };
+        let prev = self.by_cookie.insert(
+            ev.cookie,
+            Entry {
+                owner,
+                last_seen_ns: ev.ts_ns,
+            },
+        );
+        if self.by_cookie.len() >= self.next_prune_len {
+            self.prune(ev.ts_ns);
+        }
+        match prev {
+            Some(p) if p.owner.tgid == tgid => None,
+            _ => Some(tgid),
+        }
+    }
+
+    pub fn get(&self, cookie: u64) -> Option<&Owner> {
+        self.by_cookie.get(&cookie).map(|e| &e.owner)
+    }
+
+    fn prune(&mut self, now_ns: u64) {
+        let idle = self.idle_ns;
+        self.by_cookie
+            .retain(|_, e| now_ns.saturating_sub(e.last_seen_ns) <= idle);
+        self.next_prune_len = (self.by_cookie.len() * 2).max(PRUNE_AT_LEAST);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_cookie.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_cookie.is_empty()
+    }
+}

@@ -1,0 +1,633 @@
+//! DNS-over-TCP stream reassembly for one direction of one connection.
+//!
+//! DNS over TCP (RFC 1035 §4.2.2, RFC 7766) prefixes every message with a
+//! 2-byte big-endian length. Segment boundaries mean nothing: one segment may
+//! carry several messages, one message may span several segments, and even
+//! the length prefix may be split. This module turns captured segments back
+//! into messages.
+//!
+//! Capture is lossy in two ways, and both must degrade gracefully rather than
+//! stall the stream:
+//! - each segment's payload may be cut (we get a prefix of it plus its wire
+//!   length), leaving a *hole* of known size;
+//! - segments may be retransmitted, overlap, arrive out of order, or be missed.
+//!
+//! Sequence numbers wrap at 2^32, so every comparison is done on the signed
+//! 32-bit distance from the next expected sequence number (as TCP does).
+
+/// How many out-of-order segments we hold while waiting for a gap to fill.
+/// Real reordering is shallow; beyond this the missing data is presumed lost.
+const MAX_OUT_OF_ORDER: usize = 16;
+
+/// One reassembled DNS message from a TCP stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpMessage {
+    /// The message without the 2-byte prefix; may be shorter than `len` if
+    /// capture cut part of it (then it holds the bytes before the first hole).
+    pub bytes: Vec<u8>,
+    /// The length the prefix announced.
+    pub len: u16,
+}
+
+/// Counters describing how clean the stream was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamStats {
+    /// Wire bytes received again after we had already seen them.
+    pub retransmitted_bytes: u64,
+    /// Times we lost message framing and had to resync at a segment start.
+    pub desyncs: u64,
+    /// Stream bytes skipped without being framed into any message: gaps that
+    /// never filled, capture holes after framing was lost, and data that
+    /// arrived while we were waiting to resync. Bytes cut from the tail of a
+    /// message whose length we knew are *not* counted: the message is still
+    /// emitted, and such cuts are routine with a capture snap length.
+    pub lost_bytes: u64,
+}
+
+/// Reassembles the DNS messages of one direction of one TCP connection.
+#[derive(Debug, Default)]
+pub struct StreamReassembler {
+    /// Sequence number of the next stream byte we expect; `None` until the
+    /// first segment, which defines the stream start.
+    next_seq: Option<u32>,
+    framer: Framer,
+    /// Segments that arrived ahead of `next_seq`, in arrival order.
+    /// At most [`MAX_OUT_OF_ORDER`] entries between calls.
+    pending: Vec<Segment>,
+    stats: StreamStats,
+}
+
+/// A segment held back because it arrived before the data preceding it.
+#[derive(Debug)]
+struct Segment {
+    seq: u32,
+    wire_len: u32,
+    captured: Vec<u8>,
+}
+
+/// Where we are in the length-prefixed message framing.
+#[derive(Debug, Default)]
+enum Framer {
+    /// Expecting a length prefix; holds its first byte if the prefix was split.
+    #[default]
+    Prefix,
+    /// Got the first byte of a split length prefix.
+    HalfPrefix(u8),
+    /// Inside a message body.
+    Body {
+        len: u16,
+        bytes: Vec<u8>,
+        /// Body bytes still to come (captured or not).
+        remaining: u16,
+        /// A hole cut the body; later bytes are dropped so `bytes` stays a
+        /// contiguous prefix of the message.
+        cut: bool,
+    },
+    /// Framing is lost; everything is discarded until the next segment start.
+    Desynced,
+}
+
+impl StreamReassembler {
+    /// Creates a reassembler for a stream whose first pushed segment starts a message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one segment; appends every message completed by it to `out`.
+    ///
+    /// `seq` is the sequence number of the first payload byte, `wire_len` the
+    /// payload length on the wire, `captured` the prefix of the payload that
+    /// capture kept (`captured.len() <= wire_len`; any excess is ignored).
+    pub fn push(&mut self, seq: u32, wire_len: u32, captured: &[u8], out: &mut Vec<TcpMessage>) {
+        if wire_len == 0 {
+            return;
+        }
+        let captured = captured.get(..wire_len as usize).unwrap_or(captured);
+        let next = *self.next_seq.get_or_insert(seq);
+
+        if distance(next, seq) > 0 {
+            self.hold(seq, wire_len, captured, out);
+        } else {
+            self.accept(seq, wire_len, captured, out);
+            self.drain_pending(out);
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StreamStats {
+        self.stats
+    }
+
+    /// Handles a segment that starts at or before `next_seq`.
+    fn accept(&mut self, seq: u32, wire_len: u32, captured: &[u8], out: &mut Vec<TcpMessage>) {
+        let Some(next) = self.next_seq else {
+            return;
+        };
+        // Bytes before `next` were already seen: skip them, keep any new tail.
+        let old = u32::try_from(-distance(next, seq).min(0))
+            .unwrap_or(u32::MAX)
+            .min(wire_len);
+        self.stats.retransmitted_bytes += u64::from(old);
+        let new_len = wire_len - old;
+        if new_len == 0 {
+            return;
+        }
+        let new_captured = captured.get(old as usize..).unwrap_or(&[]);
+        let hole = new_len - new_captured.len() as u32;
+        self.next_seq = Some(next.wrapping_add(new_len));
+
+        if matches!(self.framer, Framer::Desynced) {
+            if old > 0 {
+                // The new data starts mid-segment, so we cannot assume a
+                // message starts there; keep waiting for a real segment start.
+                self.stats.lost_bytes += u64::from(new_len);
+                return;
+            }
+            // DNS peers write whole messages, so a segment start is our best
+            // guess at a message boundary.
+            self.framer = Framer::Prefix;
+        }
+        self.feed(new_captured, out);
+        self.feed_hole(hole, out);
+    }
+
+    /// Buffers a segment that starts after `next_seq`, giving up on the gap
+    /// once too many segments are waiting behind it.
+    fn hold(&mut self, seq: u32, wire_len: u32, captured: &[u8], out: &mut Vec<TcpMessage>) {
+        if let Some(existing) = self.pending.iter_mut().find(|s| s.seq == seq) {
+            // A retransmission of a segment we are already holding: keep the
+            // longer copy, count the rest as seen twice.
+            let dup = existing.wire_len.min(wire_len);
+            self.stats.retransmitted_bytes += u64::from(dup);
+            if wire_len > existing.wire_len {
+                *existing = Segment {
+                    seq,
+                    wire_len,
+                    captured: captured.to_vec(),
+                };
+            }
+            return;
+        }
+        self.pending.push(Segment {
+            seq,
+            wire_len,
+            captured: captured.to_vec(),
+        });
+        if self.pending.len() > MAX_OUT_OF_ORDER {
+            self.skip_gap(out);
+        }
+    }
+
+    /// Declares the data before the earliest pending segment lost and
+    /// restarts framing there.
+    fn skip_gap(&mut self, out: &mut Vec<TcpMessage>) {
+        let (Some(next), Some(earliest)) = (self.next_seq, self.earliest_pending()) else {
+            return;
+        };
+        let seq = self.pending[earliest].seq;
+        self.stats.desyncs += 1;
+        self.stats.lost_bytes += u64::from(seq.wrapping_sub(next));
+        // A message in progress cannot be completed without the gap.
+        self.framer = Framer::Desynced;
+        self.next_seq = Some(seq);
+        self.drain_pending(out);
+    }
+
+    /// Feeds every pending segment that has become contiguous, in stream order.
+    fn drain_pending(&mut self, out: &mut Vec<TcpMessage>) {
+        while let (Some(next), Some(i)) = (self.next_seq, self.earliest_pending()) {
+            if distance(next, self.pending[i].seq) > 0 {
+                break;
+            }
+            let seg = self.pending.swap_remove(i);
+            self.accept(seg.seq, seg.wire_len, &seg.captured, out);
+        }
+    }
+
+    /// Index of the pending segment closest to (or furthest behind) `next_seq`.
+    fn earliest_pending(&self) -> Option<usize> {
+        let next = self.next_seq?;
+        self.pending
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| distance(next, s.seq))
+            .map(|(i, _)| i)
+    }
+
+    /// Runs captured, contiguous stream bytes through the framer.
+    fn feed(&mut self, mut data: &[u8], out: &mut Vec<TcpMessage>) {
+        while !data.is_empty() {
+            match &mut self.framer {
+                Framer::Desynced => {
+                    self.stats.lost_bytes += data.len() as u64;
+                    return;
+                }
+                Framer::Prefix => match data {
+                    [hi, lo, rest @ ..] => {
+                        self.start_body(u16::from_be_bytes([*hi, *lo]), out);
+                        data = rest;
+                    }
+                    [hi, ..] => {
+                        self.framer = Framer::HalfPrefix(*hi);
+                        return;
+                    }
+                    [] => return,
+                },
+                Framer::HalfPrefix(hi) => {
+                    let hi = *hi;
+                    let Some((lo, rest)) = data.split_first() else {
+                        return;
+                    };
+                    self.start_body(u16::from_be_bytes([hi, *lo]), out);
+                    data = rest;
+                }
+                Framer::Body {
+                    bytes,
+                    remaining,
+                    cut,
+                    ..
+                } => {
+                    let n = data.len().min(usize::from(*remaining));
+                    if !*cut {
+                        bytes.extend_from_slice(&data[..n]);
+                    }
+                    // n <= remaining, which is a u16.
+                    *remaining -= n as u16;
+                    data = &data[n..];
+                    self.finish_body_if_done(out);
+                }
+            }
+        }
+    }
+
+    /// Accounts for `hole` uncaptured stream bytes following the captured ones.
+    fn feed_hole(&mut self, mut hole: u32, out: &mut Vec<TcpMessage>) {
+        while hole > 0 {
+            match &mut self.framer {
+                Framer::Body { remaining, cut, .. } => {
+                    let n = hole.min(u32::from(*remaining));
+                    *cut = true;
+                    // n <= remaining, which is a u16.
+                    *remaining -= n as u16;
+                    hole -= n;
+                    self.finish_body_if_done(out);
+                }
+                Framer::Prefix | Framer::HalfPrefix(_) => {
+                    // The hole hides a length prefix: we no longer know where
+                    // messages start.
+                    self.stats.desyncs += 1;
+                    self.framer = Framer::Desynced;
+                }
+                Framer::Desynced => {
+                    self.stats.lost_bytes += u64::from(hole);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Enters the body of a message of `len` bytes (a zero-length one is complete at once).
+    fn start_body(&mut self, len: u16, out: &mut Vec<TcpMessage>) {
+        self.framer = Framer::Body {
+            len,
+            bytes: Vec::new(),
+            remaining: len,
+            cut: false,
+        };
+        self.finish_body_if_done(out);
+    }
+
+    /// Emits the current message if its body is complete.
+    fn finish_body_if_done(&mut self, out: &mut Vec<TcpMessage>) {
+        if let Framer::Body {
+            remaining: 0, len, ..
+        } = self.framer
+        {
+            if let Framer::Body { bytes, .. } = std::mem::take(&mut self.framer) {
+                out.push(TcpMessage { bytes, len });
+            }
+        }
+    }
+}
+
+/// Signed distance from `from` to `to` in sequence space: positive when `to` is ahead.
+fn distance(from: u32, to: u32) -> i64 {
+    i64::from(to.wrapping_sub(from) as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames messages with their 2-byte length prefixes.
+    fn framed(msgs: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in msgs {
+            out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            out.extend_from_slice(m);
+        }
+        out
+    }
+
+    fn msg(bytes: &[u8]) -> TcpMessage {
+        TcpMessage {
+            bytes: bytes.to_vec(),
+            len: bytes.len() as u16,
+        }
+    }
+
+    /// Pushes a fully captured segment.
+    fn push_all(r: &mut StreamReassembler, seq: u32, data: &[u8], out: &mut Vec<TcpMessage>) {
+        r.push(seq, data.len() as u32, data, out);
+    }
+
+    #[test]
+    fn one_message_in_one_segment() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 1000, &framed(&[b"hello"]), &mut out);
+        assert_eq!(out, vec![msg(b"hello")]);
+        assert_eq!(r.stats(), StreamStats::default());
+    }
+
+    #[test]
+    fn prefix_split_one_byte_each() {
+        let data = framed(&[b"abc"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 0, &data[..1], &mut out);
+        assert!(out.is_empty());
+        push_all(&mut r, 1, &data[1..2], &mut out);
+        assert!(out.is_empty());
+        push_all(&mut r, 2, &data[2..], &mut out);
+        assert_eq!(out, vec![msg(b"abc")]);
+    }
+
+    #[test]
+    fn message_split_across_three_segments() {
+        let body: Vec<u8> = (0..=255).collect();
+        let data = framed(&[&body]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 50, &data[..100], &mut out);
+        push_all(&mut r, 150, &data[100..200], &mut out);
+        assert!(out.is_empty());
+        push_all(&mut r, 250, &data[200..], &mut out);
+        assert_eq!(out, vec![msg(&body)]);
+    }
+
+    #[test]
+    fn three_messages_in_one_segment() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 7, &framed(&[b"one", b"two", b"three"]), &mut out);
+        assert_eq!(out, vec![msg(b"one"), msg(b"two"), msg(b"three")]);
+    }
+
+    #[test]
+    fn last_message_continues_into_next_segment() {
+        let data = framed(&[b"first", b"second"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 0, &data[..10], &mut out);
+        assert_eq!(out, vec![msg(b"first")]);
+        push_all(&mut r, 10, &data[10..], &mut out);
+        assert_eq!(out, vec![msg(b"first"), msg(b"second")]);
+    }
+
+    #[test]
+    fn retransmitted_segment_is_not_duplicated() {
+        let data = framed(&[b"query"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 500, &data, &mut out);
+        push_all(&mut r, 500, &data, &mut out);
+        assert_eq!(out, vec![msg(b"query")]);
+        assert_eq!(r.stats().retransmitted_bytes, data.len() as u64);
+        assert_eq!(r.stats().desyncs, 0);
+    }
+
+    #[test]
+    fn partial_overlap_uses_new_tail() {
+        let data = framed(&[b"aaaa", b"bbbb"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 0, &data[..5], &mut out);
+        // Retransmission repacketized: covers bytes 3..12.
+        push_all(&mut r, 3, &data[3..], &mut out);
+        assert_eq!(out, vec![msg(b"aaaa"), msg(b"bbbb")]);
+        assert_eq!(r.stats().retransmitted_bytes, 2);
+    }
+
+    #[test]
+    fn out_of_order_segments_are_reordered() {
+        let data = framed(&[b"xyz", b"uvw"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 0, &data[..2], &mut out);
+        push_all(&mut r, 6, &data[6..], &mut out);
+        push_all(&mut r, 4, &data[4..6], &mut out);
+        assert!(out.is_empty());
+        push_all(&mut r, 2, &data[2..4], &mut out);
+        assert_eq!(out, vec![msg(b"xyz"), msg(b"uvw")]);
+        assert_eq!(r.stats(), StreamStats::default());
+    }
+
+    #[test]
+    fn duplicate_out_of_order_segment_is_held_once() {
+        let data = framed(&[b"12345678"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 0, &data[..4], &mut out);
+        push_all(&mut r, 7, &data[7..], &mut out);
+        push_all(&mut r, 7, &data[7..], &mut out);
+        push_all(&mut r, 4, &data[4..7], &mut out);
+        assert_eq!(out, vec![msg(b"12345678")]);
+        assert_eq!(r.stats().retransmitted_bytes, 3);
+    }
+
+    #[test]
+    fn sequence_wraps_around() {
+        let data = framed(&[b"wrap-me", b"again"]);
+        let start = u32::MAX - 3;
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, start, &data[..5], &mut out);
+        // Out of order across the wrap, then the filler.
+        push_all(&mut r, start.wrapping_add(9), &data[9..], &mut out);
+        push_all(&mut r, start.wrapping_add(5), &data[5..9], &mut out);
+        // A retransmission from before the wrap is still recognized as old.
+        push_all(&mut r, start, &data[..5], &mut out);
+        assert_eq!(out, vec![msg(b"wrap-me"), msg(b"again")]);
+        assert_eq!(r.stats().retransmitted_bytes, 5);
+        assert_eq!(r.stats().desyncs, 0);
+    }
+
+    #[test]
+    fn capture_cut_inside_body_emits_prefix() {
+        let body: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let data = framed(&[&body, b"next"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        // One big segment with the message, cut at 1024 captured bytes.
+        r.push(0, 3002, &data[..1024], &mut out);
+        assert_eq!(
+            out,
+            vec![TcpMessage {
+                bytes: body[..1022].to_vec(),
+                len: 3000
+            }]
+        );
+        // The following message frames normally.
+        push_all(&mut r, 3002, &data[3002..], &mut out);
+        assert_eq!(out[1], msg(b"next"));
+        assert_eq!(r.stats(), StreamStats::default());
+    }
+
+    #[test]
+    fn cut_body_drops_bytes_after_the_hole() {
+        let body: Vec<u8> = (0..40).collect();
+        let data = framed(&[&body]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        r.push(0, 20, &data[..10], &mut out);
+        push_all(&mut r, 20, &data[20..], &mut out);
+        assert_eq!(
+            out,
+            vec![TcpMessage {
+                bytes: body[..8].to_vec(),
+                len: 40
+            }]
+        );
+    }
+
+    #[test]
+    fn cut_swallowing_next_prefix_desyncs_then_resyncs() {
+        let big = vec![7u8; 2000];
+        let data = framed(&[&big, b"lost-one"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        // One segment carrying both messages, captured only up to 1024 bytes.
+        r.push(0, data.len() as u32, &data[..1024], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len, 2000);
+        assert_eq!(r.stats().desyncs, 1);
+        assert_eq!(r.stats().lost_bytes, 10);
+        // Next segment starts a fresh message.
+        push_all(&mut r, data.len() as u32, &framed(&[b"fresh"]), &mut out);
+        assert_eq!(out[1], msg(b"fresh"));
+        assert_eq!(r.stats().desyncs, 1);
+    }
+
+    #[test]
+    fn cut_inside_split_prefix_desyncs() {
+        let data = framed(&[b"abc", b"defg"]);
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        // Captured up to the first byte of the second prefix, hole covers the rest.
+        r.push(0, data.len() as u32, &data[..6], &mut out);
+        assert_eq!(out, vec![msg(b"abc")]);
+        assert_eq!(r.stats().desyncs, 1);
+        push_all(&mut r, data.len() as u32, &framed(&[b"ok"]), &mut out);
+        assert_eq!(out[1], msg(b"ok"));
+    }
+
+    #[test]
+    fn overlapping_tail_while_desynced_is_not_framed() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        // Prefix hidden by a hole right away.
+        r.push(0, 10, &[], &mut out);
+        assert_eq!(r.stats().desyncs, 1);
+        // Overlapping retransmission with 4 new bytes starting mid-segment.
+        push_all(&mut r, 6, &[0, 2, b'h', b'i', 0, 1, b'x', 9], &mut out);
+        assert!(out.is_empty());
+        assert_eq!(r.stats().lost_bytes, 10 + 4);
+        // Next real segment resyncs.
+        push_all(&mut r, 14, &framed(&[b"yo"]), &mut out);
+        assert_eq!(out, vec![msg(b"yo")]);
+    }
+
+    #[test]
+    fn zero_length_message_is_emitted() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        push_all(&mut r, 0, &[0, 0, 0, 1, b'z'], &mut out);
+        assert_eq!(
+            out,
+            vec![
+                TcpMessage {
+                    bytes: vec![],
+                    len: 0
+                },
+                msg(b"z")
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_length_push_does_nothing() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        r.push(123, 0, &[], &mut out);
+        // Must not have fixed the stream start at 123.
+        push_all(&mut r, 9, &framed(&[b"a"]), &mut out);
+        assert_eq!(out, vec![msg(b"a")]);
+        assert_eq!(r.stats(), StreamStats::default());
+    }
+
+    #[test]
+    fn too_many_out_of_order_segments_resync_at_earliest() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        // Start a message of 100 bytes, then never deliver bytes 10..20.
+        r.push(0, 10, &[0, 100, 1, 2, 3, 4, 5, 6, 7, 8], &mut out);
+        // 17 later segments, each a whole 3-byte message, delivered in reverse.
+        let base = 20u32;
+        for i in (0..=MAX_OUT_OF_ORDER as u32).rev() {
+            push_all(&mut r, base + 3 * i, &framed(&[&[i as u8]]), &mut out);
+        }
+        assert_eq!(r.stats().desyncs, 1);
+        assert_eq!(r.stats().lost_bytes, 10);
+        let expected: Vec<TcpMessage> = (0..=MAX_OUT_OF_ORDER as u8).map(|i| msg(&[i])).collect();
+        assert_eq!(out, expected);
+        assert!(r.pending.is_empty());
+    }
+
+    #[test]
+    fn captured_longer_than_wire_is_clamped() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        let data = framed(&[b"ab", b"cd"]);
+        // Contract says captured <= wire_len; extra bytes must be ignored, not trusted.
+        r.push(0, 4, &data, &mut out);
+        assert_eq!(out, vec![msg(b"ab")]);
+        push_all(&mut r, 4, &data[4..], &mut out);
+        assert_eq!(out, vec![msg(b"ab"), msg(b"cd")]);
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_garbage() {
+        let mut r = StreamReassembler::new();
+        let mut out = Vec::new();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let buf: Vec<u8> = (0..2048).map(|i| (i * 31 % 251) as u8).collect();
+        for _ in 0..5000 {
+            let seq = next() as u32 % 100_000;
+            let wire = (next() % 3000) as u32;
+            let cap = (next() % 1100) as usize;
+            r.push(seq, wire, &buf[..cap], &mut out);
+            assert!(r.pending.len() <= MAX_OUT_OF_ORDER);
+            if let Framer::Body { bytes, len, .. } = &r.framer {
+                assert!(bytes.len() <= usize::from(*len));
+            }
+        }
+        assert!(out.iter().all(|m| m.bytes.len() <= usize::from(m.len)));
+    }
+}

@@ -1,0 +1,288 @@
+//! Decoding of the ring-buffer records written by `bpf/capture.bpf.c`.
+//!
+//! The record is a `struct dns_event` (bpf/dnsdoc.h) followed by `captured_len` payload
+//! bytes. We decode by offset instead of transmuting so that a short or corrupt record is
+//! an error, never undefined behaviour.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Size of `struct dns_event` in bpf/dnsdoc.h.
+pub const HEADER_LEN: usize = 104;
+/// Mirrors DNSDOC_COMM_LEN.
+const COMM_LEN: usize = 16;
+
+/// Which way a packet went relative to the local socket that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Leaving a local socket.
+    Egress,
+    /// Arriving at a local socket.
+    Ingress,
+}
+
+/// Transport protocol of a DNS packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// TCP FIN flag.
+pub const TCP_FIN: u8 = 0x01;
+/// TCP RST flag.
+pub const TCP_RST: u8 = 0x04;
+
+/// One DNS packet as seen by the kernel hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketEvent {
+    /// CLOCK_MONOTONIC nanoseconds at the hook.
+    pub ts_ns: u64,
+    /// Socket cookie: identifies the local socket on both paths.
+    pub cookie: u64,
+    pub cgroup_id: u64,
+    /// Owner recorded in socket storage (0 = unknown yet).
+    pub owner_tgid: u32,
+    /// Current task at the hook; only meaningful on egress.
+    pub task_tgid: u32,
+    pub owner_comm: String,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub protocol: Protocol,
+    pub direction: Direction,
+    pub tcp_flags: u8,
+    pub tcp_seq: u32,
+    /// Payload length on the wire; `payload.len()` may be smaller (capture cut).
+    pub payload_len: u32,
+    pub payload: Vec<u8>,
+}
+
+impl PacketEvent {
+    /// The local end of the socket: destination on ingress, source on egress.
+    pub fn local(&self) -> (IpAddr, u16) {
+        match self.direction {
+            Direction::Egress => (self.src, self.sport),
+            Direction::Ingress => (self.dst, self.dport),
+        }
+    }
+
+    /// The remote end of the socket.
+    pub fn peer(&self) -> (IpAddr, u16) {
+        match self.direction {
+            Direction::Egress => (self.dst, self.dport),
+            Direction::Ingress => (self.src, self.sport),
+        }
+    }
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than the {HEADER_LEN}-byte header")]
+    Short(usize),
+    #[error("record says {claimed} payload bytes follow but {present} do")]
+    PayloadLength { claimed: usize, present: usize },
+    #[error("unknown address family {0}")]
+    Family(u8),
+    #[error("unknown protocol {0}")]
+    Protocol(u8),
+    #[error("unknown direction {0}")]
+    Direction(u8),
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_ne_bytes([b[off], b[off + 1]])
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes(b[off..off + 4].try_into().expect("4-byte slice"))
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_ne_bytes(b[off..off + 8].try_into().expect("8-byte slice"))
+}
+
+fn addr(bytes: &[u8], family: u8) -> IpAddr {
+    if family == 4 {
+        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+    } else {
+        let a: [u8; 16] = bytes[..16].try_into().expect("16-byte slice");
+        IpAddr::V6(Ipv6Addr::from(a))
+    }
+}
+
+fn comm(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Decodes one ring-buffer record (native byte order: it never leaves this machine).
+pub fn decode(record: &[u8]) -> Result<PacketEvent, DecodeError> {
+    if record.len() < HEADER_LEN {
+        return Err(DecodeError::Short(record.len()));
+    }
+    let b = record;
+    let family = b[84];
+    if family != 4 && family != 6 {
+        return Err(DecodeError::Family(family));
+    }
+    let protocol = match b[85] {
+        17 => Protocol::Udp,
+        6 => Protocol::Tcp,
+        p => return Err(DecodeError::Protocol(p)),
+    };
+    let direction = match b[86] {
+        0 => Direction::Egress,
+        1 => Direction::Ingress,
+        d => return Err(DecodeError::Direction(d)),
+    };
+    let captured = u32_at(b, 96) as usize;
+    let present = record.len() - HEADER_LEN;
+    // The ring buffer rounds records up to 8 bytes, so extra trailing bytes are fine.
+    if captured > present {
+        return Err(DecodeError::PayloadLength {
+            claimed: captured,
+            present,
+        });
+    }
+    Ok(PacketEvent {
+        ts_ns: u64_at(b, 0),
+        cookie: u64_at(b, 8),
+        cgroup_id: u64_at(b, 16),
+        owner_tgid: u32_at(b, 24),
+        task_tgid: u32_at(b, 28),
+        owner_comm: comm(&b[32..32 + COMM_LEN]),
+        src: addr(&b[48..64], family),
+        dst: addr(&b[64..80], family),
+        sport: u16_at(b, 80),
+        dport: u16_at(b, 82),
+        protocol,
+        direction,
+        tcp_flags: b[87],
+        tcp_seq: u32_at(b, 88),
+        payload_len: u32_at(b, 92),
+        payload: record[HEADER_LEN..HEADER_LEN + captured].to_vec(),
+    })
+}
+
+/// Builds a record the way the BPF program does; for tests and fuzz seeds.
+#[doc(hidden)]
+pub fn encode(ev: &PacketEvent) -> Vec<u8> {
+    let mut b = vec![0u8; HEADER_LEN];
+    b[0..8].copy_from_slice(&ev.ts_ns.to_ne_bytes());
+    b[8..16].copy_from_slice(&ev.cookie.to_ne_bytes());
+    b[16..24].copy_from_slice(&ev.cgroup_id.to_ne_bytes());
+    b[24..28].copy_from_slice(&ev.owner_tgid.to_ne_bytes());
+    b[28..32].copy_from_slice(&ev.task_tgid.to_ne_bytes());
+    let c = ev.owner_comm.as_bytes();
+    b[32..32 + c.len().min(COMM_LEN - 1)].copy_from_slice(&c[..c.len().min(COMM_LEN - 1)]);
+    let put_addr = |b: &mut [u8], a: &IpAddr| match a {
+        IpAddr::V4(v4) => b[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => b[..16].copy_from_slice(&v6.octets()),
+    };
+    put_addr(&mut b[48..64], &ev.src);
+    put_addr(&mut b[64..80], &ev.dst);
+    b[80..82].copy_from_slice(&ev.sport.to_ne_bytes());
+    b[82..84].copy_from_slice(&ev.dport.to_ne_bytes());
+    b[84] = if ev.src.is_ipv4() { 4 } else { 6 };
+    b[85] = match ev.protocol {
+        Protocol::Udp => 17,
+        Protocol::Tcp => 6,
+    };
+    b[86] = match ev.direction {
+        Direction::Egress => 0,
+        Direction::Ingress => 1,
+    };
+    b[87] = ev.tcp_flags;
+    b[88..92].copy_from_slice(&ev.tcp_seq.to_ne_bytes());
+    b[92..96].copy_from_slice(&ev.payload_len.to_ne_bytes());
+    b[96..100].copy_from_slice(&(ev.payload.len() as u32).to_ne_bytes());
+    b.extend_from_slice(&ev.payload);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PacketEvent {
+        PacketEvent {
+            ts_ns: 123_456_789,
+            cookie: 42,
+            cgroup_id: 7,
+            owner_tgid: 1000,
+            task_tgid: 1001,
+            owner_comm: "dig".into(),
+            src: "::1".parse().unwrap(),
+            dst: "2001:db8::53".parse().unwrap(),
+            sport: 40000,
+            dport: 53,
+            protocol: Protocol::Tcp,
+            direction: Direction::Ingress,
+            tcp_flags: 0x18,
+            tcp_seq: u32::MAX - 1,
+            payload_len: 300,
+            payload: vec![1, 2, 3, 4, 5],
+        }
+    }
+
+    #[test]
+    fn round_trips_every_field() {
+        let ev = sample();
+        assert_eq!(decode(&encode(&ev)).unwrap(), ev);
+        let mut v4 = sample();
+        v4.src = "127.0.0.1".parse().unwrap();
+        v4.dst = "127.0.0.53".parse().unwrap();
+        v4.protocol = Protocol::Udp;
+        v4.direction = Direction::Egress;
+        assert_eq!(decode(&encode(&v4)).unwrap(), v4);
+    }
+
+    #[test]
+    fn trailing_padding_is_ignored() {
+        let mut rec = encode(&sample());
+        rec.extend_from_slice(&[0, 0, 0]);
+        assert_eq!(decode(&rec).unwrap().payload, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn rejects_short_and_lying_records() {
+        let rec = encode(&sample());
+        assert_eq!(decode(&rec[..10]), Err(DecodeError::Short(10)));
+        assert_eq!(
+            decode(&rec[..HEADER_LEN + 2]),
+            Err(DecodeError::PayloadLength {
+                claimed: 5,
+                present: 2
+            })
+        );
+        let mut bad = rec.clone();
+        bad[84] = 9;
+        assert_eq!(decode(&bad), Err(DecodeError::Family(9)));
+        let mut bad = rec.clone();
+        bad[85] = 1;
+        assert_eq!(decode(&bad), Err(DecodeError::Protocol(1)));
+        let mut bad = rec;
+        bad[86] = 2;
+        assert_eq!(decode(&bad), Err(DecodeError::Direction(2)));
+    }
+
+    #[test]
+    fn local_and_peer_follow_direction() {
+        let mut ev = sample();
+        assert_eq!(ev.local(), (ev.dst, 53));
+        assert_eq!(ev.peer(), (ev.src, 40000));
+        ev.direction = Direction::Egress;
+        assert_eq!(ev.local(), (ev.src, 40000));
+    }
+}

@@ -1,0 +1,266 @@
+//! Stage 1, capture: loads the BPF programs, attaches them to a cgroup and turns
+//! ring-buffer records into [`PacketEvent`]s. Nothing here knows DNS semantics.
+//!
+//! Two BPF objects: `owner` (sock_addr hooks that record who uses each DNS socket) and
+//! `capture` (cgroup_skb hooks that emit every DNS packet). They share the `sock_owners`
+//! socket-storage map. All attachments are BPF links owned by [`Capture`]: dropping it,
+//! exiting, or being killed detaches everything, and other instances are unaffected.
+
+pub mod event;
+pub mod scope;
+mod skel;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+
+pub use event::{Direction, PacketEvent, Protocol};
+
+use crate::exit::CollectError;
+use skel::capture::{CaptureSkel, CaptureSkelBuilder};
+use skel::owner::{OwnerSkel, OwnerSkelBuilder};
+
+/// Mirrors DNSDOC_MAX_PORTS in bpf/dnsdoc.h.
+pub const MAX_PORTS: usize = 8;
+/// Mirrors DNSDOC_MAX_PAYLOAD in bpf/dnsdoc.h.
+pub const MAX_PAYLOAD: usize = 1024;
+
+/// What to capture.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// cgroup v2 directory to attach to; its whole subtree is observed.
+    pub cgroup: PathBuf,
+    /// DNS ports (1..=MAX_PORTS of them).
+    pub ports: Vec<u16>,
+    /// Ring buffer size in bytes (rounded up to a power of two, at least one page).
+    pub ring_buffer_bytes: u32,
+}
+
+/// Kernel-side counters, summed over CPUs. Mirrors `enum dnsdoc_counter`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// DNS packets the hooks saw.
+    pub packets: u64,
+    /// Records lost because the ring buffer was full.
+    pub dropped_ringbuf_full: u64,
+    /// Records lost because the payload could not be read.
+    pub dropped_load_error: u64,
+    /// Packets whose owner could not be stored (socket storage allocation failed).
+    pub owner_storage_full: u64,
+    /// Packets whose payload was longer than MAX_PAYLOAD and was cut.
+    pub payload_cut: u64,
+}
+
+/// Storage the BPF objects borrow; lives on the caller's stack for the capture's lifetime.
+pub struct ObjectStorage {
+    owner: MaybeUninit<OpenObject>,
+    capture: MaybeUninit<OpenObject>,
+}
+
+impl Default for ObjectStorage {
+    fn default() -> Self {
+        ObjectStorage {
+            owner: MaybeUninit::uninit(),
+            capture: MaybeUninit::uninit(),
+        }
+    }
+}
+
+/// A running capture. Dropping it detaches every program.
+pub struct Capture<'obj> {
+    // Field order is drop order: links first, then the ring buffer, then the objects.
+    _links: Vec<Link>,
+    // 'static: the callback owns its state; the ring keeps the map's memory mapped.
+    ring: RingBuffer<'static>,
+    queue: Rc<RefCell<Queue>>,
+    capture: CaptureSkel<'obj>,
+    _owner: OwnerSkel<'obj>,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<PacketEvent>,
+    decode_errors: u64,
+}
+
+impl<'obj> Capture<'obj> {
+    /// Loads and attaches the probes. Errors that mean "this host cannot run dnsdoc"
+    /// carry a [`CollectError`].
+    pub fn start(cfg: &CaptureConfig, storage: &'obj mut ObjectStorage) -> Result<Self> {
+        if cfg.ports.is_empty() || cfg.ports.len() > MAX_PORTS {
+            bail!("between 1 and {MAX_PORTS} ports can be watched, got {}", cfg.ports.len());
+        }
+        let mut ports = [0u16; MAX_PORTS];
+        ports[..cfg.ports.len()].copy_from_slice(&cfg.ports);
+
+        let mut open_owner = OwnerSkelBuilder::default()
+            .open(&mut storage.owner)
+            .map_err(|e| unsupported("opening the owner probes", e))?;
+        let ro = open_owner
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("owner object has no .rodata")?;
+        ro.dns_ports = ports;
+        ro.n_ports = cfg.ports.len() as u32;
+        let owner = open_owner
+            .load()
+            .map_err(|e| unsupported("loading the owner probes", e))?;
+
+        let mut open_capture = CaptureSkelBuilder::default()
+            .open(&mut storage.capture)
+            .map_err(|e| unsupported("opening the capture probes", e))?;
+        let ro = open_capture
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("capture object has no .rodata")?;
+        ro.dns_ports = ports;
+        ro.n_ports = cfg.ports.len() as u32;
+        open_capture
+            .maps
+            .events
+            .set_max_entries(ring_size(cfg.ring_buffer_bytes))
+            .context("sizing the ring buffer")?;
+        open_capture
+            .maps
+            .sock_owners
+            .reuse_fd(owner.maps.sock_owners.as_fd())
+            .context("sharing the socket-owner map")?;
+        let capture = open_capture
+            .load()
+            .map_err(|e| unsupported("loading the capture probes", e))?;
+
+        let cgroup = File::open(&cfg.cgroup)
+            .with_context(|| format!("opening cgroup {}", cfg.cgroup.display()))?;
+        let fd = cgroup.as_raw_fd();
+        let attach = |p: &libbpf_rs::ProgramMut, what: &str| {
+            p.attach_cgroup(fd)
+                .map_err(|e| unsupported(&format!("attaching {what} to {}", cfg.cgroup.display()), e))
+        };
+        let links = vec![
+            attach(&owner.progs.owner_connect4, "cgroup/connect4")?,
+            attach(&owner.progs.owner_connect6, "cgroup/connect6")?,
+            attach(&owner.progs.owner_sendmsg4, "cgroup/sendmsg4")?,
+            attach(&owner.progs.owner_sendmsg6, "cgroup/sendmsg6")?,
+            attach(&owner.progs.owner_recvmsg4, "cgroup/recvmsg4")?,
+            attach(&owner.progs.owner_recvmsg6, "cgroup/recvmsg6")?,
+            attach(&capture.progs.dns_egress, "cgroup_skb/egress")?,
+            attach(&capture.progs.dns_ingress, "cgroup_skb/ingress")?,
+        ];
+
+        let queue = Rc::new(RefCell::new(Queue::default()));
+        let sink = Rc::clone(&queue);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&capture.maps.events, move |record: &[u8]| {
+                let mut q = sink.borrow_mut();
+                match event::decode(record) {
+                    Ok(ev) => q.events.push_back(ev),
+                    Err(_) => q.decode_errors += 1,
+                }
+                0
+            })
+            .context("registering the ring buffer")?;
+        let ring = builder.build().context("creating the ring buffer reader")?;
+
+        Ok(Capture {
+            _links: links,
+            ring,
+            queue,
+            capture,
+            _owner: owner,
+        })
+    }
+
+    /// Waits up to `timeout` for records and moves the decoded events into `out`.
+    pub fn poll(&self, timeout: Duration, out: &mut Vec<PacketEvent>) -> Result<()> {
+        match self.ring.poll(timeout) {
+            Ok(()) => {}
+            // EINTR: a signal (Ctrl-C) arrived; the caller checks its flag.
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading the ring buffer"),
+        }
+        out.extend(self.queue.borrow_mut().events.drain(..));
+        Ok(())
+    }
+
+    /// Records that failed to decode (should stay 0; counted, never silent).
+    pub fn decode_errors(&self) -> u64 {
+        self.queue.borrow().decode_errors
+    }
+
+    /// Reads the kernel-side counters.
+    pub fn counters(&self) -> Result<KernelCounters> {
+        let read = |idx: u32| -> Result<u64> {
+            let vals = self
+                .capture
+                .maps
+                .counters
+                .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+                .context("reading BPF counters")?
+                .unwrap_or_default();
+            Ok(vals
+                .iter()
+                .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("8-byte value")))
+                .sum())
+        };
+        Ok(KernelCounters {
+            packets: read(0)?,
+            dropped_ringbuf_full: read(1)?,
+            dropped_load_error: read(2)?,
+            owner_storage_full: read(3)?,
+            payload_cut: read(4)?,
+        })
+    }
+}
+
+/// Ring buffer sizes must be a power of two and a multiple of the page size.
+fn ring_size(bytes: u32) -> u32 {
+    bytes.clamp(4096, 1 << 30).next_power_of_two()
+}
+
+fn unsupported(what: &str, e: libbpf_rs::Error) -> anyhow::Error {
+    let reason = match e.kind() {
+        libbpf_rs::ErrorKind::PermissionDenied => {
+            return CollectError::NoPrivileges(format!("{what}: {e} (needs CAP_BPF and CAP_NET_ADMIN, or root)")).into()
+        }
+        _ => format!("{what}: {e}"),
+    };
+    CollectError::Unsupported(reason).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_header_matches_the_c_struct() {
+        use skel::capture::types::dns_event;
+        use std::mem::{offset_of, size_of};
+        assert_eq!(size_of::<dns_event>(), event::HEADER_LEN);
+        assert_eq!(offset_of!(dns_event, owner_comm), 32);
+        assert_eq!(offset_of!(dns_event, saddr), 48);
+        assert_eq!(offset_of!(dns_event, sport), 80);
+        assert_eq!(offset_of!(dns_event, family), 84);
+        assert_eq!(offset_of!(dns_event, tcp_seq), 88);
+        assert_eq!(offset_of!(dns_event, payload_len), 92);
+        assert_eq!(offset_of!(dns_event, captured_len), 96);
+    }
+
+    #[test]
+    fn ring_sizes_are_powers_of_two() {
+        assert_eq!(ring_size(1), 4096);
+        assert_eq!(ring_size(5 << 20), 8 << 20);
+        assert_eq!(ring_size(16 << 20), 16 << 20);
+    }
+}

@@ -1,0 +1,147 @@
+//! Command-line interface definitions (clap). Parsing only; commands live elsewhere.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// dnsdoc: a DNS doctor for Linux nodes.
+///
+/// Sees every DNS query and response on this machine from inside the kernel (eBPF
+/// cgroup hooks; UDP and TCP, IPv4 and IPv6) and reports latency percentiles, failure
+/// ratios, and the processes, servers and names behind them.
+#[derive(Debug, Parser)]
+#[command(name = "dnsdoc", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Observe DNS traffic for a window and report what was seen (needs root).
+    #[command(long_about = WATCH_ABOUT, after_help = WATCH_EXAMPLES)]
+    Watch(WatchArgs),
+}
+
+const WATCH_ABOUT: &str = "\
+Observe every DNS query and response for a bounded window, then print a summary and
+write a snapshot: latency percentiles, timeouts, NXDOMAIN/SERVFAIL/REFUSED counts,
+truncation and TCP retries, per process, per server, per query type and per name.
+
+Local DNS servers (dnsmasq, CoreDNS, systemd-resolved) are reported apart, with their
+own processing time, so a query seen at both ends on loopback is never counted twice.
+
+Needs CAP_BPF and CAP_NET_ADMIN (run as root). Ctrl-C or SIGTERM ends the window early
+and still produces the summary and the snapshot.";
+
+const WATCH_EXAMPLES: &str = "\
+Examples:
+  sudo dnsdoc watch --duration 30s
+  sudo dnsdoc watch --duration 1m -o dns.json             # save a snapshot for `doctor`
+  sudo dnsdoc watch --cgroup system.slice/nginx.service   # one service only
+  sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// The snapshot as JSON (schema in docs/SNAPSHOT.md).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// How long to observe ("10s", "2m", "500ms"; at most 24h).
+    #[arg(short, long, default_value = "10s", value_parser = parse_window)]
+    pub duration: Duration,
+
+    /// A query unanswered for this long counts as a timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// DNS port to watch, UDP and TCP (repeatable, at most 8).
+    #[arg(short, long = "port", value_name = "PORT", default_values_t = [53u16],
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+
+    /// Only this cgroup v2 subtree (path under the cgroup2 mount, or absolute).
+    /// Default: the cgroup v2 root, i.e. the whole machine.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Only transactions of these processes (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Write the snapshot (JSON) to this file, atomically.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Kernel ring buffer size in bytes (rounded up to a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, hide_short_help = true)]
+    pub ring_buffer_bytes: u32,
+
+    /// Most queries tracked in flight; beyond, the oldest are evicted and counted.
+    #[arg(long, value_name = "N", default_value_t = 200_000, hide_short_help = true)]
+    pub max_pending: usize,
+
+    /// No live progress line on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (examples: 10s, 2m, 500ms)"))
+}
+
+fn parse_window(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > Duration::from_secs(24 * 3600) {
+        return Err("must be more than 0 and at most 24h".into());
+    }
+    Ok(d)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+        return Err("must be between 1ms and 1h".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_window("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_window("0s").is_err());
+        assert!(parse_window("25h").is_err());
+        assert!(parse_window("ten").unwrap_err().contains("examples"));
+        assert!(parse_timeout("0ms").is_err());
+    }
+
+    #[test]
+    fn watch_defaults() {
+        let cli = Cli::try_parse_from(["dnsdoc", "watch"]).unwrap();
+        let Command::Watch(w) = cli.command;
+        assert_eq!(w.ports, vec![53]);
+        assert_eq!(w.duration, Duration::from_secs(10));
+        assert_eq!(w.timeout, Duration::from_secs(5));
+        assert!(Cli::try_parse_from(["dnsdoc", "watch", "--port", "0"]).is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! Exit codes (documented in the README) and the errors that choose them.
+//!
+//! CI jobs branch on these, so they are part of dnsdoc's interface: never renumber.
+
+/// Success; for `doctor`, no finding at or above `--fail-on`.
+pub const OK: i32 = 0;
+/// `doctor`: WARNING findings and `--fail-on warning`.
+pub const WARNING: i32 = 1;
+/// `doctor`: CRITICAL findings.
+pub const CRITICAL: i32 = 2;
+/// Could not collect: no privileges, no BPF support, no cgroup v2.
+pub const COLLECT: i32 = 3;
+/// Invalid input: unreadable or corrupt snapshot, invalid rule files.
+pub const INPUT: i32 = 4;
+/// Any other runtime failure (for example the output file cannot be written).
+pub const RUNTIME: i32 = 5;
+/// Bad command-line usage (unknown flag, bad value), as in sysexits.h EX_USAGE.
+pub const USAGE: i32 = 64;
+
+/// Why the kernel capture could not start. Each maps to exit code [`COLLECT`].
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("insufficient privileges: {0}")]
+    NoPrivileges(String),
+    #[error("cgroup v2 unavailable: {0}")]
+    NoCgroup2(String),
+    #[error("this kernel cannot run dnsdoc's probes: {0}")]
+    Unsupported(String),
+}
+
+/// Bad input data (a snapshot or rule file). Maps to exit code [`INPUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+/// Bad usage detected after argument parsing. Maps to exit code [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Picks the exit code for an error by looking for a known kind in its chain.
+pub fn code_for(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.is::<CollectError>() {
+            return COLLECT;
+        }
+        if cause.is::<InputError>() {
+            return INPUT;
+        }
+        if cause.is::<UsageError>() {
+            return USAGE;
+        }
+    }
+    RUNTIME
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn finds_the_kind_under_context() {
+        let e = Err::<(), _>(CollectError::NoPrivileges("x".into()))
+            .context("starting capture")
+            .unwrap_err();
+        assert_eq!(code_for(&e), COLLECT);
+        let e = anyhow::Error::new(InputError("bad".into())).context("reading snapshot");
+        assert_eq!(code_for(&e), INPUT);
+        assert_eq!(code_for(&anyhow::anyhow!("disk full")), RUNTIME);
+        assert_eq!(code_for(&UsageError("x".into()).into()), USAGE);
+    }
+}

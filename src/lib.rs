@@ -1,0 +1,22 @@
+//! dnsdoc: a DNS doctor for Linux nodes, built on eBPF.
+//!
+//! Data flows one way, one module per stage, plain data types between them:
+//!
+//! 1. [`capture`]: BPF programs (bpf/*.bpf.c) attached to a cgroup emit one event per
+//!    DNS packet into a ring buffer; the loader decodes them into `PacketEvent`s.
+//! 2. [`analysis`]: TCP reassembly and DNS parsing turn packets into messages; the
+//!    matcher pairs queries and responses into transactions; the aggregator folds them.
+//! 3. [`snapshot`]: the result of one window, a documented JSON format.
+//! 4. [`render`]: text for people.
+//!
+//! [`watch`] drives stages 1-4 for one window. See docs/ARCHITECTURE.md.
+
+pub mod analysis;
+pub mod capture;
+pub mod cli;
+pub mod exit;
+pub mod procinfo;
+pub mod render;
+pub mod signals;
+pub mod snapshot;
+pub mod watch;

@@ -1,0 +1,30 @@
+//! The `dnsdoc` binary: parses arguments, runs a command, maps errors to exit codes.
+
+use clap::Parser;
+
+use dnsdoc::cli::{Cli, Command};
+use dnsdoc::exit;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match &cli.command {
+        Command::Watch(args) => dnsdoc::watch::run(args).map(|()| exit::OK),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            // One line: the chain of contexts, outermost first.
+            let msg: Vec<String> = err.chain().map(ToString::to_string).collect();
+            eprintln!("dnsdoc: error: {}", msg.join(": "));
+            std::process::exit(exit::code_for(&err));
+        }
+    }
+}

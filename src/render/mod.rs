@@ -1,0 +1,4 @@
+//! Stage 6, report: turns snapshots (and later findings) into text for people.
+
+pub mod style;
+pub mod summary;

@@ -1,0 +1,301 @@
+//! Stage 4, the snapshot: everything one observation window found, as plain data.
+//!
+//! This is dnsdoc's public data format (docs/SNAPSHOT.md): `watch -o` writes it, `doctor
+//! --snapshot` and other tools read it. Add fields freely; renaming or removing one needs
+//! a new `schema` number.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::exit::InputError;
+
+/// Current snapshot schema version.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema: u32,
+    pub dnsdoc_version: String,
+    pub window: Window,
+    pub host: Host,
+    pub capture: CaptureHealth,
+    /// Client-side view: queries sent by local processes and the answers they got.
+    pub totals: Totals,
+    /// Client-side latency: query sent to response received.
+    pub latency: Latency,
+    pub processes: Vec<ProcessStats>,
+    pub servers: Vec<ServerStats>,
+    pub qtypes: Vec<QtypeStats>,
+    pub names: Names,
+    /// Server-side view: queries received by local DNS servers and their processing time.
+    pub server_side: ServerSide,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// RFC 3339 UTC.
+    pub start: String,
+    pub end: String,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub hostname: String,
+    pub kernel: String,
+}
+
+/// How complete the observation was. Findings on a lossy capture may be biased.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CaptureHealth {
+    /// The cgroup v2 directory the probes were attached to.
+    pub cgroup: String,
+    pub ports: Vec<u16>,
+    /// `--pid` filter; empty when every process counts.
+    pub pids: Vec<u32>,
+    /// Queries without an answer after this long are timeouts.
+    pub timeout_ms: u64,
+    /// DNS packets the kernel hooks saw.
+    pub packets: u64,
+    /// Ring-buffer records received by user space.
+    pub events: u64,
+    /// DNS messages decoded from those records (UDP datagrams and TCP-stream messages).
+    pub messages: u64,
+    pub dropped: Dropped,
+    /// Packets longer than the capture size; header and question were still read.
+    pub payload_cut: u64,
+    /// Records whose DNS message could not be parsed (malformed, not DNS).
+    pub parse_errors: u64,
+    /// Times a TCP stream lost its framing and had to resync.
+    pub tcp_desyncs: u64,
+    /// Responses with no matching query (query sent before the window, or late).
+    pub unmatched_responses: u64,
+    /// Client queries still waiting for an answer, younger than the timeout, at the end.
+    pub pending_at_end: u64,
+    /// Server-side queries not yet answered at the end.
+    pub server_pending_at_end: u64,
+}
+
+/// Events lost, by reason. `total > 0` means the other numbers are partial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Dropped {
+    pub total: u64,
+    /// The BPF ring buffer was full.
+    pub ringbuf_full: u64,
+    /// The kernel could not read a packet's payload.
+    pub load_error: u64,
+    /// A record could not be decoded in user space.
+    pub decode_error: u64,
+    /// Pending queries evicted because the tracking table was full.
+    pub pending_evicted: u64,
+}
+
+/// Counts by response code (header RCODE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[allow(non_snake_case)]
+pub struct Rcodes {
+    pub NOERROR: u64,
+    pub NXDOMAIN: u64,
+    pub SERVFAIL: u64,
+    pub REFUSED: u64,
+    pub FORMERR: u64,
+    pub NOTIMP: u64,
+    pub other: u64,
+}
+
+impl Rcodes {
+    pub fn add(&mut self, rcode: u8) {
+        match rcode {
+            0 => self.NOERROR += 1,
+            1 => self.FORMERR += 1,
+            2 => self.SERVFAIL += 1,
+            3 => self.NXDOMAIN += 1,
+            4 => self.NOTIMP += 1,
+            5 => self.REFUSED += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    /// Responses that mean the resolution failed: all but NOERROR and NXDOMAIN.
+    pub fn failed(&self) -> u64 {
+        self.SERVFAIL + self.REFUSED + self.FORMERR + self.NOTIMP + self.other
+    }
+
+    pub fn total(&self) -> u64 {
+        self.NOERROR + self.NXDOMAIN + self.failed()
+    }
+}
+
+/// The counts every group (node, process, server, qtype, name) carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Counts {
+    /// Queries sent (retransmissions of the same query not counted again).
+    pub queries: u64,
+    pub queries_per_s: f64,
+    /// Queries answered.
+    pub responses: u64,
+    /// Queries unanswered after `capture.timeout_ms`.
+    pub timeouts: u64,
+    pub rcodes: Rcodes,
+    /// timeouts + SERVFAIL + REFUSED + FORMERR + NOTIMP + other RCODEs.
+    pub failures: u64,
+    /// failures / (responses + timeouts); 0 when nothing completed.
+    pub failure_ratio: f64,
+    /// NXDOMAIN / responses.
+    pub nxdomain_ratio: f64,
+}
+
+/// Node-wide client-side totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Totals {
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Responses with the TC bit set.
+    pub truncated: u64,
+    /// Truncated answers whose question the same process then asked over TCP.
+    pub truncated_retried_tcp: u64,
+    /// The same query (socket, id, question) sent again before an answer.
+    pub retransmissions: u64,
+    pub udp_queries: u64,
+    pub tcp_queries: u64,
+    pub ipv4_queries: u64,
+    pub ipv6_queries: u64,
+}
+
+/// Latency summary in milliseconds; fields are null when there were no samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Process name from /proc/PID/comm (the thread name from the kernel if it exited).
+    pub comm: String,
+    /// cgroup v2 path from /proc/PID/cgroup, when known.
+    pub cgroup: Option<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency: Latency,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerStats {
+    /// "ADDR:PORT" ("[::1]:53" for IPv6).
+    pub server: String,
+    pub protocol: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency: Latency,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QtypeStats {
+    pub qtype: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency: Latency,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameStats {
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Names {
+    /// Most-queried names, busiest first.
+    pub by_volume: Vec<NameStats>,
+    /// Names with the most NXDOMAIN, SERVFAIL, REFUSED or timeouts, worst first.
+    pub by_failures: Vec<NameStats>,
+    /// Distinct names seen (up to the tracking limit).
+    pub distinct: u64,
+    /// Queries for names beyond the tracking limit (counted in totals, not per name).
+    pub untracked_queries: u64,
+}
+
+/// Local DNS servers (dnsmasq, CoreDNS, systemd-resolved...) seen answering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ServerSide {
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Query received to response sent: the server's own processing time.
+    pub latency: Latency,
+    pub listeners: Vec<ListenerStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenerStats {
+    /// Local "ADDR:PORT" the server answered on.
+    pub address: String,
+    pub protocol: String,
+    pub pid: u32,
+    pub comm: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency: Latency,
+}
+
+impl Snapshot {
+    /// Writes the snapshot as pretty JSON, atomically: a temporary file in the same
+    /// directory, fsync, then rename. A crash never leaves half a file behind.
+    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .with_context(|| format!("{}: not a file path", path.display()))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp.{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let write = || -> Result<()> {
+            let mut f = fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            serde_json::to_writer_pretty(&mut f, self)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        };
+        write().inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+    }
+
+    /// Reads a snapshot file; a missing, unreadable or invalid file is an [`InputError`].
+    pub fn read(path: &Path) -> Result<Snapshot> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| InputError(format!("cannot read snapshot {}: {e}", path.display())))?;
+        let snap: Snapshot = serde_json::from_str(&text).map_err(|e| {
+            InputError(format!("{}: not a dnsdoc snapshot: {e}", path.display()))
+        })?;
+        if snap.schema != SCHEMA {
+            return Err(InputError(format!(
+                "{}: snapshot schema {} is not supported (this dnsdoc reads schema {SCHEMA})",
+                path.display(),
+                snap.schema
+            ))
+            .into());
+        }
+        Ok(snap)
+    }
+}

@@ -1,0 +1,238 @@
+//! `dnsdoc watch`: runs one observation window and returns its snapshot.
+//!
+//! Drives the pipeline: capture -> analysis -> aggregate -> snapshot. `doctor` and
+//! `chaos --verify` reuse [`observe`].
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use crate::analysis::aggregate::{Aggregator, ProcessInfo};
+use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
+use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage};
+use crate::cli::{Format, WatchArgs};
+use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
+use crate::{procinfo, render, signals};
+
+/// Everything one observation window needs.
+#[derive(Debug, Clone)]
+pub struct ObserveOptions {
+    pub duration: Duration,
+    pub timeout: Duration,
+    pub ports: Vec<u16>,
+    pub cgroup: Option<PathBuf>,
+    pub pids: Vec<u32>,
+    pub ring_buffer_bytes: u32,
+    pub max_pending: usize,
+    /// Show a live progress line on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl From<&WatchArgs> for ObserveOptions {
+    fn from(a: &WatchArgs) -> Self {
+        ObserveOptions {
+            duration: a.duration,
+            timeout: a.timeout,
+            ports: a.ports.clone(),
+            cgroup: a.cgroup.clone(),
+            pids: a.pids.clone(),
+            ring_buffer_bytes: a.ring_buffer_bytes,
+            max_pending: a.max_pending,
+            progress: !a.no_progress,
+        }
+    }
+}
+
+/// Runs `dnsdoc watch`.
+pub fn run(args: &WatchArgs) -> Result<()> {
+    let snap = observe(&ObserveOptions::from(args))?;
+    if let Some(path) = &args.output {
+        snap.write_atomic(path)
+            .with_context(|| format!("writing snapshot {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &snap)?;
+            writeln!(out)?;
+        }
+        Format::Table => write!(out, "{}", render::summary::render(&snap))?,
+    }
+    if let Some(path) = &args.output {
+        eprintln!("dnsdoc: snapshot written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Attaches the probes, observes for the window (or until Ctrl-C/SIGTERM), detaches and
+/// returns the snapshot.
+pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
+    scope::check_privileges()?;
+    let cgroup = scope::resolve_cgroup(opts.cgroup.as_deref())?;
+    signals::install().context("installing signal handlers")?;
+
+    let mut storage = ObjectStorage::default();
+    let capture = Capture::start(
+        &CaptureConfig {
+            cgroup: cgroup.clone(),
+            ports: opts.ports.clone(),
+            ring_buffer_bytes: opts.ring_buffer_bytes,
+        },
+        &mut storage,
+    )?;
+    let start_wall = SystemTime::now();
+    let start = Instant::now();
+    let start_mono = signals::monotonic_ns();
+    let ports: Vec<String> = opts.ports.iter().map(u16::to_string).collect();
+    eprintln!(
+        "dnsdoc: watching DNS on port {} in cgroup {} for {} (Ctrl-C to stop early)",
+        ports.join(","),
+        cgroup.display(),
+        humantime::format_duration(opts.duration)
+    );
+
+    let timeout_ns = opts.timeout.as_nanos() as u64;
+    let mut analyzer = Analyzer::new(&AnalysisConfig {
+        timeout_ns,
+        max_pending: opts.max_pending,
+    });
+    let mut agg = Aggregator::new();
+    let mut procs: HashMap<u32, ProcessInfo> = HashMap::new();
+    let mut events = Vec::new();
+    let mut new_tgids = Vec::new();
+    let mut txs = Vec::new();
+    let show_progress = opts.progress && std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+
+    let mut feed = |events: &mut Vec<_>,
+                    analyzer: &mut Analyzer,
+                    agg: &mut Aggregator,
+                    procs: &mut HashMap<u32, ProcessInfo>| {
+        for ev in events.drain(..) {
+            analyzer.on_event(ev, &mut new_tgids, &mut txs);
+            // Look the process up now, while it most likely still exists.
+            for tgid in new_tgids.drain(..) {
+                if let Some(info) = procinfo::lookup(tgid) {
+                    procs.insert(tgid, info);
+                }
+            }
+        }
+        analyzer.tick(signals::monotonic_ns(), &mut txs);
+        for tx in txs.drain(..) {
+            if wanted(&tx, &opts.pids) {
+                agg.add(&tx);
+            }
+        }
+    };
+
+    loop {
+        let elapsed = start.elapsed();
+        if signals::stop_requested() || elapsed >= opts.duration {
+            break;
+        }
+        let wait = (opts.duration - elapsed).min(Duration::from_millis(100));
+        capture.poll(wait, &mut events)?;
+        feed(&mut events, &mut analyzer, &mut agg, &mut procs);
+        if show_progress && last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            let c = capture.counters().unwrap_or_default();
+            let s = analyzer.decode_stats();
+            eprint!(
+                "\r\x1b[2K  {:>5.1}s / {}   packets {}   messages {}   in flight {}   dropped {}",
+                start.elapsed().as_secs_f64(),
+                humantime::format_duration(opts.duration),
+                c.packets,
+                s.messages,
+                analyzer.in_flight(),
+                c.dropped_ringbuf_full + c.dropped_load_error
+            );
+        }
+    }
+    // Drain what the kernel already queued, then read the counters and detach.
+    let end_mono = signals::monotonic_ns();
+    let end_wall = SystemTime::now();
+    capture.poll(Duration::ZERO, &mut events)?;
+    feed(&mut events, &mut analyzer, &mut agg, &mut procs);
+    let counters = capture.counters()?;
+    let decode_errors = capture.decode_errors();
+    drop(capture);
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
+    analyzer.finish(end_mono, &mut txs);
+    let mut pending_client = 0;
+    let mut pending_server = 0;
+    for tx in txs.drain(..) {
+        if wanted(&tx, &opts.pids) {
+            match tx.tx.role {
+                crate::analysis::matcher::Role::Client => pending_client += 1,
+                crate::analysis::matcher::Role::Server => pending_server += 1,
+            }
+            agg.add(&tx);
+        }
+    }
+
+    let duration_s = end_mono.saturating_sub(start_mono) as f64 / 1e9;
+    let decode = analyzer.decode_stats();
+    let matched = analyzer.matcher_stats();
+    let dropped = Dropped {
+        ringbuf_full: counters.dropped_ringbuf_full,
+        load_error: counters.dropped_load_error,
+        decode_error: decode_errors,
+        pending_evicted: matched.evicted,
+        total: counters.dropped_ringbuf_full
+            + counters.dropped_load_error
+            + decode_errors
+            + matched.evicted,
+    };
+    Ok(Snapshot {
+        schema: snapshot::SCHEMA,
+        dnsdoc_version: env!("CARGO_PKG_VERSION").to_string(),
+        window: Window {
+            start: humantime::format_rfc3339_millis(start_wall).to_string(),
+            end: humantime::format_rfc3339_millis(end_wall).to_string(),
+            duration_s: (duration_s * 1e3).round() / 1e3,
+        },
+        host: Host {
+            hostname: hostname(),
+            kernel: scope::kernel_release(),
+        },
+        capture: CaptureHealth {
+            cgroup: cgroup.display().to_string(),
+            ports: opts.ports.clone(),
+            pids: opts.pids.clone(),
+            timeout_ms: opts.timeout.as_millis() as u64,
+            packets: counters.packets,
+            events: decode.events,
+            messages: decode.messages,
+            dropped,
+            payload_cut: counters.payload_cut,
+            parse_errors: decode.parse_errors,
+            tcp_desyncs: decode.tcp_desyncs,
+            unmatched_responses: matched.unmatched_responses,
+            pending_at_end: pending_client,
+            server_pending_at_end: pending_server,
+        },
+        totals: agg.totals(duration_s, matched.retransmissions),
+        latency: agg.latency(),
+        processes: agg.processes(duration_s, &procs),
+        servers: agg.servers(duration_s),
+        qtypes: agg.qtypes(duration_s),
+        names: agg.names(duration_s),
+        server_side: agg.server_side(duration_s, &procs),
+    })
+}
+
+/// Applies the `--pid` filter.
+fn wanted(tx: &Attributed, pids: &[u32]) -> bool {
+    pids.is_empty() || tx.owner.as_ref().is_some_and(|o| pids.contains(&o.tgid))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
