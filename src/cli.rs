@@ -87,7 +87,12 @@ pub struct WatchArgs {
     pub ring_buffer_bytes: u32,
 
     /// Most queries tracked in flight; beyond, the oldest are evicted and counted.
-    #[arg(long, value_name = "N", default_value_t = 200_000, hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200_000,
+        hide_short_help = true
+    )]
     pub max_pending: usize,
 
     /// No live progress line on stderr.
@@ -96,8 +101,7 @@ pub struct WatchArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{e} (examples: 10s, 2m, 500ms)"))
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 2m, 500ms)"))
 }
 
 fn parse_window(s: &str) -> Result<Duration, String> {

@@ -268,8 +268,8 @@ impl Snapshot {
             std::process::id()
         ));
         let write = || -> Result<()> {
-            let mut f = fs::File::create(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
+            let mut f =
+                fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             serde_json::to_writer_pretty(&mut f, self)?;
             f.write_all(b"\n")?;
             f.sync_all()?;
@@ -285,9 +285,8 @@ impl Snapshot {
     pub fn read(path: &Path) -> Result<Snapshot> {
         let text = fs::read_to_string(path)
             .map_err(|e| InputError(format!("cannot read snapshot {}: {e}", path.display())))?;
-        let snap: Snapshot = serde_json::from_str(&text).map_err(|e| {
-            InputError(format!("{}: not a dnsdoc snapshot: {e}", path.display()))
-        })?;
+        let snap: Snapshot = serde_json::from_str(&text)
+            .map_err(|e| InputError(format!("{}: not a dnsdoc snapshot: {e}", path.display())))?;
         if snap.schema != SCHEMA {
             return Err(InputError(format!(
                 "{}: snapshot schema {} is not supported (this dnsdoc reads schema {SCHEMA})",

@@ -10,8 +10,8 @@ use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::Attributed;
 use crate::capture::Protocol;
 use crate::snapshot::{
-    Counts, Latency, ListenerStats, NameStats, Names, ProcessStats, QtypeStats, Rcodes,
-    ServerSide, ServerStats, Totals,
+    Counts, Latency, ListenerStats, NameStats, Names, ProcessStats, QtypeStats, Rcodes, ServerSide,
+    ServerStats, Totals,
 };
 
 /// Names tracked individually; queries for more names count only in the totals.
@@ -221,7 +221,11 @@ impl Aggregator {
     }
 
     /// Per-process rows, busiest first. `procs` holds names read from /proc.
-    pub fn processes(&self, duration_s: f64, procs: &HashMap<u32, ProcessInfo>) -> Vec<ProcessStats> {
+    pub fn processes(
+        &self,
+        duration_s: f64,
+        procs: &HashMap<u32, ProcessInfo>,
+    ) -> Vec<ProcessStats> {
         let mut rows: Vec<ProcessStats> = self
             .processes
             .iter()
@@ -236,7 +240,12 @@ impl Aggregator {
                 }
             })
             .collect();
-        rows.sort_by(|a, b| b.counts.queries.cmp(&a.counts.queries).then(a.pid.cmp(&b.pid)));
+        rows.sort_by(|a, b| {
+            b.counts
+                .queries
+                .cmp(&a.counts.queries)
+                .then(a.pid.cmp(&b.pid))
+        });
         rows
     }
 
@@ -251,7 +260,9 @@ impl Aggregator {
                 latency: g.latency(),
             })
             .collect();
-        sort_busiest(&mut rows, |r| (r.counts.queries, r.server.clone() + &r.protocol));
+        sort_busiest(&mut rows, |r| {
+            (r.counts.queries, r.server.clone() + &r.protocol)
+        });
         rows
     }
 
@@ -287,8 +298,16 @@ impl Aggregator {
             self.names.iter().filter(|(_, g)| g.bad() > 0).collect();
         by_failures.sort_by(|a, b| b.1.bad().cmp(&a.1.bad()).then(a.0.cmp(b.0)));
         Names {
-            by_volume: by_volume.iter().take(TOP_NAMES).map(|(n, g)| row(n, g)).collect(),
-            by_failures: by_failures.iter().take(TOP_NAMES).map(|(n, g)| row(n, g)).collect(),
+            by_volume: by_volume
+                .iter()
+                .take(TOP_NAMES)
+                .map(|(n, g)| row(n, g))
+                .collect(),
+            by_failures: by_failures
+                .iter()
+                .take(TOP_NAMES)
+                .map(|(n, g)| row(n, g))
+                .collect(),
             distinct: self.names.len() as u64,
             untracked_queries: self.untracked_name_queries,
         }
@@ -308,7 +327,10 @@ impl Aggregator {
             })
             .collect();
         sort_busiest(&mut listeners, |r| {
-            (r.counts.queries, format!("{}{}{}", r.address, r.protocol, r.pid))
+            (
+                r.counts.queries,
+                format!("{}{}{}", r.address, r.protocol, r.pid),
+            )
         });
         ServerSide {
             counts: self.server_side.counts(duration_s),

@@ -262,32 +262,45 @@ mod tests {
         out
     }
 
-    /// `dig +qr www.example.com A` as sent on the wire (RD and AD set, EDNS OPT with a cookie-less 1232 payload).
+    /// `dig +nocookie www.example.com A` as it goes on the wire: RD and AD set,
+    /// plus an EDNS OPT record advertising a 1232-byte UDP payload.
+    #[rustfmt::skip]
     const DIG_QUERY: &[u8] = &[
-        0xab, 0xcd, // id
-        0x01, 0x20, // flags: RD, AD
-        0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, // qd=1 an=0 ns=0 ar=1
-        0x03, b'w', b'w', b'w', 0x07, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0x03, b'c', b'o',
-        b'm', 0x00, // www.example.com.
-        0x00, 0x01, // A
-        0x00, 0x01, // IN
-        0x00, // OPT owner: root
-        0x00, 0x29, // type OPT
-        0x04, 0xd0, // UDP payload 1232
-        0x00, 0x00, 0x00, 0x00, // ext-rcode, version, flags
-        0x00, 0x00, // rdlen 0
+        0xab, 0xcd,                         // id
+        0x01, 0x20,                         // flags: RD, AD
+        0x00, 0x01, 0x00, 0x00,             // qd=1 an=0
+        0x00, 0x00, 0x00, 0x01,             // ns=0 ar=1
+        0x03, b'w', b'w', b'w',             // www.example.com.
+        0x07, b'e', b'x', b'a', b'm', b'p', b'l', b'e',
+        0x03, b'c', b'o', b'm', 0x00,
+        0x00, 0x01,                         // A
+        0x00, 0x01,                         // IN
+        0x00,                               // OPT owner: root
+        0x00, 0x29,                         // type OPT
+        0x04, 0xd0,                         // UDP payload 1232
+        0x00, 0x00, 0x00, 0x00,             // ext-rcode, version, flags
+        0x00, 0x00,                         // rdlen 0
     ];
 
-    /// Response to `example.com A` with two answers whose owners are compression pointers to offset 12.
+    /// Response to `example.com A` with two answers whose owner names are
+    /// compression pointers to the question name at offset 12.
+    #[rustfmt::skip]
     const COMPRESSED_RESPONSE: &[u8] = &[
-        0x12, 0x34, // id
-        0x81, 0x80, // flags: QR, RD, RA, NOERROR
-        0x00, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, // qd=1 an=2
-        0x07, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0x03, b'c', b'o', b'm',
-        0x00, // example.com.
-        0x00, 0x01, 0x00, 0x01, // A IN
-        0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x0e, 0x10, 0x00, 0x04, 93, 184, 215, 14,
-        0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x0e, 0x10, 0x00, 0x04, 96, 7, 128, 198,
+        0x12, 0x34,                         // id
+        0x81, 0x80,                         // flags: QR, RD, RA, NOERROR
+        0x00, 0x01, 0x00, 0x02,             // qd=1 an=2
+        0x00, 0x00, 0x00, 0x00,             // ns=0 ar=0
+        0x07, b'e', b'x', b'a', b'm', b'p', b'l', b'e', // example.com.
+        0x03, b'c', b'o', b'm', 0x00,
+        0x00, 0x01, 0x00, 0x01,             // A IN
+        0xc0, 0x0c,                         // answer 1: owner -> offset 12
+        0x00, 0x01, 0x00, 0x01,             // A IN
+        0x00, 0x00, 0x0e, 0x10,             // TTL 3600
+        0x00, 0x04, 93, 184, 215, 14,       // rdlen 4, address
+        0xc0, 0x0c,                         // answer 2: owner -> offset 12
+        0x00, 0x01, 0x00, 0x01,
+        0x00, 0x00, 0x0e, 0x10,
+        0x00, 0x04, 96, 7, 128, 198,
     ];
 
     #[test]
@@ -430,7 +443,8 @@ mod tests {
     #[test]
     fn very_long_name_is_rejected() {
         let mut msg = header(1, 0x0100, 1, 0, 0, 0);
-        msg.extend_from_slice(&wire_name(&[&[b'x'; 63]; 5]));
+        let labels: Vec<&[u8]> = vec![&[b'x'; 63]; 5];
+        msg.extend_from_slice(&wire_name(&labels));
         msg.extend_from_slice(&[0x00, 0x01, 0x00, 0x01]);
         assert!(matches!(
             parse_message(&msg),

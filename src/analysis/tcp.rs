@@ -68,7 +68,7 @@ struct Segment {
 /// Where we are in the length-prefixed message framing.
 #[derive(Debug, Default)]
 enum Framer {
-    /// Expecting a length prefix; holds its first byte if the prefix was split.
+    /// Expecting a length prefix: the next stream byte starts a message.
     #[default]
     Prefix,
     /// Got the first byte of a split length prefix.

@@ -97,7 +97,10 @@ impl<'obj> Capture<'obj> {
     /// carry a [`CollectError`].
     pub fn start(cfg: &CaptureConfig, storage: &'obj mut ObjectStorage) -> Result<Self> {
         if cfg.ports.is_empty() || cfg.ports.len() > MAX_PORTS {
-            bail!("between 1 and {MAX_PORTS} ports can be watched, got {}", cfg.ports.len());
+            bail!(
+                "between 1 and {MAX_PORTS} ports can be watched, got {}",
+                cfg.ports.len()
+            );
         }
         let mut ports = [0u16; MAX_PORTS];
         ports[..cfg.ports.len()].copy_from_slice(&cfg.ports);
@@ -144,8 +147,9 @@ impl<'obj> Capture<'obj> {
             .with_context(|| format!("opening cgroup {}", cfg.cgroup.display()))?;
         let fd = cgroup.as_raw_fd();
         let attach = |p: &libbpf_rs::ProgramMut, what: &str| {
-            p.attach_cgroup(fd)
-                .map_err(|e| unsupported(&format!("attaching {what} to {}", cfg.cgroup.display()), e))
+            p.attach_cgroup(fd).map_err(|e| {
+                unsupported(&format!("attaching {what} to {}", cfg.cgroup.display()), e)
+            })
         };
         let links = vec![
             attach(&owner.progs.owner_connect4, "cgroup/connect4")?,
@@ -232,7 +236,10 @@ fn ring_size(bytes: u32) -> u32 {
 fn unsupported(what: &str, e: libbpf_rs::Error) -> anyhow::Error {
     let reason = match e.kind() {
         libbpf_rs::ErrorKind::PermissionDenied => {
-            return CollectError::NoPrivileges(format!("{what}: {e} (needs CAP_BPF and CAP_NET_ADMIN, or root)")).into()
+            return CollectError::NoPrivileges(format!(
+                "{what}: {e} (needs CAP_BPF and CAP_NET_ADMIN, or root)"
+            ))
+            .into()
         }
         _ => format!("{what}: {e}"),
     };

@@ -1,5 +1,11 @@
 //! The generated BPF skeletons (built by build.rs into OUT_DIR, never committed).
-#![allow(clippy::all, missing_docs, non_camel_case_types, dead_code, unused_imports)]
+#![allow(
+    clippy::all,
+    missing_docs,
+    non_camel_case_types,
+    dead_code,
+    unused_imports
+)]
 
 pub mod owner {
     include!(concat!(env!("OUT_DIR"), "/owner.skel.rs"));

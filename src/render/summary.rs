@@ -52,8 +52,21 @@ pub fn render(s: &Snapshot) -> String {
 
     let _ = writeln!(o, "\nClient queries (sent by local processes)");
     let mut tab = table(&[
-        "queries", "q/s", "answered", "timeouts", "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED",
-        "other", "failed", "truncated", "p50 ms", "p95 ms", "p99 ms", "max ms",
+        "queries",
+        "q/s",
+        "answered",
+        "timeouts",
+        "NOERROR",
+        "NXDOMAIN",
+        "SERVFAIL",
+        "REFUSED",
+        "other",
+        "failed",
+        "truncated",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
     ]);
     let r = &t.counts.rcodes;
     tab.add_row(num_row(vec![
@@ -77,7 +90,13 @@ pub fn render(s: &Snapshot) -> String {
 
     if !s.processes.is_empty() {
         let _ = writeln!(o, "\nBy process");
-        let mut tab = table(&["pid", "process", "cgroup"].iter().chain(GROUP_COLS).copied().collect::<Vec<_>>());
+        let mut tab = table(
+            &["pid", "process", "cgroup"]
+                .iter()
+                .chain(GROUP_COLS)
+                .copied()
+                .collect::<Vec<_>>(),
+        );
         for p in s.processes.iter().take(ROWS) {
             let mut row = vec![
                 p.pid.to_string(),
@@ -92,7 +111,13 @@ pub fn render(s: &Snapshot) -> String {
 
     if !s.servers.is_empty() {
         let _ = writeln!(o, "\nBy server");
-        let mut tab = table(&["server", "proto"].iter().chain(GROUP_COLS).copied().collect::<Vec<_>>());
+        let mut tab = table(
+            &["server", "proto"]
+                .iter()
+                .chain(GROUP_COLS)
+                .copied()
+                .collect::<Vec<_>>(),
+        );
         for v in s.servers.iter().take(ROWS) {
             let mut row = vec![v.server.clone(), v.protocol.clone()];
             row.extend(group_cells(&v.counts, &v.latency));
@@ -103,7 +128,13 @@ pub fn render(s: &Snapshot) -> String {
 
     if !s.qtypes.is_empty() {
         let _ = writeln!(o, "\nBy query type");
-        let mut tab = table(&["type"].iter().chain(GROUP_COLS).copied().collect::<Vec<_>>());
+        let mut tab = table(
+            &["type"]
+                .iter()
+                .chain(GROUP_COLS)
+                .copied()
+                .collect::<Vec<_>>(),
+        );
         for q in s.qtypes.iter().take(ROWS) {
             let mut row = vec![q.qtype.clone()];
             row.extend(group_cells(&q.counts, &q.latency));
@@ -113,8 +144,13 @@ pub fn render(s: &Snapshot) -> String {
     }
 
     if !s.names.by_failures.is_empty() {
-        let _ = writeln!(o, "\nNames failing most (NXDOMAIN, SERVFAIL, REFUSED, timeouts)");
-        let mut tab = table(&["name", "queries", "NXDOMAIN", "SERVFAIL", "REFUSED", "timeouts"]);
+        let _ = writeln!(
+            o,
+            "\nNames failing most (NXDOMAIN, SERVFAIL, REFUSED, timeouts)"
+        );
+        let mut tab = table(&[
+            "name", "queries", "NXDOMAIN", "SERVFAIL", "REFUSED", "timeouts",
+        ]);
         for n in s.names.by_failures.iter().take(ROWS) {
             let r = &n.counts.rcodes;
             tab.add_row(num_row(vec![
@@ -131,10 +167,24 @@ pub fn render(s: &Snapshot) -> String {
 
     let ss = &s.server_side;
     if ss.counts.queries > 0 {
-        let _ = writeln!(o, "\nLocal DNS servers (queries received; latency = processing time)");
-        let mut tab = table(&["listen", "proto", "pid", "process"].iter().chain(GROUP_COLS).copied().collect::<Vec<_>>());
+        let _ = writeln!(
+            o,
+            "\nLocal DNS servers (queries received; latency = processing time)"
+        );
+        let mut tab = table(
+            &["listen", "proto", "pid", "process"]
+                .iter()
+                .chain(GROUP_COLS)
+                .copied()
+                .collect::<Vec<_>>(),
+        );
         for l in ss.listeners.iter().take(ROWS) {
-            let mut row = vec![l.address.clone(), l.protocol.clone(), l.pid.to_string(), l.comm.clone()];
+            let mut row = vec![
+                l.address.clone(),
+                l.protocol.clone(),
+                l.pid.to_string(),
+                l.comm.clone(),
+            ];
             row.extend(group_cells(&l.counts, &l.latency));
             tab.add_row(num_row(row));
         }
@@ -143,7 +193,9 @@ pub fn render(s: &Snapshot) -> String {
     o
 }
 
-const GROUP_COLS: &[&str] = &["queries", "q/s", "failed", "NXDOMAIN", "timeouts", "p50 ms", "p99 ms"];
+const GROUP_COLS: &[&str] = &[
+    "queries", "q/s", "failed", "NXDOMAIN", "timeouts", "p50 ms", "p99 ms",
+];
 
 fn group_cells(c: &Counts, l: &Latency) -> Vec<String> {
     vec![
@@ -161,7 +213,7 @@ fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers.iter().map(|h| Cell::new(h)));
+        .set_header(headers.iter().map(Cell::new));
     t
 }
 

@@ -1,0 +1,361 @@
+//! Harness for the live tests: a private cgroup, a real dnsmasq on loopback, real
+//! clients, and `dnsdoc watch` scoped to that cgroup and port, so tests neither observe
+//! nor disturb any DNS traffic but their own.
+//!
+//! Tests that need BPF call [`require_bpf`]: without root they skip with a message,
+//! unless DNSDOC_REQUIRE_BPF=1 (set by .ci/run), where they fail.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use dnsdoc::snapshot::Snapshot;
+
+/// True when the test may use BPF. Panics when CI demands BPF and it is unavailable.
+pub fn require_bpf(test: &str) -> bool {
+    let root = effective_uid() == 0;
+    let cgroup2 = dnsdoc::capture::scope::cgroup2_mount().is_ok();
+    if root && cgroup2 {
+        return true;
+    }
+    let why = if !root {
+        "needs root (CAP_BPF, CAP_NET_ADMIN)"
+    } else {
+        "needs a cgroup v2 mount"
+    };
+    if std::env::var("DNSDOC_REQUIRE_BPF").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and DNSDOC_REQUIRE_BPF=1 says BPF tests must run");
+    }
+    eprintln!("SKIPPED {test}: {why} (set DNSDOC_REQUIRE_BPF=1 to make this a failure)");
+    false
+}
+
+/// The effective uid, read from /proc so the tests need no unsafe libc call.
+fn effective_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 and ::1 right now.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("::1", port)).is_ok()
+            && TcpListener::bind(("::1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port found");
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A cgroup v2 directory of our own, removed (with its processes) on drop.
+pub struct TestCgroup {
+    pub path: PathBuf,
+}
+
+impl TestCgroup {
+    pub fn new(name: &str) -> Self {
+        let root = dnsdoc::capture::scope::cgroup2_mount().expect("cgroup2 mount");
+        let path = root.join(format!(
+            "dnsdoc-test-{}-{}-{}",
+            name,
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TestCgroup { path }
+    }
+
+    /// A command that runs `program args...` inside this cgroup (its pid is the
+    /// program's: `sh` moves itself into the cgroup, then execs).
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("echo $$ > \"$0\" && exec \"$@\"")
+            .arg(self.path.join("cgroup.procs"))
+            .arg(program)
+            .args(args);
+        c
+    }
+
+    /// Runs a command to completion inside the cgroup.
+    pub fn run(&self, program: &str, args: &[&str]) -> (u32, Output) {
+        let child = self
+            .command(program, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait");
+        (pid, out)
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Kills the child on drop.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// dnsmasq on 127.0.0.1 and ::1 with a fixed zone:
+/// `*.good.test` -> A 10.0.0.1 / AAAA fd00::1, other `*.test` -> NXDOMAIN,
+/// anything else -> REFUSED (no upstream servers).
+pub fn start_dnsmasq(cg: &TestCgroup, port: u16, extra: &[&str]) -> Guard {
+    let port_arg = format!("--port={port}");
+    let mut args = vec![
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-poll",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1,::1",
+        "--local=/test/",
+        "--address=/good.test/10.0.0.1",
+        "--address=/good.test/fd00::1",
+        "--pid-file=",
+        "--user=root",
+        "--log-facility=/dev/null",
+        &port_arg,
+    ];
+    args.extend_from_slice(extra);
+    let child = cg
+        .command("dnsmasq", &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dnsmasq (apt-get install dnsmasq-base)");
+    let guard = Guard(child);
+    wait_for_tcp(("127.0.0.1", port));
+    guard
+}
+
+/// Waits until something accepts TCP connections (no DNS is sent).
+pub fn wait_for_tcp(addr: (&str, u16)) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {}:{}", addr.0, addr.1);
+}
+
+/// A running `dnsdoc watch`, scoped to a cgroup and a port.
+pub struct Watch {
+    child: Option<Child>,
+    stdout: mpsc::Receiver<String>,
+    stderr_lines: mpsc::Receiver<String>,
+    pub snapshot_path: PathBuf,
+    _dir: TempDir,
+}
+
+/// Starts `dnsdoc watch --cgroup CG --port P --format json -o FILE <extra>` and waits
+/// until the probes are attached.
+pub fn start_watch(cg: &TestCgroup, ports: &[u16], extra: &[&str]) -> Watch {
+    let dir = TempDir::new("watch");
+    let snapshot_path = dir.0.join("snapshot.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
+    cmd.arg("watch")
+        .arg("--cgroup")
+        .arg(&cg.path)
+        .args([
+            "--duration",
+            "60s",
+            "--format",
+            "json",
+            "--no-progress",
+            "-o",
+        ])
+        .arg(&snapshot_path);
+    for p in ports {
+        cmd.arg("--port").arg(p.to_string());
+    }
+    cmd.args(extra);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dnsdoc");
+    let (tx_out, stdout) = mpsc::channel();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = tx_out.send(s);
+    });
+    let (tx_err, stderr_lines) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx_err.send(line);
+        }
+    });
+    let w = Watch {
+        child: Some(child),
+        stdout,
+        stderr_lines,
+        snapshot_path,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match w.stderr_lines.recv_timeout(left) {
+            Ok(line) if line.contains("dnsdoc: watching") => return w,
+            Ok(line) => eprintln!("dnsdoc: {line}"),
+            Err(_) => panic!("dnsdoc watch did not attach within 30s"),
+        }
+    }
+}
+
+/// What a stopped watch produced.
+pub struct WatchResult {
+    pub code: Option<i32>,
+    pub snapshot: Snapshot,
+    pub stdout_snapshot: Snapshot,
+}
+
+impl Watch {
+    /// Ends the window with SIGINT (like Ctrl-C) and reads the snapshot.
+    pub fn stop(mut self) -> WatchResult {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(status.success());
+        let code = child.wait().unwrap().code();
+        let stdout = self
+            .stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stdout");
+        let stderr: Vec<String> = self.stderr_lines.try_iter().collect();
+        assert_eq!(code, Some(0), "dnsdoc watch failed: {stderr:?}");
+        let stdout_snapshot: Snapshot = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("stdout is not a snapshot ({e}): {stdout}"));
+        let snapshot = Snapshot::read(&self.snapshot_path).expect("snapshot file");
+        WatchResult {
+            code,
+            snapshot,
+            stdout_snapshot,
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "dnsdoc-{}-{}-{}",
+            name,
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The status dig printed (NOERROR, NXDOMAIN, ...), or None if it got no answer.
+pub fn dig_status(out: &Output) -> Option<String> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap().trim().to_string())
+}
+
+/// A network namespace with loopback up, deleted on drop. Used for glibc clients:
+/// `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf, so
+/// getaddrinfo asks our server on 127.0.0.1:53 and never the machine's resolver.
+pub struct Netns {
+    pub name: String,
+    etc: PathBuf,
+}
+
+impl Netns {
+    pub fn new(tag: &str, resolv_conf: &str) -> Self {
+        let name = format!("dnsdoc-{tag}-{}", std::process::id());
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add {name}");
+        let st = Command::new("ip")
+            .args(["netns", "exec", &name, "ip", "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let etc = PathBuf::from("/etc/netns").join(&name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("resolv.conf"), resolv_conf).unwrap();
+        Netns { name, etc }
+    }
+
+    /// Arguments that run `program args` inside the namespace: `ip netns exec NAME ...`.
+    pub fn wrap<'a>(&'a self, program: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["netns", "exec", self.name.as_str(), program];
+        v.extend_from_slice(args);
+        v
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.etc);
+    }
+}

@@ -1,0 +1,390 @@
+//! `dnsdoc watch` against the real kernel, a real dnsmasq and real clients (dig, glibc
+//! getaddrinfo via getent, dnsperf). Counts must equal exactly what the clients saw.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use dnsdoc::snapshot::{Rcodes, Snapshot};
+
+/// Adds one rcode by name to a tally.
+fn tally(r: &mut Rcodes, status: &str) {
+    match status {
+        "NOERROR" => r.NOERROR += 1,
+        "NXDOMAIN" => r.NXDOMAIN += 1,
+        "SERVFAIL" => r.SERVFAIL += 1,
+        "REFUSED" => r.REFUSED += 1,
+        "FORMERR" => r.FORMERR += 1,
+        "NOTIMP" => r.NOTIMP += 1,
+        other => panic!("unexpected status {other}"),
+    }
+}
+
+fn assert_clean_capture(s: &Snapshot) {
+    let c = &s.capture;
+    assert_eq!(c.dropped.total, 0, "dropped: {:?}", c.dropped);
+    assert_eq!(c.parse_errors, 0, "parse errors");
+    assert_eq!(c.unmatched_responses, 0, "unmatched responses");
+    assert_eq!(c.tcp_desyncs, 0, "tcp desyncs");
+    assert_eq!(c.pending_at_end, 0, "pending at end");
+}
+
+#[test]
+fn dig_over_udp_tcp_ipv4_ipv6_counts_match_exactly() {
+    if !require_bpf("dig_over_udp_tcp_ipv4_ipv6_counts_match_exactly") {
+        return;
+    }
+    let cg = TestCgroup::new("dig");
+    let port = free_port();
+    let _dnsmasq = start_dnsmasq(&cg, port, &[]);
+    let watch = start_watch(&cg, &[port], &[]);
+
+    // (server, name, type, tcp)
+    let plan = [
+        ("127.0.0.1", "a.good.test", "A", false),
+        ("127.0.0.1", "b.good.test", "A", false),
+        ("127.0.0.1", "missing.test", "A", false),
+        ("127.0.0.1", "example.com", "A", false),
+        ("127.0.0.1", "c.good.test", "A", true),
+        ("127.0.0.1", "gone.test", "A", true),
+        ("::1", "d.good.test", "AAAA", false),
+        ("::1", "other.test", "AAAA", false),
+        ("::1", "e.good.test", "A", true),
+        ("::1", "example.org", "A", true),
+    ];
+    let port_s = port.to_string();
+    let mut expected = Rcodes::default();
+    let mut by_pid = BTreeMap::new();
+    for (server, name, qtype, tcp) in plan {
+        let at = format!("@{server}");
+        let mut args = vec![
+            at.as_str(),
+            "-p",
+            &port_s,
+            name,
+            qtype,
+            "+tries=1",
+            "+timeout=3",
+        ];
+        if tcp {
+            args.push("+tcp");
+        }
+        let (pid, out) = cg.run("dig", &args);
+        let status = dig_status(&out).unwrap_or_else(|| panic!("dig {name}: no answer"));
+        tally(&mut expected, &status);
+        by_pid.insert(pid, status);
+    }
+    let r = watch.stop();
+    let s = &r.snapshot;
+    assert_eq!(
+        s, &r.stdout_snapshot,
+        "stdout and -o carry the same snapshot"
+    );
+    assert_clean_capture(s);
+
+    let t = &s.totals;
+    assert_eq!(t.counts.queries, 10);
+    assert_eq!(t.counts.responses, 10);
+    assert_eq!(t.counts.timeouts, 0);
+    assert_eq!(t.counts.rcodes, expected);
+    assert!(
+        expected.NXDOMAIN >= 3 && expected.REFUSED >= 2,
+        "{expected:?}"
+    );
+    assert_eq!((t.udp_queries, t.tcp_queries), (6, 4));
+    assert_eq!((t.ipv4_queries, t.ipv6_queries), (6, 4));
+    assert_eq!(s.latency.samples, 10);
+    assert!(s.latency.p50_ms.unwrap() > 0.0);
+    assert!(s.latency.max_ms.unwrap() >= s.latency.p99_ms.unwrap());
+
+    // Each dig is its own process: every answer belongs to the right one.
+    assert_eq!(s.processes.len(), 10, "{:#?}", s.processes);
+    for (pid, status) in &by_pid {
+        let p = s
+            .processes
+            .iter()
+            .find(|p| p.pid == *pid)
+            .unwrap_or_else(|| panic!("no row for dig pid {pid}: {:#?}", s.processes));
+        assert_eq!(
+            p.comm, "dig",
+            "process name from /proc, not the thread name"
+        );
+        assert_eq!(p.counts.queries, 1);
+        let mut want = Rcodes::default();
+        tally(&mut want, status);
+        assert_eq!(p.counts.rcodes, want, "pid {pid}");
+        assert!(p.cgroup.as_deref().unwrap().contains("dnsdoc-test-dig"));
+    }
+
+    // Per server and protocol.
+    let row = |srv: String, proto: &str| {
+        s.servers
+            .iter()
+            .find(|v| v.server == srv && v.protocol == proto)
+            .unwrap_or_else(|| panic!("no server row {srv} {proto}"))
+            .counts
+            .queries
+    };
+    assert_eq!(row(format!("127.0.0.1:{port}"), "udp"), 4);
+    assert_eq!(row(format!("127.0.0.1:{port}"), "tcp"), 2);
+    assert_eq!(row(format!("[::1]:{port}"), "udp"), 2);
+    assert_eq!(row(format!("[::1]:{port}"), "tcp"), 2);
+
+    let qt: BTreeMap<_, _> = s
+        .qtypes
+        .iter()
+        .map(|q| (q.qtype.as_str(), q.counts.queries))
+        .collect();
+    assert_eq!(qt, BTreeMap::from([("A", 8), ("AAAA", 2)]));
+    let missing = s
+        .names
+        .by_failures
+        .iter()
+        .find(|n| n.name == "missing.test.")
+        .expect("missing.test. among failing names");
+    assert_eq!(missing.counts.rcodes.NXDOMAIN, 1);
+
+    // The server side sees the same 10 queries, answered by dnsmasq, counted apart.
+    let ss = &s.server_side;
+    assert_eq!(ss.counts.queries, 10);
+    assert_eq!(ss.counts.responses, 10);
+    assert_eq!(ss.counts.rcodes, expected);
+    assert!(!ss.listeners.is_empty());
+    for l in &ss.listeners {
+        assert_eq!(l.comm, "dnsmasq", "{l:?}");
+    }
+    assert!(ss.latency.p50_ms.unwrap() > 0.0);
+}
+
+#[test]
+fn truncated_answer_is_retried_over_tcp() {
+    if !require_bpf("truncated_answer_is_retried_over_tcp") {
+        return;
+    }
+    let cg = TestCgroup::new("tc");
+    let port = free_port();
+    let big = "x".repeat(250);
+    let txt = format!("--txt-record=big.test,{big},{big},{big}");
+    let _dnsmasq = start_dnsmasq(&cg, port, &[&txt]);
+    let watch = start_watch(&cg, &[port], &[]);
+    let (pid, out) = cg.run(
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "big.test",
+            "TXT",
+            "+noedns",
+            "+tries=1",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Truncated, retrying in TCP mode"), "{text}");
+    let s = watch.stop().snapshot;
+    assert_clean_capture(&s);
+    assert_eq!(s.totals.counts.queries, 2, "UDP then TCP");
+    assert_eq!((s.totals.udp_queries, s.totals.tcp_queries), (1, 1));
+    assert_eq!(s.totals.truncated, 1);
+    assert_eq!(s.totals.truncated_retried_tcp, 1);
+    assert_eq!(s.processes[0].pid, pid);
+    // The TCP answer is ~800 bytes: reassembled from the stream and parsed.
+    assert_eq!(s.totals.counts.rcodes.NOERROR, 2);
+}
+
+#[test]
+fn unanswered_query_becomes_a_timeout() {
+    if !require_bpf("unanswered_query_becomes_a_timeout") {
+        return;
+    }
+    let cg = TestCgroup::new("timeout");
+    let port = free_port(); // nothing listens here
+    let watch = start_watch(&cg, &[port], &["--timeout", "1s"]);
+    let (pid, _out) = cg.run(
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "lost.test",
+            "+tries=1",
+            "+timeout=1",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = watch.stop().snapshot;
+    assert_eq!(s.totals.counts.queries, 1);
+    assert_eq!(s.totals.counts.responses, 0);
+    assert_eq!(s.totals.counts.timeouts, 1);
+    assert_eq!(s.totals.counts.failure_ratio, 1.0);
+    assert_eq!(s.capture.pending_at_end, 0);
+    let p = &s.processes[0];
+    assert_eq!((p.pid, p.comm.as_str(), p.counts.timeouts), (pid, "dig", 1));
+    let n = &s.names.by_failures[0];
+    assert_eq!((n.name.as_str(), n.counts.timeouts), ("lost.test.", 1));
+}
+
+#[test]
+fn glibc_getaddrinfo_is_seen_and_attributed() {
+    if !require_bpf("glibc_getaddrinfo_is_seen_and_attributed") {
+        return;
+    }
+    let cg = TestCgroup::new("glibc");
+    let ns = Netns::new(
+        "glibc",
+        "nameserver 127.0.0.1\noptions attempts:1 timeout:2\n",
+    );
+    // dnsmasq on 127.0.0.1:53 inside the namespace: glibc only ever uses port 53.
+    let args = ns.wrap(
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--local=/test/",
+            "--address=/good.test/10.0.0.1",
+            "--address=/good.test/fd00::1",
+            "--pid-file=",
+            "--user=root",
+            "--port=53",
+        ],
+    );
+    let _dnsmasq = Guard(
+        cg.command("ip", &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for the listener inside the namespace.
+    for _ in 0..200 {
+        let (_, out) = cg.run("ip", &ns.wrap("ss", &["-ltnH", "sport", "= :53"]));
+        if !out.stdout.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let watch = start_watch(&cg, &[53], &[]);
+    let (ok_pid, ok) = cg.run("ip", &ns.wrap("getent", &["ahosts", "host1.good.test"]));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("10.0.0.1"),
+        "{ok:?}"
+    );
+    let (nx_pid, nx) = cg.run("ip", &ns.wrap("getent", &["ahosts", "nothere.test"]));
+    assert_eq!(nx.status.code(), Some(2), "getent: key not found");
+    let s = watch.stop().snapshot;
+    assert_clean_capture(&s);
+
+    // getaddrinfo(AF_UNSPEC) sends A and AAAA together (sendmmsg) on one socket.
+    let ok_row = s
+        .processes
+        .iter()
+        .find(|p| p.pid == ok_pid)
+        .expect("getent row");
+    assert_eq!(ok_row.comm, "getent");
+    assert_eq!(ok_row.counts.queries, 2);
+    assert_eq!(ok_row.counts.rcodes.NOERROR, 2);
+    let nx_row = s
+        .processes
+        .iter()
+        .find(|p| p.pid == nx_pid)
+        .expect("getent row");
+    assert_eq!(nx_row.counts.queries, 2);
+    assert_eq!(nx_row.counts.rcodes.NXDOMAIN, 2);
+    assert_eq!(s.totals.counts.queries, 4);
+    let qt: BTreeMap<_, _> = s
+        .qtypes
+        .iter()
+        .map(|q| (q.qtype.as_str(), q.counts.queries))
+        .collect();
+    assert_eq!(qt, BTreeMap::from([("A", 2), ("AAAA", 2)]));
+    assert_eq!(s.server_side.counts.queries, 4);
+    assert_eq!(s.server_side.listeners[0].comm, "dnsmasq");
+}
+
+/// Runs dnsperf once through a query file and returns (sent, completed, rcodes).
+fn dnsperf(cg: &TestCgroup, server: &str, port: u16, file: &str, tcp: bool) -> (u64, u64, Rcodes) {
+    let port_s = port.to_string();
+    let mut args = vec![
+        "-s", server, "-p", &port_s, "-d", file, "-n", "1", "-Q", "2000", "-t", "3",
+    ];
+    if tcp {
+        args.extend_from_slice(&["-m", "tcp"]);
+    }
+    let (_, out) = cg.run("dnsperf", &args);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let num = |label: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{label}' in dnsperf output:\n{text}"))
+    };
+    let mut rcodes = Rcodes::default();
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Response codes:"))
+        .unwrap_or_else(|| panic!("no response codes:\n{text}"));
+    for part in line.split(',') {
+        let mut w = part.split_whitespace();
+        let (name, n) = (w.next().unwrap(), w.next().unwrap().parse::<u64>().unwrap());
+        for _ in 0..n {
+            tally(&mut rcodes, name);
+        }
+    }
+    (num("Queries sent:"), num("Queries completed:"), rcodes)
+}
+
+#[test]
+fn dnsperf_counts_match_over_udp_and_tcp() {
+    if !require_bpf("dnsperf_counts_match_over_udp_and_tcp") {
+        return;
+    }
+    let cg = TestCgroup::new("dnsperf");
+    let port = free_port();
+    let _dnsmasq = start_dnsmasq(&cg, port, &[]);
+    let dir = TempDir::new("dnsperf");
+    let file = dir.path().join("queries.txt");
+    let mut lines = String::new();
+    for i in 0..300 {
+        match i % 3 {
+            0 => lines.push_str(&format!("h{i}.good.test A\n")),
+            1 => lines.push_str(&format!("n{i}.test AAAA\n")),
+            _ => lines.push_str(&format!("r{i}.example A\n")),
+        }
+    }
+    std::fs::write(&file, lines).unwrap();
+    let file = file.to_str().unwrap();
+
+    let watch = start_watch(&cg, &[port], &[]);
+    let (sent_u, done_u, rc_u) = dnsperf(&cg, "127.0.0.1", port, file, false);
+    let (sent_t, done_t, rc_t) = dnsperf(&cg, "::1", port, file, true);
+    let s = watch.stop().snapshot;
+    assert_clean_capture(&s);
+    assert_eq!((sent_u, done_u, sent_t, done_t), (300, 300, 300, 300));
+
+    let mut want = rc_u.clone();
+    for (a, b) in [
+        (&mut want.NOERROR, rc_t.NOERROR),
+        (&mut want.NXDOMAIN, rc_t.NXDOMAIN),
+        (&mut want.REFUSED, rc_t.REFUSED),
+        (&mut want.SERVFAIL, rc_t.SERVFAIL),
+    ] {
+        *a += b;
+    }
+    let t = &s.totals;
+    assert_eq!(t.counts.queries, 600);
+    assert_eq!(t.counts.responses, 600);
+    assert_eq!(t.counts.rcodes, want);
+    assert_eq!((want.NOERROR, want.NXDOMAIN, want.REFUSED), (200, 200, 200));
+    assert_eq!((t.udp_queries, t.tcp_queries), (300, 300));
+    assert_eq!(t.retransmissions, 0);
+    let dnsperf_rows: Vec<_> = s.processes.iter().filter(|p| p.comm == "dnsperf").collect();
+    assert_eq!(dnsperf_rows.len(), 2);
+    assert_eq!(s.server_side.counts.queries, 600);
+}
