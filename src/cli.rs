@@ -22,6 +22,12 @@ pub enum Command {
     /// Observe DNS traffic for a window and report what was seen (needs root).
     #[command(long_about = WATCH_ABOUT, after_help = WATCH_EXAMPLES)]
     Watch(WatchArgs),
+    /// Evaluate the DNS health rules on a live window or a saved snapshot.
+    Doctor(crate::doctor::DoctorArgs),
+    /// Validate and test rule files.
+    Rules(crate::doctor::RulesArgs),
+    /// Induce a DNS fault on purpose (game day) and check that the rules fire.
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 const WATCH_ABOUT: &str = "\
@@ -142,7 +148,9 @@ mod tests {
     #[test]
     fn watch_defaults() {
         let cli = Cli::try_parse_from(["dnsdoc", "watch"]).unwrap();
-        let Command::Watch(w) = cli.command;
+        let Command::Watch(w) = cli.command else {
+            panic!("parsed as watch")
+        };
         assert_eq!(w.ports, vec![53]);
         assert_eq!(w.duration, Duration::from_secs(10));
         assert_eq!(w.timeout, Duration::from_secs(5));

@@ -13,7 +13,9 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod chaos;
 pub mod cli;
+pub mod doctor;
 pub mod exit;
 pub mod procinfo;
 pub mod render;

@@ -21,6 +21,9 @@ fn main() {
     };
     let result = match &cli.command {
         Command::Watch(args) => dnsdoc::watch::run(args).map(|()| exit::OK),
+        Command::Doctor(args) => dnsdoc::doctor::run(args),
+        Command::Rules(args) => dnsdoc::doctor::run_rules(args),
+        Command::Chaos(args) => dnsdoc::chaos::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
