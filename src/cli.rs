@@ -58,6 +58,21 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+
+    /// Write the snapshot (JSON) to this file, atomically.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// How to observe: shared by `watch`, `doctor` (live mode) and `chaos --verify`.
+#[derive(Debug, Clone, Args)]
+pub struct CaptureArgs {
     /// How long to observe ("10s", "2m", "500ms"; at most 24h).
     #[arg(short, long, default_value = "10s", value_parser = parse_window)]
     pub duration: Duration,
@@ -80,25 +95,12 @@ pub struct WatchArgs {
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
-    /// Write the snapshot (JSON) to this file, atomically.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// What to print on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-
     /// Kernel ring buffer size in bytes (rounded up to a power of two).
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, hide_short_help = true)]
     pub ring_buffer_bytes: u32,
 
     /// Most queries tracked in flight; beyond, the oldest are evicted and counted.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 200_000,
-        hide_short_help = true
-    )]
+    #[arg(long, value_name = "N", default_value_t = 200_000, hide_short_help = true)]
     pub max_pending: usize,
 
     /// No live progress line on stderr.
@@ -151,9 +153,9 @@ mod tests {
         let Command::Watch(w) = cli.command else {
             panic!("parsed as watch")
         };
-        assert_eq!(w.ports, vec![53]);
-        assert_eq!(w.duration, Duration::from_secs(10));
-        assert_eq!(w.timeout, Duration::from_secs(5));
+        assert_eq!(w.capture.ports, vec![53]);
+        assert_eq!(w.capture.duration, Duration::from_secs(10));
+        assert_eq!(w.capture.timeout, Duration::from_secs(5));
         assert!(Cli::try_parse_from(["dnsdoc", "watch", "--port", "0"]).is_err());
     }
 }

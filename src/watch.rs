@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::analysis::aggregate::{Aggregator, ProcessInfo};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
 use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage};
-use crate::cli::{Format, WatchArgs};
+use crate::cli::{CaptureArgs, Format, WatchArgs};
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
 use crate::{procinfo, render, signals};
 
@@ -31,8 +31,8 @@ pub struct ObserveOptions {
     pub progress: bool,
 }
 
-impl From<&WatchArgs> for ObserveOptions {
-    fn from(a: &WatchArgs) -> Self {
+impl From<&CaptureArgs> for ObserveOptions {
+    fn from(a: &CaptureArgs) -> Self {
         ObserveOptions {
             duration: a.duration,
             timeout: a.timeout,
@@ -48,7 +48,7 @@ impl From<&WatchArgs> for ObserveOptions {
 
 /// Runs `dnsdoc watch`.
 pub fn run(args: &WatchArgs) -> Result<()> {
-    let snap = observe(&ObserveOptions::from(args))?;
+    let snap = observe(&ObserveOptions::from(&args.capture))?;
     if let Some(path) = &args.output {
         snap.write_atomic(path)
             .with_context(|| format!("writing snapshot {}", path.display()))?;
