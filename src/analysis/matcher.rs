@@ -249,3 +249,190 @@ fn transaction(key: Key, p: Pending, outcome: Outcome) -> Transaction {
         outcome,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn q(name: &str) -> Option<Question> {
+        Some(Question {
+            name: name.to_string(),
+            qtype: 1,
+            qclass: 1,
+        })
+    }
+
+    fn msg(
+        ts_ms: u64,
+        cookie: u64,
+        dir: Direction,
+        response: bool,
+        id: u16,
+        name: &str,
+    ) -> Message {
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let server: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let (local, peer) = match (dir, response) {
+            // client socket: egress query, ingress response
+            (Direction::Egress, false) | (Direction::Ingress, true) => (client, server),
+            _ => (server, client),
+        };
+        Message {
+            ts_ns: ts_ms * MS,
+            cookie,
+            protocol: Protocol::Udp,
+            direction: dir,
+            local,
+            peer,
+            dns: DnsMessage {
+                id,
+                is_response: response,
+                opcode: 0,
+                rcode: if response { 3 } else { 0 },
+                truncated: false,
+                question: q(name),
+                answer_count: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn matches_by_socket_id_and_question() {
+        let mut m = Matcher::new(5_000 * MS, 100);
+        let mut out = Vec::new();
+        m.on_message(msg(0, 1, Direction::Egress, false, 7, "a.test."), &mut out);
+        // Same id on another socket, and another question with the same id: no match.
+        m.on_message(msg(1, 2, Direction::Ingress, true, 7, "a.test."), &mut out);
+        m.on_message(msg(2, 1, Direction::Ingress, true, 7, "b.test."), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(m.stats().unmatched_responses, 2);
+        m.on_message(msg(12, 1, Direction::Ingress, true, 7, "a.test."), &mut out);
+        assert_eq!(out.len(), 1);
+        let t = &out[0];
+        assert_eq!(t.role, Role::Client);
+        assert_eq!(t.server, "127.0.0.1:53".parse().unwrap());
+        assert_eq!(
+            t.outcome,
+            Outcome::Answered {
+                rcode: 3,
+                truncated: false,
+                latency_ns: 12 * MS
+            }
+        );
+        assert_eq!(m.in_flight(), 0);
+    }
+
+    #[test]
+    fn both_ends_on_loopback_are_two_roles() {
+        let mut m = Matcher::new(5_000 * MS, 100);
+        let mut out = Vec::new();
+        m.on_message(msg(0, 1, Direction::Egress, false, 9, "x.test."), &mut out); // client sends
+        m.on_message(msg(1, 2, Direction::Ingress, false, 9, "x.test."), &mut out); // server gets
+        m.on_message(msg(3, 2, Direction::Egress, true, 9, "x.test."), &mut out); // server answers
+        m.on_message(msg(4, 1, Direction::Ingress, true, 9, "x.test."), &mut out); // client gets
+        assert_eq!(out.len(), 2);
+        let server = out.iter().find(|t| t.role == Role::Server).unwrap();
+        let client = out.iter().find(|t| t.role == Role::Client).unwrap();
+        assert!(
+            matches!(server.outcome, Outcome::Answered { latency_ns, .. } if latency_ns == 2 * MS)
+        );
+        assert!(
+            matches!(client.outcome, Outcome::Answered { latency_ns, .. } if latency_ns == 4 * MS)
+        );
+        assert_eq!(server.server, client.server);
+    }
+
+    #[test]
+    fn unanswered_queries_time_out_and_the_rest_are_pending() {
+        let mut m = Matcher::new(1_000 * MS, 100);
+        let mut out = Vec::new();
+        m.on_message(
+            msg(0, 1, Direction::Egress, false, 1, "slow.test."),
+            &mut out,
+        );
+        m.on_message(
+            msg(900, 1, Direction::Egress, false, 2, "late.test."),
+            &mut out,
+        );
+        m.expire(999 * MS, &mut out);
+        assert!(out.is_empty(), "not yet due");
+        m.expire(1_000 * MS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].outcome, Outcome::TimedOut);
+        assert_eq!(out[0].question, q("slow.test."));
+        // A response after the timeout is unmatched, not a second outcome.
+        m.on_message(
+            msg(1_200, 1, Direction::Ingress, true, 1, "slow.test."),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(m.stats().unmatched_responses, 1);
+        m.finish(1_500 * MS, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].outcome, Outcome::Pending);
+        assert_eq!(m.in_flight(), 0);
+    }
+
+    #[test]
+    fn retransmission_is_counted_once_and_timed_from_the_first_send() {
+        let mut m = Matcher::new(5_000 * MS, 100);
+        let mut out = Vec::new();
+        m.on_message(msg(0, 1, Direction::Egress, false, 5, "r.test."), &mut out);
+        m.on_message(
+            msg(1_000, 1, Direction::Egress, false, 5, "r.test."),
+            &mut out,
+        );
+        m.on_message(
+            msg(1_010, 1, Direction::Ingress, true, 5, "r.test."),
+            &mut out,
+        );
+        assert_eq!(m.stats().retransmissions, 1);
+        assert_eq!(out.len(), 1);
+        assert!(
+            matches!(out[0].outcome, Outcome::Answered { latency_ns, .. } if latency_ns == 1_010 * MS)
+        );
+    }
+
+    #[test]
+    fn responses_without_question_match_only_when_unambiguous() {
+        let mut m = Matcher::new(5_000 * MS, 100);
+        let mut out = Vec::new();
+        m.on_message(
+            msg(0, 1, Direction::Egress, false, 3, "one.test."),
+            &mut out,
+        );
+        let mut formerr = msg(1, 1, Direction::Ingress, true, 3, "one.test.");
+        formerr.dns.question = None;
+        formerr.dns.rcode = 1;
+        m.on_message(formerr.clone(), &mut out);
+        assert_eq!(out.len(), 1);
+        // Two candidates with the same id: ambiguous, so unmatched.
+        m.on_message(msg(2, 1, Direction::Egress, false, 4, "p.test."), &mut out);
+        m.on_message(msg(2, 1, Direction::Egress, false, 4, "q.test."), &mut out);
+        formerr.dns.id = 4;
+        m.on_message(formerr, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(m.stats().unmatched_responses, 1);
+    }
+
+    #[test]
+    fn capacity_evicts_oldest_and_counts_it() {
+        let mut m = Matcher::new(5_000 * MS, 3);
+        let mut out = Vec::new();
+        for id in 0..5u16 {
+            m.on_message(
+                msg(id as u64, 1, Direction::Egress, false, id, "e.test."),
+                &mut out,
+            );
+        }
+        assert_eq!(m.in_flight(), 3);
+        assert_eq!(m.stats().evicted, 2);
+        // The evicted ids (0, 1) no longer match; 4 still does.
+        m.on_message(msg(10, 1, Direction::Ingress, true, 0, "e.test."), &mut out);
+        m.on_message(msg(10, 1, Direction::Ingress, true, 4, "e.test."), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(m.stats().unmatched_responses, 1);
+    }
+}

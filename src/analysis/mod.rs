@@ -155,3 +155,190 @@ impl Analyzer {
         self.matcher.in_flight()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Builders for DNS wire bytes and packet events, shared by the analysis tests.
+    use crate::capture::{Direction, PacketEvent, Protocol};
+
+    /// A DNS message with one question (QCLASS IN).
+    pub fn wire(id: u16, response: bool, rcode: u8, tc: bool, name: &str, qtype: u16) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        let flags: u16 = (u16::from(response) << 15) | (u16::from(tc) << 9) | u16::from(rcode);
+        b.extend_from_slice(&flags.to_be_bytes());
+        b.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.trim_end_matches('.').split('.') {
+            b.push(label.len() as u8);
+            b.extend_from_slice(label.as_bytes());
+        }
+        b.push(0);
+        b.extend_from_slice(&qtype.to_be_bytes());
+        b.extend_from_slice(&1u16.to_be_bytes());
+        b
+    }
+
+    /// A packet on the socket `cookie`; client port 40000, server port 53.
+    pub fn packet(
+        ts_ms: u64,
+        cookie: u64,
+        dir: Direction,
+        from_server: bool,
+        payload: Vec<u8>,
+    ) -> PacketEvent {
+        let (sport, dport) = if from_server {
+            (53, 40000)
+        } else {
+            (40000, 53)
+        };
+        PacketEvent {
+            ts_ns: ts_ms * 1_000_000,
+            cookie,
+            cgroup_id: 0,
+            owner_tgid: 0,
+            task_tgid: 0,
+            owner_comm: String::new(),
+            src: "127.0.0.1".parse().unwrap(),
+            dst: "127.0.0.1".parse().unwrap(),
+            sport,
+            dport,
+            protocol: Protocol::Udp,
+            direction: dir,
+            tcp_flags: 0,
+            tcp_seq: 0,
+            payload_len: payload.len() as u32,
+            payload,
+        }
+    }
+
+    /// Prefixes a message with its 2-byte DNS-over-TCP length.
+    pub fn framed(msg: &[u8]) -> Vec<u8> {
+        let mut b = (msg.len() as u16).to_be_bytes().to_vec();
+        b.extend_from_slice(msg);
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+    use crate::analysis::matcher::{Outcome, Role};
+
+    fn analyzer() -> Analyzer {
+        Analyzer::new(&AnalysisConfig {
+            timeout_ns: 5_000_000_000,
+            max_pending: 1000,
+        })
+    }
+
+    #[test]
+    fn preexisting_server_socket_is_attributed_by_its_first_egress() {
+        let mut a = analyzer();
+        let (mut tgids, mut out) = (Vec::new(), Vec::new());
+        // The query arrives on a socket with no recorded owner (softirq: no task).
+        let q = packet(
+            0,
+            9,
+            Direction::Ingress,
+            false,
+            wire(1, false, 0, false, "a.test", 1),
+        );
+        a.on_event(q, &mut tgids, &mut out);
+        assert!(tgids.is_empty());
+        // The answer leaves from the server process: the egress task is its owner.
+        let mut r = packet(
+            1,
+            9,
+            Direction::Egress,
+            true,
+            wire(1, true, 0, false, "a.test", 1),
+        );
+        r.task_tgid = 777;
+        r.owner_comm = "dnsmasq".into();
+        a.on_event(r, &mut tgids, &mut out);
+        assert_eq!(tgids, vec![777]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].tx.role, Role::Server);
+        assert_eq!(out[0].owner.as_ref().unwrap().tgid, 777);
+        assert_eq!(out[0].owner.as_ref().unwrap().thread_comm, "dnsmasq");
+    }
+
+    #[test]
+    fn ingress_task_is_never_taken_as_owner() {
+        let mut a = analyzer();
+        let (mut tgids, mut out) = (Vec::new(), Vec::new());
+        let mut q = packet(
+            0,
+            5,
+            Direction::Ingress,
+            false,
+            wire(1, false, 0, false, "a.test", 1),
+        );
+        q.task_tgid = 4242; // whoever ran the softirq
+        a.on_event(q, &mut tgids, &mut out);
+        assert!(tgids.is_empty());
+    }
+
+    #[test]
+    fn tcp_stream_with_two_queries_and_a_split_answer() {
+        let mut a = analyzer();
+        let (mut tgids, mut out) = (Vec::new(), Vec::new());
+        let q1 = framed(&wire(10, false, 0, false, "one.test", 1));
+        let q2 = framed(&wire(11, false, 0, false, "two.test", 28));
+        let mut seg = q1.clone();
+        seg.extend_from_slice(&q2);
+        let mut ev = packet(0, 3, Direction::Egress, false, seg);
+        ev.protocol = Protocol::Tcp;
+        ev.tcp_seq = 1000;
+        ev.owner_tgid = 55;
+        a.on_event(ev, &mut tgids, &mut out);
+        assert_eq!(a.decode_stats().messages, 2);
+
+        // Both answers in one stream, cut inside the second length prefix.
+        let mut answers = framed(&wire(11, true, 3, false, "two.test", 28));
+        answers.extend_from_slice(&framed(&wire(10, true, 0, false, "one.test", 1)));
+        let cut = framed(&wire(11, true, 3, false, "two.test", 28)).len() + 1;
+        for (i, (seq_off, part)) in [(0, &answers[..cut]), (cut, &answers[cut..])]
+            .into_iter()
+            .enumerate()
+        {
+            let mut ev = packet(5 + i as u64, 3, Direction::Ingress, true, part.to_vec());
+            ev.protocol = Protocol::Tcp;
+            ev.tcp_seq = 5000 + seq_off as u32;
+            a.on_event(ev, &mut tgids, &mut out);
+        }
+        assert_eq!(out.len(), 2);
+        let rcodes: Vec<_> = out
+            .iter()
+            .map(|t| match t.tx.outcome {
+                Outcome::Answered { rcode, .. } => rcode,
+                _ => 99,
+            })
+            .collect();
+        assert_eq!(rcodes, vec![3, 0]);
+        assert!(out.iter().all(|t| t.owner.as_ref().unwrap().tgid == 55));
+        assert_eq!(a.decode_stats().parse_errors, 0);
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error_not_a_crash() {
+        let mut a = analyzer();
+        let (mut tgids, mut out) = (Vec::new(), Vec::new());
+        a.on_event(
+            packet(0, 1, Direction::Egress, false, vec![1, 2, 3]),
+            &mut tgids,
+            &mut out,
+        );
+        let mut bad = wire(1, false, 0, false, "x.test", 1);
+        bad[12] = 0xc0; // compression pointer to itself
+        bad[13] = 12;
+        a.on_event(
+            packet(0, 1, Direction::Egress, false, bad),
+            &mut tgids,
+            &mut out,
+        );
+        assert_eq!(a.decode_stats().parse_errors, 2);
+        assert_eq!(a.decode_stats().events, 2);
+        assert!(out.is_empty());
+    }
+}
