@@ -100,7 +100,12 @@ pub struct CaptureArgs {
     pub ring_buffer_bytes: u32,
 
     /// Most queries tracked in flight; beyond, the oldest are evicted and counted.
-    #[arg(long, value_name = "N", default_value_t = 200_000, hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200_000,
+        hide_short_help = true
+    )]
     pub max_pending: usize,
 
     /// No live progress line on stderr.

@@ -249,6 +249,11 @@ pub struct WatchResult {
 }
 
 impl Watch {
+    /// The dnsdoc process id (to read its CPU time and memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Ends the window with SIGINT (like Ctrl-C) and reads the snapshot.
     pub fn stop(mut self) -> WatchResult {
         let mut child = self.child.take().unwrap();

@@ -1,0 +1,37 @@
+# dnsdoc: the two README commands are `sudo make demo` and `sudo make test`.
+# Every target installs what it needs (idempotently) first.
+
+CARGO ?= cargo
+# Set DNSDOC_REQUIRE_BPF=1 to make BPF tests fail (not skip) without root; .ci/run does.
+export DNSDOC_REQUIRE_BPF
+
+.PHONY: deps build release demo test lint bench clean
+
+deps:
+	scripts/install-deps.sh all
+
+build: deps
+	$(CARGO) build
+
+release: deps
+	$(CARGO) build --release
+
+## A self-contained demo: a local dnsmasq on loopback, a bounded mix of queries, dnsdoc
+## watching them. Needs root.
+demo: release
+	scripts/demo.sh target/release/dnsdoc
+
+## The whole test suite: unit tests, CLI tests and the live BPF tests (root).
+test: deps
+	$(CARGO) test --all-targets --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## Overhead and accuracy benchmark: dnsperf against dnsmasq with and without dnsdoc.
+bench: deps
+	$(CARGO) bench --bench overhead
+
+clean:
+	$(CARGO) clean
