@@ -16,7 +16,7 @@ use crate::exit::InputError;
 /// Current snapshot schema version.
 pub const SCHEMA: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Snapshot {
     pub schema: u32,
     pub dnsdoc_version: String,
@@ -35,7 +35,7 @@ pub struct Snapshot {
     pub server_side: ServerSide,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Window {
     /// RFC 3339 UTC.
     pub start: String,
@@ -43,7 +43,7 @@ pub struct Window {
     pub duration_s: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Host {
     pub hostname: String,
     pub kernel: String,
@@ -296,5 +296,59 @@ impl Snapshot {
             .into());
         }
         Ok(snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Snapshot {
+        let mut s = Snapshot {
+            schema: SCHEMA,
+            dnsdoc_version: "test".into(),
+            ..Default::default()
+        };
+        s.totals.counts.queries = 42;
+        s.totals.counts.rcodes.add(3);
+        s.latency.p99_ms = Some(12.5);
+        s
+    }
+
+    #[test]
+    fn atomic_write_round_trips_and_leaves_no_temp_file() {
+        let dir = std::env::temp_dir().join(format!("dnsdoc-snap-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.json");
+        sample().write_atomic(&path).unwrap();
+        assert_eq!(Snapshot::read(&path).unwrap(), sample());
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("s.json")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rcode_names_serialize_as_documented() {
+        let v = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["totals"]["queries"], 42);
+        assert_eq!(v["totals"]["rcodes"]["NXDOMAIN"], 1);
+        assert_eq!(v["latency"]["p99_ms"], 12.5);
+        assert!(v["latency"]["p50_ms"].is_null());
+    }
+
+    #[test]
+    fn other_schema_versions_are_refused() {
+        let dir = std::env::temp_dir().join(format!("dnsdoc-schema-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.json");
+        let mut s = sample();
+        s.schema = 99;
+        s.write_atomic(&path).unwrap();
+        let err = Snapshot::read(&path).unwrap_err().to_string();
+        assert!(err.contains("schema 99 is not supported"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

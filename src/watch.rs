@@ -14,6 +14,7 @@ use crate::analysis::aggregate::{Aggregator, ProcessInfo};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
 use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage};
 use crate::cli::{CaptureArgs, Format, WatchArgs};
+use crate::exit::UsageError;
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
 use crate::{procinfo, render, signals};
 
@@ -48,6 +49,9 @@ impl From<&CaptureArgs> for ObserveOptions {
 
 /// Runs `dnsdoc watch`.
 pub fn run(args: &WatchArgs) -> Result<()> {
+    if let Some(path) = &args.output {
+        check_output_path(path)?;
+    }
     let snap = observe(&ObserveOptions::from(&args.capture))?;
     if let Some(path) = &args.output {
         snap.write_atomic(path)
@@ -224,6 +228,27 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         names: agg.names(duration_s),
         server_side: agg.server_side(duration_s, &procs),
     })
+}
+
+/// Refuses an output path whose directory does not exist before the window starts, so a
+/// typo does not cost a whole observation.
+pub fn check_output_path(path: &std::path::Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "-o {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    if path.is_dir() {
+        return Err(UsageError(format!("-o {}: is a directory", path.display())).into());
+    }
+    Ok(())
 }
 
 /// Applies the `--pid` filter.

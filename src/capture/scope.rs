@@ -3,9 +3,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-use crate::exit::CollectError;
+use crate::exit::{CollectError, UsageError};
 
 /// Finds the cgroup v2 mount point from /proc/self/mounts (hybrid hosts mount it at
 /// /sys/fs/cgroup/unified, unified hosts at /sys/fs/cgroup: never hard-code one).
@@ -44,12 +44,13 @@ pub fn resolve_cgroup(arg: Option<&Path>) -> Result<PathBuf> {
         root.join(arg.strip_prefix("/").unwrap_or(arg))
     };
     if !candidate.join("cgroup.procs").exists() {
-        bail!(
+        return Err(UsageError(format!(
             "--cgroup {}: not a cgroup v2 directory (looked for {}/cgroup.procs; the cgroup2 mount is {})",
             arg.display(),
             candidate.display(),
             root.display()
-        );
+        ))
+        .into());
     }
     Ok(candidate)
 }

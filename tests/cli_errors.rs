@@ -1,0 +1,132 @@
+//! Bad input gets one clear line and the documented exit code; no root needed.
+
+use std::process::{Command, Output};
+
+fn dnsdoc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run dnsdoc")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_flags_and_values_are_usage_errors() {
+    for args in [
+        &["watch", "--bogus"][..],
+        &["watch", "--duration", "0s"],
+        &["watch", "--duration", "ten"],
+        &["watch", "--duration", "25h"],
+        &["watch", "--port", "0"],
+        &["watch", "--port", "70000"],
+        &["watch", "--format", "xml"],
+        &["nonsense"],
+    ] {
+        let o = dnsdoc(args);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let o = dnsdoc(&["watch", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "Examples:",
+        "--duration",
+        "--cgroup",
+        "--port",
+        "CAP_BPF",
+        "Ctrl-C",
+    ] {
+        assert!(text.contains(needle), "watch --help lacks {needle}");
+    }
+}
+
+#[test]
+fn missing_output_directory_is_refused_before_capturing() {
+    let o = dnsdoc(&[
+        "watch",
+        "--duration",
+        "1s",
+        "-o",
+        "/nonexistent-dnsdoc-dir/x.json",
+    ]);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"));
+}
+
+#[test]
+fn unknown_cgroup_is_a_usage_error() {
+    if dnsdoc::capture::scope::cgroup2_mount().is_err() {
+        eprintln!("SKIPPED unknown_cgroup_is_a_usage_error: no cgroup v2 mount here");
+        return;
+    }
+    let o = dnsdoc(&[
+        "watch",
+        "--duration",
+        "1s",
+        "--cgroup",
+        "no/such/cgroup-dnsdoc",
+    ]);
+    // Without root the privilege check comes first (exit 3); with root, the cgroup (64).
+    let code = o.status.code();
+    assert!(
+        code == Some(64) || code == Some(3),
+        "{code:?}: {}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+/// Runs dnsdoc as `nobody` (via setpriv when we are root; directly otherwise).
+#[test]
+fn unprivileged_run_names_the_missing_capabilities() {
+    let exe = env!("CARGO_BIN_EXE_dnsdoc");
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let o = if is_root {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", exe])
+            .args(["watch", "--duration", "1s"])
+            .output()
+            .expect("setpriv (util-linux)")
+    } else {
+        dnsdoc(&["watch", "--duration", "1s"])
+    };
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line, no stack trace: {err}");
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_NET_ADMIN"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn corrupt_snapshot_file_is_rejected_by_the_reader() {
+    let dir = std::env::temp_dir().join(format!("dnsdoc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\"schema\": 1, \"window\": ").unwrap();
+    let err = dnsdoc::snapshot::Snapshot::read(&bad).unwrap_err();
+    assert_eq!(dnsdoc::exit::code_for(&err), dnsdoc::exit::INPUT);
+    assert!(err.to_string().contains("not a dnsdoc snapshot"), "{err}");
+    let missing = dnsdoc::snapshot::Snapshot::read(&dir.join("absent.json")).unwrap_err();
+    assert_eq!(dnsdoc::exit::code_for(&missing), dnsdoc::exit::INPUT);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
