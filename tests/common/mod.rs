@@ -107,6 +107,37 @@ impl TestCgroup {
     }
 }
 
+impl TestCgroup {
+    /// BPF programs attached to this cgroup, as the kernel reports them (BPF_PROG_QUERY
+    /// for every hook dnsdoc uses). 0 means dnsdoc left nothing behind.
+    pub fn attached_programs(&self) -> u32 {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(&self.path).expect("open cgroup");
+        let mut total = 0;
+        // INET_INGRESS, INET_EGRESS, INET4/6_CONNECT, UDP4/6_SENDMSG, UDP4/6_RECVMSG.
+        for attach_type in [0u32, 1, 10, 11, 14, 15, 19, 20] {
+            let mut ids = [0u32; 64];
+            let mut cnt = ids.len() as u32;
+            let mut flags = 0u32;
+            // SAFETY: the fd is open for the call; ids has room for `cnt` entries and
+            // the kernel writes at most that many; flags and cnt are valid pointers.
+            let rc = unsafe {
+                libbpf_sys::bpf_prog_query(
+                    dir.as_raw_fd(),
+                    attach_type,
+                    0,
+                    &mut flags,
+                    ids.as_mut_ptr(),
+                    &mut cnt,
+                )
+            };
+            assert_eq!(rc, 0, "BPF_PROG_QUERY type {attach_type} failed: {rc}");
+            total += cnt;
+        }
+        total
+    }
+}
+
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
@@ -249,6 +280,25 @@ pub struct WatchResult {
 }
 
 impl Watch {
+    /// Sends a signal to dnsdoc (e.g. "-TERM", "-KILL").
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill {sig}");
+    }
+
+    /// Waits for dnsdoc to exit; returns (exit code, stdout, the -o file if written).
+    pub fn wait(mut self) -> (Option<i32>, String, Option<String>) {
+        let code = self.child.take().unwrap().wait().unwrap().code();
+        let out = self
+            .stdout
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default();
+        (code, out, std::fs::read_to_string(&self.snapshot_path).ok())
+    }
+
     /// The dnsdoc process id (to read its CPU time and memory from /proc).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
