@@ -79,7 +79,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
     signals::install().context("installing signal handlers")?;
 
     let mut storage = ObjectStorage::default();
-    let capture = Capture::start(
+    let mut capture = Capture::start(
         &CaptureConfig {
             cgroup: cgroup.clone(),
             ports: opts.ports.clone(),
@@ -155,9 +155,10 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
             );
         }
     }
-    // Drain what the kernel already queued, then read the counters and detach.
+    // Detach, then drain what the kernel already queued and read the final counters.
     let end_mono = signals::monotonic_ns();
     let end_wall = SystemTime::now();
+    capture.detach();
     capture.poll(Duration::ZERO, &mut events)?;
     feed(&mut events, &mut analyzer, &mut agg, &mut procs);
     let counters = capture.counters()?;

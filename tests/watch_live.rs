@@ -30,6 +30,10 @@ fn assert_clean_capture(s: &Snapshot) {
     assert_eq!(c.unmatched_responses, 0, "unmatched responses");
     assert_eq!(c.tcp_desyncs, 0, "tcp desyncs");
     assert_eq!(c.pending_at_end, 0, "pending at end");
+    assert_eq!(
+        c.packets, c.events,
+        "every packet the kernel saw reached user space"
+    );
 }
 
 #[test]

@@ -78,7 +78,7 @@ impl Default for ObjectStorage {
 /// A running capture. Dropping it detaches every program.
 pub struct Capture<'obj> {
     // Field order is drop order: links first, then the ring buffer, then the objects.
-    _links: Vec<Link>,
+    links: Vec<Link>,
     // 'static: the callback owns its state; the ring keeps the map's memory mapped.
     ring: RingBuffer<'static>,
     queue: Rc<RefCell<Queue>>,
@@ -178,7 +178,7 @@ impl<'obj> Capture<'obj> {
         let ring = builder.build().context("creating the ring buffer reader")?;
 
         Ok(Capture {
-            _links: links,
+            links,
             ring,
             queue,
             capture,
@@ -196,6 +196,13 @@ impl<'obj> Capture<'obj> {
         }
         out.extend(self.queue.borrow_mut().events.drain(..));
         Ok(())
+    }
+
+    /// Detaches every program. The maps stay readable, so the caller can drain the ring
+    /// buffer and read counters that no longer move: `packets` then equals the records
+    /// received plus the records lost.
+    pub fn detach(&mut self) {
+        self.links.clear();
     }
 
     /// Records that failed to decode (should stay 0; counted, never silent).

@@ -1,0 +1,97 @@
+//! Overload on the real kernel: drops are counted exactly and the snapshot says it is
+//! partial; the in-flight table stays bounded and says what it evicted.
+
+mod common;
+
+use common::*;
+
+fn burst(cg: &TestCgroup, port: u16, dir: &TempDir, queries: usize, rate: &str) -> u64 {
+    let file = dir.path().join("q.txt");
+    let lines: String = (0..queries)
+        .map(|i| format!("h{i}.good.test A\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let (_, out) = cg.run(
+        "dnsperf",
+        &[
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-d",
+            file.to_str().unwrap(),
+            "-n",
+            "1",
+            "-Q",
+            rate,
+            "-c",
+            "4",
+            "-q",
+            "1000",
+            "-t",
+            "1",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Queries sent:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("dnsperf output:\n{text}"))
+}
+
+#[test]
+fn full_ring_buffer_drops_are_counted_exactly() {
+    if !require_bpf("full_ring_buffer_drops_are_counted_exactly") {
+        return;
+    }
+    let cg = TestCgroup::new("ringfull");
+    let port = free_port();
+    let _dnsmasq = start_dnsmasq(&cg, port, &[]);
+    let dir = TempDir::new("ringfull");
+    // One page of ring buffer holds ~20 records: a burst must overflow it.
+    let watch = start_watch(&cg, &[port], &["--ring-buffer-bytes", "4096"]);
+    let sent = burst(&cg, port, &dir, 20_000, "100000");
+    let r = watch.stop();
+    let c = &r.snapshot.capture;
+    assert_eq!(sent, 20_000);
+    assert!(
+        c.dropped.ringbuf_full > 0,
+        "a 4 KiB ring must overflow: {c:?}"
+    );
+    assert_eq!(
+        c.packets,
+        c.events + c.dropped.ringbuf_full + c.dropped.load_error + c.dropped.decode_error,
+        "every packet is either received or counted as dropped: {c:?}"
+    );
+    assert!(c.dropped.total >= c.dropped.ringbuf_full);
+    // Four packets per query on loopback: what was received is a lower bound.
+    assert!(c.packets <= 4 * sent + 100, "{c:?}");
+    assert!(r.snapshot.totals.counts.queries <= sent);
+}
+
+#[test]
+fn in_flight_table_is_bounded_and_evictions_are_counted() {
+    if !require_bpf("in_flight_table_is_bounded_and_evictions_are_counted") {
+        return;
+    }
+    let cg = TestCgroup::new("evict");
+    let port = free_port(); // nothing answers: every query stays in flight
+    let dir = TempDir::new("evict");
+    let watch = start_watch(&cg, &[port], &["--max-pending", "500", "--timeout", "60s"]);
+    let sent = burst(&cg, port, &dir, 3_000, "20000");
+    let s = watch.stop().snapshot;
+    let c = &s.capture;
+    assert_eq!(c.dropped.ringbuf_full, 0, "{c:?}");
+    assert_eq!(
+        s.totals.counts.queries + c.dropped.pending_evicted,
+        sent,
+        "{c:?}"
+    );
+    assert_eq!(
+        c.pending_at_end, 500,
+        "the table holds exactly its capacity"
+    );
+    assert_eq!(c.dropped.pending_evicted, sent - 500);
+    assert_eq!(s.totals.counts.responses, 0);
+}
