@@ -23,7 +23,7 @@ demo: release
 
 ## The whole test suite: unit tests, CLI tests and the live BPF tests (root).
 test: deps
-	$(CARGO) test --all-targets --no-fail-fast
+	$(CARGO) test --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

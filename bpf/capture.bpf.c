@@ -47,12 +47,27 @@ struct event_buf {
 	__u8 payload[DNSDOC_MAX_PAYLOAD];
 };
 
+/*
+ * One scratch slot per nesting level. Egress runs in process context with softirqs
+ * enabled, so an ingress (or softirq egress) program can interrupt it on the same CPU;
+ * a single per-CPU buffer would then be overwritten mid-record. Interrupts nest like a
+ * stack, so a per-CPU depth counter hands each level its own slot.
+ */
+#define SCRATCH_SLOTS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SCRATCH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct event_buf);
+} scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct event_buf);
-} scratch SEC(".maps");
+	__type(value, __u32);
+} depth SEC(".maps");
 
 /* Makes the struct visible in the generated skeleton's `types` module. */
 struct dns_event _event = {};
@@ -183,17 +198,39 @@ static __always_inline void fill_owner(struct __sk_buff *skb, struct dns_event *
 	__builtin_memcpy(ev->owner_comm, owner->comm, sizeof(ev->owner_comm));
 }
 
+static __always_inline void emit(struct __sk_buff *skb, int egress, struct event_buf *buf);
+
 static __always_inline int handle(struct __sk_buff *skb, int egress)
 {
-	__u32 zero = 0, l4off = 0, payload_off;
+	__u32 zero = 0, slot;
 	struct event_buf *buf;
+	__u32 *level;
+
+	level = bpf_map_lookup_elem(&depth, &zero);
+	if (!level)
+		return 1;
+	slot = *level;
+	if (slot >= SCRATCH_SLOTS) {
+		count(DNSDOC_CTR_DROP_NESTED);
+		return 1;
+	}
+	buf = bpf_map_lookup_elem(&scratch, &slot);
+	if (!buf)
+		return 1;
+	*level = slot + 1;
+	emit(skb, egress, buf);
+	*level = slot;
+	return 1;
+}
+
+/* Builds the record for one packet in `buf` and copies it into the ring buffer. */
+static __always_inline void emit(struct __sk_buff *skb, int egress, struct event_buf *buf)
+{
+	__u32 l4off = 0, payload_off;
 	struct dns_event *ev;
 	__u64 len;
 	int proto;
 
-	buf = bpf_map_lookup_elem(&scratch, &zero);
-	if (!buf)
-		return 1;
 	ev = &buf->hdr;
 	__builtin_memset(ev, 0, sizeof(*ev));
 
@@ -202,7 +239,7 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		struct udphdr uh;
 
 		if (bpf_skb_load_bytes(skb, l4off, &uh, sizeof(uh)) < 0)
-			return 1;
+			return;
 		ev->sport = bpf_ntohs(uh.source);
 		ev->dport = bpf_ntohs(uh.dest);
 		payload_off = l4off + sizeof(uh);
@@ -210,7 +247,7 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		struct tcphdr th;
 
 		if (bpf_skb_load_bytes(skb, l4off, &th, sizeof(th)) < 0)
-			return 1;
+			return;
 		ev->sport = bpf_ntohs(th.source);
 		ev->dport = bpf_ntohs(th.dest);
 		ev->tcp_seq = bpf_ntohl(th.seq);
@@ -218,14 +255,14 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		ev->tcp_flags = ((__u8 *)&th)[13];
 		payload_off = l4off + th.doff * 4;
 	} else {
-		return 1;
+		return;
 	}
 	if (!is_dns_port(ev->sport) && !is_dns_port(ev->dport))
-		return 1;
+		return;
 	if (payload_off >= skb->len) {
 		/* No payload: only FIN and RST matter (they end a TCP stream). */
 		if (proto != IPPROTO_TCP || !(ev->tcp_flags & 0x05))
-			return 1;
+			return;
 		len = 0;
 	} else {
 		len = skb->len - payload_off;
@@ -247,7 +284,7 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 	if (len > 0 && len <= DNSDOC_MAX_PAYLOAD) {
 		if (bpf_skb_load_bytes(skb, payload_off, buf->payload, len) < 0) {
 			count(DNSDOC_CTR_DROP_LOAD);
-			return 1;
+			return;
 		}
 	} else {
 		len = 0;
@@ -255,10 +292,9 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 	ev->captured_len = len;
 	barrier_var(len);
 	if (len > DNSDOC_MAX_PAYLOAD)
-		return 1;
+		return;
 	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + len, 0) < 0)
 		count(DNSDOC_CTR_DROP_RINGBUF);
-	return 1;
 }
 
 SEC("cgroup_skb/egress")

@@ -26,6 +26,7 @@ enum dnsdoc_counter {
 	DNSDOC_CTR_DROP_LOAD = 2,	/* event lost: payload could not be read */
 	DNSDOC_CTR_DROP_STORAGE = 3,	/* owner not recorded: socket storage full */
 	DNSDOC_CTR_CUT = 4,		/* payload longer than DNSDOC_MAX_PAYLOAD, cut */
+	DNSDOC_CTR_DROP_NESTED = 5,	/* event lost: hooks nested deeper than the scratch slots */
 	DNSDOC_CTR_MAX = 8,
 };
 

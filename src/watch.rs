@@ -187,9 +187,11 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         ringbuf_full: counters.dropped_ringbuf_full,
         load_error: counters.dropped_load_error,
         decode_error: decode_errors,
+        nested: counters.dropped_nested,
         pending_evicted: matched.evicted,
         total: counters.dropped_ringbuf_full
             + counters.dropped_load_error
+            + counters.dropped_nested
             + decode_errors
             + matched.evicted,
     };

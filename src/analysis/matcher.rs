@@ -7,7 +7,7 @@
 //! CoreDNS). One query on loopback is thus one client and one server transaction, kept
 //! apart so nothing is counted twice.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use crate::analysis::dns::{DnsMessage, Question};
@@ -82,6 +82,8 @@ struct Key {
 #[derive(Debug, Clone)]
 struct Pending {
     ts_ns: u64,
+    /// Unique per query: with `ts_ns`, its position in `order`.
+    seq: u64,
     question: Option<Question>,
     protocol: Protocol,
     local: SocketAddr,
@@ -95,8 +97,10 @@ pub struct Matcher {
     /// Usually one entry per key; several when one socket reuses an id for other names.
     pending: HashMap<Key, Vec<Pending>>,
     len: usize,
-    /// Queries in arrival order, for expiry; entries already answered are skipped.
-    order: VecDeque<(u64, Key)>,
+    /// The same queries ordered by send time, for expiry and eviction. Holds only what
+    /// is in flight, so memory follows the in-flight count, not the query rate.
+    order: BTreeMap<(u64, u64), Key>,
+    next_seq: u64,
     stats: MatcherStats,
 }
 
@@ -107,7 +111,8 @@ impl Matcher {
             capacity: capacity.max(1),
             pending: HashMap::new(),
             len: 0,
-            order: VecDeque::new(),
+            order: BTreeMap::new(),
+            next_seq: 0,
             stats: MatcherStats::default(),
         }
     }
@@ -147,14 +152,17 @@ impl Matcher {
             self.stats.retransmissions += 1;
             return;
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         entries.push(Pending {
             ts_ns: m.ts_ns,
+            seq,
             question: m.dns.question,
             protocol: m.protocol,
             local: m.local,
         });
         self.len += 1;
-        self.order.push_back((m.ts_ns, key));
+        self.order.insert((m.ts_ns, seq), key);
         while self.len > self.capacity && self.evict_oldest() {}
     }
 
@@ -179,6 +187,7 @@ impl Matcher {
             self.pending.remove(&key);
         }
         self.len -= 1;
+        self.order.remove(&(p.ts_ns, p.seq));
         let outcome = Outcome::Answered {
             rcode: m.dns.rcode,
             truncated: m.dns.truncated,
@@ -189,12 +198,12 @@ impl Matcher {
 
     /// Turns every query older than the timeout at `now_ns` into a timeout.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Transaction>) {
-        while let Some(&(ts, key)) = self.order.front() {
-            if now_ns.saturating_sub(ts) < self.timeout_ns {
+        while let Some(entry) = self.order.first_entry() {
+            if now_ns.saturating_sub(entry.key().0) < self.timeout_ns {
                 break;
             }
-            self.order.pop_front();
-            if let Some(p) = self.take(key, ts) {
+            let ((_, seq), key) = entry.remove_entry();
+            if let Some(p) = self.take(key, seq) {
                 out.push(transaction(key, p, Outcome::TimedOut));
             }
         }
@@ -203,17 +212,17 @@ impl Matcher {
     /// Ends the window: expires what is due, then reports the rest as pending.
     pub fn finish(&mut self, now_ns: u64, out: &mut Vec<Transaction>) {
         self.expire(now_ns, out);
-        while let Some((ts, key)) = self.order.pop_front() {
-            if let Some(p) = self.take(key, ts) {
+        while let Some(((_, seq), key)) = self.order.pop_first() {
+            if let Some(p) = self.take(key, seq) {
                 out.push(transaction(key, p, Outcome::Pending));
             }
         }
     }
 
-    /// Removes the pending query `key` sent at `ts`, if it is still pending.
-    fn take(&mut self, key: Key, ts: u64) -> Option<Pending> {
+    /// Removes pending query `seq` of `key` (already taken out of `order`).
+    fn take(&mut self, key: Key, seq: u64) -> Option<Pending> {
         let entries = self.pending.get_mut(&key)?;
-        let idx = entries.iter().position(|p| p.ts_ns == ts)?;
+        let idx = entries.iter().position(|p| p.seq == seq)?;
         let p = entries.swap_remove(idx);
         if entries.is_empty() {
             self.pending.remove(&key);
@@ -223,13 +232,13 @@ impl Matcher {
     }
 
     fn evict_oldest(&mut self) -> bool {
-        while let Some((ts, key)) = self.order.pop_front() {
-            if self.take(key, ts).is_some() {
-                self.stats.evicted += 1;
-                return true;
-            }
+        let Some(((_, seq), key)) = self.order.pop_first() else {
+            return false;
+        };
+        if self.take(key, seq).is_some() {
+            self.stats.evicted += 1;
         }
-        false
+        true
     }
 }
 
@@ -415,6 +424,19 @@ mod tests {
         m.on_message(formerr, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(m.stats().unmatched_responses, 1);
+    }
+
+    #[test]
+    fn memory_follows_in_flight_queries_not_throughput() {
+        let mut m = Matcher::new(5_000 * MS, 100);
+        let mut out = Vec::new();
+        for i in 0..10_000u64 {
+            let id = (i % 60_000) as u16;
+            m.on_message(msg(i, 1, Direction::Egress, false, id, "t.test."), &mut out);
+            m.on_message(msg(i, 1, Direction::Ingress, true, id, "t.test."), &mut out);
+        }
+        assert_eq!(out.len(), 10_000);
+        assert_eq!((m.in_flight(), m.order.len(), m.pending.len()), (0, 0, 0));
     }
 
     #[test]

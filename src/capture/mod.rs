@@ -58,6 +58,8 @@ pub struct KernelCounters {
     pub owner_storage_full: u64,
     /// Packets whose payload was longer than MAX_PAYLOAD and was cut.
     pub payload_cut: u64,
+    /// Records lost because hooks nested deeper than the per-CPU scratch slots.
+    pub dropped_nested: u64,
 }
 
 /// Storage the BPF objects borrow; lives on the caller's stack for the capture's lifetime.
@@ -231,6 +233,7 @@ impl<'obj> Capture<'obj> {
             dropped_load_error: read(2)?,
             owner_storage_full: read(3)?,
             payload_cut: read(4)?,
+            dropped_nested: read(5)?,
         })
     }
 }
