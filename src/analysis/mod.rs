@@ -95,6 +95,10 @@ impl Analyzer {
                 if ev.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
                     if let Some(s) = self.streams.remove(&key) {
                         self.closed_desyncs += s.stats().desyncs;
+                        // A stream that ends inside a message: its length prefix lied.
+                        if s.unfinished() {
+                            self.stats.parse_errors += 1;
+                        }
                     }
                 }
             }
@@ -318,6 +322,25 @@ mod tests {
         assert_eq!(rcodes, vec![3, 0]);
         assert!(out.iter().all(|t| t.owner.as_ref().unwrap().tgid == 55));
         assert_eq!(a.decode_stats().parse_errors, 0);
+    }
+
+    #[test]
+    fn tcp_stream_ending_inside_a_message_is_a_parse_error() {
+        let mut a = analyzer();
+        let (mut tgids, mut out) = (Vec::new(), Vec::new());
+        let mut liar = 300u16.to_be_bytes().to_vec(); // announces 300 bytes
+        liar.extend_from_slice(&wire(1, false, 0, false, "a.test", 1)); // sends ~24
+        let mut ev = packet(0, 8, Direction::Ingress, false, liar);
+        ev.protocol = Protocol::Tcp;
+        a.on_event(ev, &mut tgids, &mut out);
+        assert_eq!(a.decode_stats().parse_errors, 0, "may still be coming");
+        let mut fin = packet(1, 8, Direction::Ingress, false, Vec::new());
+        fin.protocol = Protocol::Tcp;
+        fin.tcp_flags = TCP_FIN;
+        fin.tcp_seq = 26;
+        a.on_event(fin, &mut tgids, &mut out);
+        assert_eq!(a.decode_stats().parse_errors, 1);
+        assert_eq!(a.decode_stats().messages, 0);
     }
 
     #[test]

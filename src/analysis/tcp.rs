@@ -118,6 +118,12 @@ impl StreamReassembler {
         self.stats
     }
 
+    /// True while a message is half-received: its length prefix (or part of it) came
+    /// but not all of its body. At the end of a stream that means the prefix lied.
+    pub fn unfinished(&self) -> bool {
+        matches!(self.framer, Framer::HalfPrefix(_) | Framer::Body { .. })
+    }
+
     /// Handles a segment that starts at or before `next_seq`.
     fn accept(&mut self, seq: u32, wire_len: u32, captured: &[u8], out: &mut Vec<TcpMessage>) {
         let Some(next) = self.next_seq else {
