@@ -62,8 +62,8 @@ fn dnsperf(cg: &TestCgroup, port: u16, file: &str, rate: u64, seconds: u64) -> P
     }
 }
 
-/// (user+system CPU seconds, peak RSS in MiB) of a process.
-fn cpu_and_rss(pid: u32) -> (f64, f64) {
+/// (user+system CPU seconds, current RSS in MiB, peak RSS in MiB) of a process.
+fn cpu_and_rss(pid: u32) -> (f64, f64, f64) {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the ")" of comm: utime is the 12th, stime the 13th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -73,13 +73,15 @@ fn cpu_and_rss(pid: u32) -> (f64, f64) {
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc_sysconf_clk_tck() };
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (ticks / hz, hwm_kb / 1024.0)
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks / hz, kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
 }
 
 extern "C" {
@@ -153,9 +155,9 @@ fn main() {
         // same name; the same timeout here keeps "a new query" meaning the same for both.
         let watch = start_watch(&cg, &[port], &["--timeout", "2s"]);
         let pid = watch.pid();
-        let (cpu0, _) = cpu_and_rss(pid);
+        let (cpu0, rss_start, _) = cpu_and_rss(pid);
         let with = dnsperf(&cg, port, &file, rate, seconds);
-        let (cpu1, rss) = cpu_and_rss(pid);
+        let (cpu1, rss_end, rss) = cpu_and_rss(pid);
         let snap = watch.stop().snapshot;
         let cpu_pct = (cpu1 - cpu0) / seconds as f64 * 100.0;
         let per_10k = cpu_pct / (with.qps / 10_000.0);
@@ -187,9 +189,11 @@ fn main() {
             );
         }
         println!(
-            "         dnsdoc: {} packets, {} events, p50 {:?} ms, p99 {:?} ms; dnsperf avg latency {:.3} ms (baseline {:.3} ms)",
+            "         dnsdoc: {} packets, {} events, RSS {:.1} MiB after attach -> {:.1} MiB after the run; p50 {:?} ms, p99 {:?} ms; dnsperf avg latency {:.3} ms (baseline {:.3} ms)",
             snap.capture.packets,
             snap.capture.events,
+            rss_start,
+            rss_end,
             snap.latency.p50_ms,
             snap.latency.p99_ms,
             with.avg_latency_ms,
