@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod exit;
 pub mod procinfo;
 pub mod render;
+pub mod rules;
 pub mod signals;
 pub mod snapshot;
 pub mod watch;

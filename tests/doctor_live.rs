@@ -1,0 +1,312 @@
+//! `dnsdoc doctor` live, against the real kernel, a real dnsmasq on loopback and real
+//! clients (dnsperf, dig), scoped to a private cgroup and port.
+//!
+//! The point of the first test: healthy DNS produces no WARNING or CRITICAL finding at
+//! all (zero false positives), while enough traffic flows for every rule that reads it
+//! to actually judge (no vacuous pass). The second shows a real fault is caught.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A running `dnsdoc doctor`.
+struct Doctor {
+    child: Option<Child>,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+/// Starts `dnsdoc doctor --cgroup CG --port P --format json <extra>` for up to 60 s and
+/// waits until the probes are attached.
+fn start_doctor(cg: &TestCgroup, port: u16, extra: &[&str]) -> Doctor {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
+        .arg("doctor")
+        .arg("--cgroup")
+        .arg(&cg.path)
+        .args(["--port", &port.to_string()])
+        .args(["--duration", "60s", "--no-progress", "--format", "json"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dnsdoc doctor");
+    let (tx_out, stdout) = mpsc::channel();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = tx_out.send(s);
+    });
+    let (tx_err, stderr) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx_err.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match stderr.recv_timeout(left) {
+            Ok(line) if line.contains("dnsdoc: watching") => break,
+            Ok(line) => eprintln!("dnsdoc: {line}"),
+            Err(_) => panic!("dnsdoc doctor did not attach within 30s"),
+        }
+    }
+    Doctor {
+        child: Some(child),
+        stdout,
+        stderr,
+    }
+}
+
+impl Doctor {
+    /// Ends the window with SIGINT (like Ctrl-C); returns the exit code and the report.
+    fn stop(mut self) -> (i32, serde_json::Value) {
+        let mut child = self.child.take().unwrap();
+        let st = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let code = child.wait().unwrap().code().expect("exit code");
+        let stdout = self
+            .stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stdout");
+        let stderr: Vec<String> = self.stderr.try_iter().collect();
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not a report ({e}): {stdout}\nstderr: {stderr:?}"));
+        (code, report)
+    }
+}
+
+impl Drop for Doctor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn severities(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {}: {}",
+                f["severity"], f["rule"], f["subject"], f["summary"]
+            )
+        })
+        .collect()
+}
+
+fn status_of<'a>(report: &'a serde_json::Value, rule: &str) -> &'a str {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == rule)
+        .unwrap_or_else(|| panic!("no check for {rule}"))["status"]
+        .as_str()
+        .unwrap()
+}
+
+/// dnsperf, one query in flight at a time (so a scheduling hiccup on a busy CI
+/// machine delays one sample, not a burst); returns (sent, completed).
+fn dnsperf(cg: &TestCgroup, server: &str, port: u16, file: &Path, tcp: bool) -> (u64, u64) {
+    let port_s = port.to_string();
+    let file = file.to_str().unwrap();
+    let mut args = vec![
+        "-s", server, "-p", &port_s, "-d", file, "-n", "1", "-q", "1", "-t", "3",
+    ];
+    if tcp {
+        args.extend_from_slice(&["-m", "tcp"]);
+    }
+    let (_, out) = cg.run("dnsperf", &args);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let num = |label: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{label}' in dnsperf output:\n{text}"))
+    };
+    (num("Queries sent:"), num("Queries completed:"))
+}
+
+#[test]
+fn healthy_local_dns_has_zero_false_positives() {
+    if !require_bpf("healthy_local_dns_has_zero_false_positives") {
+        return;
+    }
+    let cg = TestCgroup::new("doctor-ok");
+    let port = free_port();
+    let _dnsmasq = start_dnsmasq(&cg, port, &[]);
+    let dir = TempDir::new("doctor-ok");
+    let queries = dir.path().join("queries.txt");
+    let mut lines = String::new();
+    for i in 0..200 {
+        let qtype = if i % 2 == 0 { "A" } else { "AAAA" };
+        lines.push_str(&format!("host{i}.good.test {qtype}\n"));
+    }
+    std::fs::write(&queries, lines).unwrap();
+    let snap_path = dir.path().join("live.json");
+    let doctor = start_doctor(
+        &cg,
+        port,
+        &["--fail-on", "warning", "-o", snap_path.to_str().unwrap()],
+    );
+
+    // Healthy traffic: good names over UDP and TCP, IPv4 and IPv6, and the odd
+    // NXDOMAIN a real node always has.
+    let (sent_u, done_u) = dnsperf(&cg, "127.0.0.1", port, &queries, false);
+    let (sent_t, done_t) = dnsperf(&cg, "::1", port, &queries, true);
+    assert_eq!((sent_u, done_u, sent_t, done_t), (200, 200, 200, 200));
+    let port_s = port.to_string();
+    let digs = [
+        ("127.0.0.1", "www.good.test", "A", false),
+        ("127.0.0.1", "api.good.test", "AAAA", false),
+        ("::1", "db.good.test", "A", false),
+        ("::1", "cache.good.test", "A", true),
+        ("127.0.0.1", "no-such-host.test", "A", false),
+        ("::1", "mail.good.test", "AAAA", true),
+    ];
+    for (server, name, qtype, tcp) in digs {
+        let at = format!("@{server}");
+        let mut args = vec![
+            at.as_str(),
+            "-p",
+            &port_s,
+            name,
+            qtype,
+            "+tries=1",
+            "+timeout=3",
+        ];
+        if tcp {
+            args.push("+tcp");
+        }
+        let (_, out) = cg.run("dig", &args);
+        let status = dig_status(&out).unwrap_or_else(|| panic!("dig {name}: no answer"));
+        assert!(
+            status == "NOERROR" || status == "NXDOMAIN",
+            "{name}: {status}"
+        );
+    }
+
+    let (code, report) = doctor.stop();
+    let findings = severities(&report);
+    assert!(
+        findings.iter().all(|f| f.starts_with("\"INFO\"")),
+        "healthy DNS raised findings: {findings:#?}"
+    );
+    assert_eq!(
+        code, 0,
+        "--fail-on warning and nothing to report: {findings:#?}"
+    );
+    assert_eq!(report["status"], "OK", "{findings:#?}");
+    assert_eq!(report["source"], "live");
+    assert_eq!(report["capture"]["complete"], true);
+    // Every query was seen, at both ends.
+    assert_eq!(report["traffic"]["client_queries"], 406);
+    assert_eq!(report["traffic"]["server_queries"], 406);
+    // Not a vacuous pass: the rules that read this traffic judged it.
+    for rule in [
+        "dns_high_latency",
+        "dns_failure_rate",
+        "dns_timeouts",
+        "dns_servfail",
+        "dns_nxdomain_ratio",
+        "dns_truncation_tcp_fallback",
+        "dns_local_server_latency",
+        "dns_local_server_failures",
+        "dns_capture_degraded",
+        "dns_no_traffic",
+    ] {
+        assert_eq!(status_of(&report, rule), "pass", "{rule}: {report:#}");
+    }
+
+    // The saved window judges the same offline.
+    let out = Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
+        .args([
+            "doctor",
+            "--format",
+            "json",
+            "--fail-on",
+            "warning",
+            "--snapshot",
+        ])
+        .arg(&snap_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(offline["findings"], report["findings"]);
+    assert_eq!(offline["checks"], report["checks"]);
+}
+
+#[test]
+fn unanswered_queries_are_critical() {
+    if !require_bpf("unanswered_queries_are_critical") {
+        return;
+    }
+    let cg = TestCgroup::new("doctor-timeouts");
+    let port = free_port(); // nothing listens here
+    let doctor = start_doctor(&cg, port, &["--timeout", "1s"]);
+    let port_s = port.to_string();
+    let digs: Vec<_> = (0..25)
+        .map(|i| {
+            let name = format!("lost{i}.test");
+            let child = cg
+                .command(
+                    "dig",
+                    &["@127.0.0.1", "-p", &port_s, &name, "+tries=1", "+timeout=1"],
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn dig");
+            Guard(child)
+        })
+        .collect();
+    for mut g in digs {
+        let _ = g.0.wait();
+    }
+    // Past the 1 s timeout, so every query is a timeout rather than still pending.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, report) = doctor.stop();
+    let findings = severities(&report);
+    assert_eq!(code, 2, "{findings:#?}");
+    assert_eq!(report["traffic"]["client_queries"], 25);
+    let fired: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+        .collect();
+    assert!(
+        fired.contains(&("dns_timeouts", "CRITICAL")),
+        "{findings:#?}"
+    );
+    assert!(
+        fired.contains(&("dns_failure_rate", "CRITICAL")),
+        "{findings:#?}"
+    );
+    let timeouts = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "dns_timeouts")
+        .unwrap();
+    assert_eq!(timeouts["value"], 1.0, "every query timed out");
+    assert_eq!(timeouts["samples"], 25);
+}
