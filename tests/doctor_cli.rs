@@ -586,6 +586,16 @@ fn rules_metrics_lists_every_metric_and_the_docs_do_too() {
             rule.id
         );
     }
+    let j = dnsdoc(&["rules", "metrics", "--scope", "process", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    let p99 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "latency.p99_vs_peers")
+        .expect("a process metric");
+    assert_eq!(p99["unit"], "factor");
+    assert_eq!(p99["samples"], "latency.samples");
     let node = dnsdoc(&["rules", "metrics", "--scope", "name"]);
     assert!(
         !node.stdout.contains("latency.p99_ms"),

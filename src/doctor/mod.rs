@@ -151,7 +151,7 @@ Examples:
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
             ["node", "process", "server", "qtype", "name", "listener"]))]
         scope: Option<String>,
-        /// Table or markdown.
+        /// Table, JSON, or markdown (the reference table of docs/RULES.md).
         #[arg(long, value_enum, default_value_t = DoctorFormat::Table)]
         format: DoctorFormat,
     },
@@ -233,11 +233,7 @@ pub fn run_rules(args: &RulesArgs) -> Result<i32> {
             let scope = scope.as_deref().and_then(Scope::parse);
             let text = match format {
                 DoctorFormat::Markdown => render::findings::metrics_markdown(scope),
-                DoctorFormat::Json => {
-                    return Err(
-                        exit::UsageError("rules metrics prints a table or markdown".into()).into(),
-                    )
-                }
+                DoctorFormat::Json => format!("{:#}\n", render::findings::metrics_json(scope)),
                 DoctorFormat::Table => render::findings::metrics_table(scope),
             };
             print!("{text}");

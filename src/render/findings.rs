@@ -471,6 +471,24 @@ fn metric_rows(scope: Option<Scope>) -> Vec<[String; 5]> {
         .collect()
 }
 
+/// `rules metrics --format json`: the registry as data, for tools that write rules.
+pub fn metrics_json(scope: Option<Scope>) -> serde_json::Value {
+    registry()
+        .all()
+        .iter()
+        .filter(|m| scope.is_none_or(|s| m.applies_to(s)))
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "unit": m.unit,
+                "scopes": m.scopes,
+                "samples": m.samples,
+                "help": m.help,
+            })
+        })
+        .collect()
+}
+
 const METRIC_HEADER: [&str; 5] = ["Metric", "Unit", "Scopes", "Default samples", "Meaning"];
 
 /// `rules metrics`.
@@ -522,6 +540,37 @@ mod tests {
             "> 5.0%"
         );
         assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+    }
+
+    fn finding(rule: &str, n: usize) -> Finding {
+        Finding {
+            rule: rule.into(),
+            severity: Severity::Warning,
+            title: "t".into(),
+            summary: "s".into(),
+            scope: Scope::Process,
+            subject: format!("process p{n} (pid {n})"),
+            metric: "failure_ratio".into(),
+            unit: Unit::Ratio,
+            value: 0.5,
+            threshold: 0.05,
+            direction: Direction::Above,
+            samples: 100,
+            excess: 9.0,
+            evidence: vec![],
+            remediation: vec![],
+            docs: None,
+        }
+    }
+
+    #[test]
+    fn at_most_five_findings_per_rule_are_shown() {
+        let mut all: Vec<Finding> = (0..8).map(|n| finding("a", n)).collect();
+        all.push(finding("b", 0));
+        let (list, hidden) = shown(&all);
+        assert_eq!(list.len(), MAX_PER_RULE + 1);
+        assert_eq!(list.last().unwrap().rule, "b", "other rules still shown");
+        assert_eq!(hidden, [("a".to_string(), 3)]);
     }
 
     #[test]

@@ -447,6 +447,70 @@ mod tests {
         assert!(e.is_empty(), "{e:?}");
     }
 
+    fn process(pid: u32, samples: u64, p99: f64) -> ProcessStats {
+        ProcessStats {
+            pid,
+            comm: format!("p{pid}"),
+            cgroup: None,
+            counts: counts(samples, 0, 0),
+            latency: latency(samples, p99),
+        }
+    }
+
+    #[test]
+    fn peer_medians_match_the_naive_definition() {
+        use crate::rules::metrics::{registry, View};
+        let mut s = snap(counts(1000, 0, 0), latency(1000, 5.0));
+        // Duplicates, a row below min_samples and one without latency samples.
+        let p99s = [4.0, 9.0, 4.0, 1.0, 30.0, 7.0, 7.0];
+        s.processes = p99s
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| process(i as u32 + 1, 50, p))
+            .collect();
+        s.processes.push(process(99, 5, 500.0));
+        let mut empty = process(100, 0, 0.0);
+        empty.latency = Latency::default();
+        s.processes.push(empty);
+        let view = View::new(&s, Scope::Process);
+        let peers = registry()
+            .find(Scope::Process, "peers.latency.p99_ms")
+            .unwrap();
+        for i in 0..view.rows.len() {
+            let mut others: Vec<f64> = p99s
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, v)| *v)
+                .collect();
+            others.sort_by(f64::total_cmp);
+            let n = others.len();
+            let naive = if n % 2 == 1 {
+                others[n / 2]
+            } else {
+                (others[n / 2 - 1] + others[n / 2]) / 2.0
+            };
+            assert_eq!(view.value(peers, i, 20), Some(naive), "row {i}");
+        }
+    }
+
+    #[test]
+    fn one_slow_process_among_thousands_is_found_once() {
+        let rules = only(&RuleSet::builtin().unwrap(), "dns_process_latency_outlier");
+        let mut s = snap(counts(100_000, 0, 0), latency(100_000, 5.0));
+        s.processes = (0..5000)
+            .map(|i| process(i + 1, 20, 3.0 + (i % 7) as f64))
+            .collect();
+        s.processes[4321].latency.p99_ms = Some(800.0);
+        let started = std::time::Instant::now();
+        let f = evaluate(&s, &rules);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].subject, "process p4322 (pid 4322)");
+        assert_eq!(f[0].severity, Severity::Critical);
+        // O(n log n), not O(n^2): well under a second even unoptimized.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
     #[test]
     fn disabled_rules_report_disabled() {
         let mut rules = RuleSet::builtin().unwrap();

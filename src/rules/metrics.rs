@@ -4,6 +4,8 @@
 //! an error instead of a rule that silently never fires. It is also the reference for
 //! `dnsdoc rules metrics` and docs/RULES.md (a test keeps the two in step).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -798,6 +800,9 @@ pub struct View<'a> {
     pub rows: Vec<Row<'a>>,
     /// The traffic the rows partition: node client totals, or server_side for listeners.
     baseline: &'a Counts,
+    /// Sorted p99s of the rows eligible as peers, per `min_samples`: computed once, so
+    /// peer medians stay O(n log n) on nodes with thousands of short-lived processes.
+    peers: RefCell<HashMap<u64, Vec<f64>>>,
 }
 
 impl<'a> View<'a> {
@@ -872,6 +877,7 @@ impl<'a> View<'a> {
             snapshot,
             rows,
             baseline,
+            peers: RefCell::new(HashMap::new()),
         }
     }
 
@@ -890,11 +896,11 @@ impl<'a> View<'a> {
                 (Some(a), Some(b)) => Some(a - b),
                 _ => None,
             },
-            Get::PeersCount => Some(self.peer_p99s(i, min_samples).len() as f64),
-            Get::PeersP99 => median(self.peer_p99s(i, min_samples)),
+            Get::PeersCount => Some(self.peers_of(i, min_samples, |p| p.len() as f64)),
+            Get::PeersP99 => self.peers_of(i, min_samples, median),
             Get::P99VsPeers => {
                 let own = row.latency.and_then(|l| l.p99_ms);
-                match (own, median(self.peer_p99s(i, min_samples))) {
+                match (own, self.peers_of(i, min_samples, median)) {
                     (Some(a), Some(b)) if b > 0.0 => Some(a / b),
                     _ => None,
                 }
@@ -903,15 +909,47 @@ impl<'a> View<'a> {
         v.filter(|v| v.is_finite())
     }
 
-    fn peer_p99s(&self, i: usize, min_samples: u64) -> Vec<f64> {
-        self.rows
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .filter_map(|(_, r)| r.latency)
+    /// This row's p99, if the row is eligible as a peer.
+    fn eligible_p99(&self, i: usize, min_samples: u64) -> Option<f64> {
+        self.rows[i]
+            .latency
             .filter(|l| l.samples >= min_samples.max(1))
-            .filter_map(|l| l.p99_ms)
-            .collect()
+            .and_then(|l| l.p99_ms)
+    }
+
+    /// Applies `f` to the sorted p99s of row `i`'s peers: every eligible row but itself.
+    fn peers_of<T>(&self, i: usize, min_samples: u64, f: impl Fn(&Peers) -> T) -> T {
+        let mut cache = self.peers.borrow_mut();
+        let all = cache.entry(min_samples).or_insert_with(|| {
+            let mut v: Vec<f64> = (0..self.rows.len())
+                .filter_map(|j| self.eligible_p99(j, min_samples))
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        });
+        let skip = self
+            .eligible_p99(i, min_samples)
+            .and_then(|own| all.binary_search_by(|x| x.total_cmp(&own)).ok());
+        f(&Peers { sorted: all, skip })
+    }
+}
+
+/// A sorted list with at most one element left out (the subject itself).
+struct Peers<'a> {
+    sorted: &'a [f64],
+    skip: Option<usize>,
+}
+
+impl Peers<'_> {
+    fn len(&self) -> usize {
+        self.sorted.len() - usize::from(self.skip.is_some())
+    }
+
+    fn get(&self, j: usize) -> f64 {
+        match self.skip {
+            Some(s) if j >= s => self.sorted[j + 1],
+            _ => self.sorted[j],
+        }
     }
 }
 
@@ -939,17 +977,13 @@ fn minus(all: &Counts, part: &Counts) -> Counts {
     }
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
+fn median(p: &Peers) -> Option<f64> {
+    let n = p.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(p.get(n / 2)),
+        _ => Some((p.get(n / 2 - 1) + p.get(n / 2)) / 2.0),
     }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 #[cfg(test)]
@@ -998,8 +1032,15 @@ mod tests {
         assert_eq!(Unit::Points.format(0.295), "+29.5 points");
         assert_eq!(Unit::Count.format(12.0), "12");
         assert_eq!(Unit::Factor.format(4.25), "4.2x");
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
-        assert_eq!(median(vec![]), None);
+        let m = |v: &[f64], skip| median(&Peers { sorted: v, skip });
+        assert_eq!(m(&[1.0, 2.0, 3.0], None), Some(2.0));
+        assert_eq!(m(&[1.0, 4.0], None), Some(2.5));
+        assert_eq!(
+            m(&[1.0, 2.0, 3.0, 10.0], Some(3)),
+            Some(2.0),
+            "without itself"
+        );
+        assert_eq!(m(&[1.0, 2.0, 3.0, 10.0], Some(0)), Some(3.0));
+        assert_eq!(m(&[5.0], Some(0)), None);
     }
 }
