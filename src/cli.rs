@@ -23,6 +23,7 @@ pub enum Command {
     #[command(long_about = WATCH_ABOUT, after_help = WATCH_EXAMPLES)]
     Watch(WatchArgs),
     /// Evaluate the DNS health rules on a live window or a saved snapshot.
+    #[command(long_about = crate::doctor::DOCTOR_ABOUT)]
     Doctor(crate::doctor::DoctorArgs),
     /// Validate and test rule files.
     Rules(crate::doctor::RulesArgs),

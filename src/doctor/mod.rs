@@ -71,10 +71,7 @@ pub enum DoctorFormat {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = doctor_examples!(),
-    after_long_help = concat!("About:\n", doctor_about!(), "\n\n", doctor_examples!())
-)]
+#[command(after_help = doctor_examples!())]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
