@@ -1,7 +1,442 @@
-//! PLACEHOLDER (replaced by the chaos work of issue 4).
+//! `dnsdoc chaos`: game-day scenarios that induce a DNS fault on purpose and check that
+//! the rules fire.
+//!
+//! A run is: vet the target and the bounds ([`safety`]), plan the scenario
+//! ([`scenario`], one file per scenario), with `--verify` start the same capture as
+//! `watch` scoped to the scenario's own queries ([`verify`]), apply the fault if any
+//! ([`loss`]), send the load ([`load`]), remove the fault, evaluate the rules and print
+//! the summary ([`report`]).
+//!
+//! Exit codes: 0 when the run completed (and, with --verify, every check passed); 1 when
+//! a --verify check failed; the usual codes of [`crate::exit`] for errors.
+
+mod attached;
+mod dns_flood;
+mod dns_loss;
+pub mod load;
+pub mod loss;
+pub mod names;
+mod nxdomain_storm;
+pub mod report;
+pub mod safety;
+pub mod scenario;
+mod skel;
+mod verify;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
 use clap::Args;
+
+pub use attached::{cgroup_skb_programs, AttachedProgram};
+
+use crate::capture::scope;
+use crate::cli::Format;
+use crate::exit::{self, UsageError};
+use crate::signals;
+use load::{Load, LoadSpec};
+use loss::{LossFault, LossStorage};
+use report::{ChaosReport, FaultReport, LoadReport};
+use scenario::{Fault, Intensity, Params, QUERY_TIMEOUT};
+
+/// Exit code when a --verify check failed (a paired rule did not fire, or fired during
+/// a baseline).
+pub const VERIFY_FAILED: i32 = 1;
+
+/// The long description, shown by `dnsdoc chaos --help` after the options.
+macro_rules! about {
+    () => {
+        "\
+Induce a DNS fault on purpose, watch dnsdoc detect it, and get a PASS/FAIL for each
+rule that should have fired. A rule nobody has seen fire is a guess.
+
+Every scenario sends its own load (hickory-resolver clients, at most --qps lookups per
+second from --concurrency workers) to --target only: never the system resolver, never a
+public server. A target outside loopback needs --allow-remote and gets lower limits.
+dns-loss also attaches a BPF program that drops DNS packets to and from the target; it
+is a BPF link that dies with dnsdoc, so even kill -9 leaves nothing behind.
+
+With --verify, the same capture as `watch` runs during the scenario, scoped to the
+scenario's own queries (this process, the target's port, --cgroup), and each paired rule
+is checked: PASS when it fired at WARNING or above. --baseline runs the healthy twin of a
+scenario (same length and shape, no fault) and expects the paired rules to stay quiet.
+
+Ctrl-C stops the load and removes the fault at once, then prints the summary.
+Exit codes: 0 done (all checks passed), 1 a --verify check failed, 3 no BPF/privileges,
+4 bad rule file, 64 bad usage."
+    };
+}
+
+macro_rules! examples {
+    () => {
+        "\
+Examples:
+  dnsdoc chaos --list
+  dnsdoc chaos --induce nxdomain-storm --target 127.0.0.1:5353 --duration 20s --yes
+  sudo dnsdoc chaos --induce dns-flood --target 127.0.0.1:5353 --verify
+  sudo dnsdoc chaos --induce dns-flood --target 127.0.0.1:5353 --verify --baseline
+  sudo dnsdoc chaos --induce dns-loss --target [::1]:53 --loss 30% --duration 1m --verify
+  sudo dnsdoc chaos --induce dns-flood --target 127.0.0.1:5353 --qps 50000 --concurrency 1024 \\
+       --verify --rules ./tuned-rules.toml --format json > gameday.json"
+    };
+}
+
+/// `dnsdoc chaos` options.
 #[derive(Debug, Args)]
-pub struct ChaosArgs {}
-pub fn run(_: &ChaosArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("chaos is not available in this build")
+#[command(after_help = examples!(), after_long_help = concat!(about!(), "\n\n", examples!()))]
+pub struct ChaosArgs {
+    /// List the scenarios, what each does and the rules it should make fire.
+    #[arg(long, conflicts_with = "induce")]
+    pub list: bool,
+
+    /// The scenario to run (see --list).
+    #[arg(long, value_name = "NAME")]
+    pub induce: Option<String>,
+
+    /// The DNS server under test, as IP:PORT (127.0.0.1:5353, [::1]:53). Required.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub target: Option<String>,
+
+    /// Allow a target outside loopback (then at most 1000 qps, 64 workers, 5 minutes).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Allow a target listed in /etc/resolv.conf: everything on this host depends on it.
+    #[arg(long, hide_short_help = true)]
+    pub allow_system_resolver: bool,
+
+    /// How long the load (and the fault) lasts; at most 10m (5m for a remote target).
+    #[arg(short, long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// How hard the scenario pushes (numbers per scenario in --list).
+    #[arg(long, value_enum, default_value_t = Intensity::Medium)]
+    pub intensity: Intensity,
+
+    /// Most lookups per second, overriding the intensity (at most 100000).
+    #[arg(long, value_name = "N")]
+    pub qps: Option<u32>,
+
+    /// Concurrent clients (lookups in flight), overriding the intensity (at most 4096).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+
+    /// dns-loss: fraction of packets to drop, overriding the intensity (0.2 or 20%).
+    #[arg(long, value_name = "FRACTION", value_parser = safety::parse_fraction)]
+    pub loss: Option<f64>,
+
+    /// Cluster domain the scenario's names are built under.
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local",
+          value_parser = names::parse_domain)]
+    pub domain: String,
+
+    /// cgroup v2 subtree the fault applies to and --verify watches (path under the
+    /// cgroup2 mount, or absolute). Default: the root (the whole machine). dnsdoc itself
+    /// must run inside it for --verify.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Capture during the scenario and check that each paired rule fires (needs root).
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Run the healthy twin (same length and shape, no fault); with --verify, paired
+    /// rules must NOT fire.
+    #[arg(long)]
+    pub baseline: bool,
+
+    /// Extra rule file or directory for --verify, e.g. tuned thresholds (repeatable).
+    #[arg(long = "rules", value_name = "PATH", requires = "verify")]
+    pub rules: Vec<PathBuf>,
+
+    /// With --verify: write the snapshot (JSON) to this file, for `dnsdoc doctor`.
+    #[arg(short, long, value_name = "FILE", requires = "verify")]
+    pub output: Option<PathBuf>,
+
+    /// Do not ask for confirmation on a terminal.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// No live progress line on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 2m)"))
+}
+
+/// Runs `dnsdoc chaos`.
+pub fn run(args: &ChaosArgs) -> Result<i32> {
+    if args.list {
+        let mut out = std::io::stdout().lock();
+        match args.format {
+            Format::Table => write!(out, "{}", report::render_list(scenario::registry()))?,
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut out, &report::list_json(scenario::registry()))?;
+                writeln!(out)?;
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let Some(name) = args.induce.as_deref() else {
+        return Err(UsageError(format!(
+            "nothing to do: pass --list, or --induce NAME with one of {}",
+            scenario::names().join(", ")
+        ))
+        .into());
+    };
+    let scenario = scenario::find(name).ok_or_else(|| {
+        UsageError(format!(
+            "unknown scenario '{name}' (valid: {}; see `dnsdoc chaos --list`)",
+            scenario::names().join(", ")
+        ))
+    })?;
+    let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let target = safety::check_target(
+        args.target.as_deref(),
+        args.allow_remote,
+        args.allow_system_resolver,
+        &resolv_conf,
+    )?;
+    let loopback = target.ip().is_loopback();
+    let params = Params {
+        intensity: args.intensity,
+        qps: args.qps,
+        concurrency: args.concurrency,
+        loss: args.loss,
+        domain: args.domain.clone(),
+        baseline: args.baseline,
+    };
+    let injects_loss = matches!(
+        scenario
+            .plan(&Params {
+                baseline: false,
+                ..params.clone()
+            })
+            .fault,
+        Some(Fault::PacketLoss { .. })
+    );
+    if args.loss.is_some() && !injects_loss {
+        return Err(UsageError(format!("--loss only applies to dns-loss, not {name}")).into());
+    }
+    let mut plan = scenario.plan(&params);
+    let limits = safety::Limits::for_target(loopback);
+    // Presets are made for loopback; a remote target gets them capped, explicit values
+    // above the limits are an error.
+    if args.qps.is_none() {
+        plan.load.qps = plan.load.qps.min(limits.qps);
+    }
+    if args.concurrency.is_none() {
+        plan.load.concurrency = plan.load.concurrency.min(limits.concurrency);
+    }
+    safety::check_bounds(args.duration, plan.load.qps, plan.load.concurrency, limits)?;
+
+    // Privileges and the cgroup, before anything is sent.
+    let needs_bpf = args.verify || plan.fault.is_some();
+    let cgroup = if needs_bpf {
+        scope::check_privileges()?;
+        let cg = scope::resolve_cgroup(args.cgroup.as_deref())?;
+        if args.verify && !verify::self_in_cgroup(&cg) {
+            return Err(UsageError(format!(
+                "--verify watches dnsdoc's own queries, but dnsdoc is not inside --cgroup {}: \
+                 run it inside that cgroup, or leave --cgroup out",
+                cg.display()
+            ))
+            .into());
+        }
+        Some(cg)
+    } else {
+        None
+    };
+    // A bad rule file fails now, not after the load.
+    let rules = if args.verify {
+        Some(verify::load_rules(&args.rules)?)
+    } else {
+        None
+    };
+
+    let fault_text = match plan.fault {
+        Some(Fault::PacketLoss { fraction }) => format!(
+            ", dropping {} of DNS packets to and from it",
+            crate::render::style::pct(fraction)
+        ),
+        None => String::new(),
+    };
+    let question = format!(
+        "dnsdoc chaos: run {}{} against {target} for {} ({} qps cap, {} workers){fault_text}?",
+        scenario.name(),
+        if args.baseline { " (baseline)" } else { "" },
+        humantime::format_duration(args.duration),
+        plan.load.qps,
+        plan.load.concurrency,
+    );
+    if !safety::confirm(&question, args.yes) {
+        return Err(anyhow::anyhow!(
+            "not confirmed: nothing was sent (pass --yes to skip the question)"
+        ));
+    }
+    signals::install().context("installing signal handlers")?;
+
+    let spec = LoadSpec {
+        target,
+        qps: plan.load.qps,
+        concurrency: plan.load.concurrency,
+        duration: args.duration,
+        query_timeout: QUERY_TIMEOUT,
+        names: plan.load.names.clone(),
+        seed: seed(),
+    };
+    let prepared = Load::prepare(spec)?;
+
+    // --verify: the capture first, so it sees the first query.
+    let observer = match (&cgroup, args.verify) {
+        (Some(cg), true) => Some(verify::Observer::start(cg, target, args.duration)?),
+        _ => None,
+    };
+
+    let mut storage = LossStorage::default();
+    let mut fault = match (plan.fault, &cgroup) {
+        (Some(Fault::PacketLoss { fraction }), Some(cg)) => {
+            let f = LossFault::attach(target, fraction, cg, &mut storage)?;
+            eprintln!(
+                "dnsdoc: chaos: fault active: dropping {} of DNS packets to and from {target} in cgroup {}",
+                crate::render::style::pct(fraction),
+                cg.display()
+            );
+            Some(f)
+        }
+        _ => None,
+    };
+
+    let load = prepared.start();
+    eprintln!(
+        "dnsdoc: chaos: {} against {target} for {} (Ctrl-C stops at once)",
+        scenario.name(),
+        humantime::format_duration(args.duration)
+    );
+
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+    let mut interrupted = false;
+    let mut fault_counters = None;
+    let mut sending_elapsed = None;
+    loop {
+        if signals::stop_requested() {
+            // Stop the load and remove the fault at once; the summary comes after.
+            load.stop();
+            if let Some(f) = fault.take() {
+                fault_counters = f.counters().ok();
+            }
+            interrupted = true;
+            break;
+        }
+        if load.sending_done() && sending_elapsed.is_none() {
+            sending_elapsed = Some(load.started().elapsed().min(args.duration));
+            if let Some(f) = fault.take() {
+                fault_counters = f.counters().ok();
+            }
+        }
+        if load.finished() {
+            break;
+        }
+        if let Some(o) = &observer {
+            if o.ended_early() {
+                // The capture failed: no point in loading the target further.
+                load.stop();
+                break;
+            }
+        }
+        if show_progress && last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            let (sent, answered, timeouts, nx) = load.counts();
+            eprint!(
+                "\r\x1b[2K  {:>5.1}s / {}   sent {sent}   answered {answered}   NXDOMAIN {nx}   timeouts {timeouts}   in flight {}",
+                load.started().elapsed().as_secs_f64(),
+                humantime::format_duration(args.duration),
+                load.in_flight()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = sending_elapsed.unwrap_or_else(|| load.started().elapsed().min(args.duration));
+    if let Some(f) = fault.take() {
+        fault_counters = f.counters().ok();
+    }
+    drop(fault);
+    let stats = load.finish(QUERY_TIMEOUT * 2 + Duration::from_secs(1));
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
+
+    let verify = match observer {
+        Some(o) => {
+            let snapshot = o.finish()?;
+            if let Some(path) = &args.output {
+                snapshot
+                    .write_atomic(path)
+                    .with_context(|| format!("writing snapshot {}", path.display()))?;
+                eprintln!("dnsdoc: snapshot written to {}", path.display());
+            }
+            Some(verify::verify(
+                scenario,
+                snapshot,
+                rules.as_ref().expect("rules loaded with --verify"),
+                args.baseline,
+            ))
+        }
+        None => None,
+    };
+
+    let report = ChaosReport {
+        scenario: scenario.name().to_string(),
+        baseline: args.baseline,
+        target: target.to_string(),
+        intensity: args.intensity.as_str().to_string(),
+        duration_s: args.duration.as_secs_f64(),
+        interrupted: interrupted || signals::stop_requested(),
+        load: LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64()),
+        fault: match (plan.fault, fault_counters, &cgroup) {
+            (Some(fault), Some(counters), Some(cg)) => Some(FaultReport {
+                fault,
+                cgroup: cg.display().to_string(),
+                counters,
+                matched: counters.matched(),
+                dropped: counters.dropped(),
+            }),
+            _ => None,
+        },
+        verify,
+    };
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Table => write!(
+            out,
+            "{}",
+            report::render(&report, crate::render::style::color_stdout())
+        )?,
+    }
+    Ok(match &report.verify {
+        Some(v) if !v.passed => VERIFY_FAILED,
+        _ => exit::OK,
+    })
+}
+
+/// A per-run seed, so two runs do not ask for the same random names.
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32)
 }

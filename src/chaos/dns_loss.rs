@@ -1,0 +1,73 @@
+//! dns-loss: a BPF program drops a fraction of the DNS packets to and from the target
+//! while a steady load of existing names runs.
+
+use super::dns_flood::preset;
+use super::names::NameMix;
+use super::scenario::{Fault, Intensity, LoadShape, Params, Plan, Scenario};
+
+pub struct DnsLoss;
+
+/// Fraction of matching packets dropped per intensity.
+const LOSS: [(Intensity, f64); 3] = [
+    (Intensity::Low, 0.05),
+    (Intensity::Medium, 0.2),
+    (Intensity::High, 0.5),
+];
+/// The steady load the loss is applied to (qps, workers), the same at every intensity.
+/// Enough workers that lookups stuck in re-sends (333 ms each) do not slow the rate.
+const LOAD: [(Intensity, u32, u32); 3] = [
+    (Intensity::Low, 200, 64),
+    (Intensity::Medium, 200, 64),
+    (Intensity::High, 200, 64),
+];
+
+impl Scenario for DnsLoss {
+    fn name(&self) -> &'static str {
+        "dns-loss"
+    }
+
+    fn description(&self) -> &'static str {
+        "A cgroup_skb BPF program drops a random fraction of DNS packets (UDP and TCP, \
+         both directions) to and from --target, inside --cgroup when given, while a \
+         steady load of existing names runs. The program goes away with dnsdoc."
+    }
+
+    fn paired_rules(&self) -> &'static [&'static str] {
+        &["dns_failure_rate", "dns_timeouts"]
+    }
+
+    fn rationale(&self) -> &'static str {
+        "A lost query or answer is never answered: the client re-sends on a new socket \
+         after 333 ms, and the lost one is a timeout, which counts as a failure \
+         (dns_timeouts, dns_failure_rate). Latency of the re-sent lookups rises too, but \
+         only for the unlucky ones."
+    }
+
+    fn intensities(&self) -> String {
+        LOSS.iter()
+            .map(|(i, f)| format!("{}: {:.0}% packet loss", i.as_str(), f * 100.0))
+            .collect::<Vec<_>>()
+            .join("; ")
+            + "; under a steady 200 qps, 64 workers"
+    }
+
+    fn plan(&self, p: &Params) -> Plan {
+        let (qps, conc) = preset(&LOAD, p.intensity);
+        let fraction = p.loss.unwrap_or_else(|| {
+            LOSS.iter()
+                .find(|(i, _)| *i == p.intensity)
+                .map(|(_, f)| *f)
+                .expect("every intensity has a loss")
+        });
+        Plan {
+            load: LoadShape {
+                qps: p.qps.unwrap_or(qps),
+                concurrency: p.concurrency.unwrap_or(conc),
+                names: NameMix::Existing {
+                    domain: p.domain.clone(),
+                },
+            },
+            fault: (!p.baseline).then_some(Fault::PacketLoss { fraction }),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `--verify`: the same capture as `watch`, scoped to the scenario's own queries, then
+//! the rules engine, then a PASS/FAIL per paired rule.
+//!
+//! [`crate::watch::observe`] blocks its thread and ends at its duration or on Ctrl-C,
+//! so it runs on a thread of its own while the main thread drives the fault and the
+//! load. The load starts only once the capture is attached (seen with BPF_PROG_QUERY),
+//! so the first query is observed; the window runs on past the end of the load by the
+//! query timeout so that every unanswered query has matured into a timeout.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::attached::cgroup_skb_programs;
+use super::report::{checks, FindingView, VerifyReport};
+use super::scenario::{Scenario, QUERY_TIMEOUT};
+use crate::capture::scope;
+use crate::rules::{evaluate_all, CheckStatus, RuleSet};
+use crate::snapshot::Snapshot;
+use crate::watch::{observe, ObserveOptions};
+
+/// Name of the capture's ingress program: attached last, so its arrival means ready.
+const CAPTURE_READY_PROGRAM: &str = "dns_ingress";
+/// Room before the load starts (setting up the workers) and after it ends (lookups in
+/// flight finish or time out, then the matcher declares the timeouts).
+const HEAD: Duration = Duration::from_millis(500);
+const TAIL: Duration = Duration::from_millis(500);
+
+/// The capture, running on its own thread.
+pub struct Observer {
+    handle: JoinHandle<Result<Snapshot>>,
+}
+
+impl Observer {
+    /// The options of the capture for a run against `target` lasting `duration`.
+    pub fn options(cgroup: &Path, target: SocketAddr, duration: Duration) -> ObserveOptions {
+        ObserveOptions {
+            duration: HEAD + duration + QUERY_TIMEOUT + TAIL,
+            // What the scenario's resolvers wait before they give up on an attempt.
+            timeout: QUERY_TIMEOUT,
+            ports: vec![target.port()],
+            cgroup: Some(cgroup.to_path_buf()),
+            // Only this process's queries count client-side: other clients of the
+            // target are not part of the experiment.
+            pids: vec![std::process::id()],
+            // A flood produces ~4 events per lookup (client and server side).
+            ring_buffer_bytes: 64 << 20,
+            max_pending: 200_000,
+            progress: false,
+        }
+    }
+
+    /// Starts the capture and returns once its programs are attached.
+    pub fn start(cgroup: &Path, target: SocketAddr, duration: Duration) -> Result<Observer> {
+        let before: HashSet<u32> = cgroup_skb_programs(cgroup)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let opts = Self::options(cgroup, target, duration);
+        let handle = std::thread::Builder::new()
+            .name("dnsdoc-observe".into())
+            .spawn(move || observe(&opts))
+            .context("starting the capture thread")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if handle.is_finished() {
+                return Err(join(handle)
+                    .err()
+                    .unwrap_or_else(|| anyhow!("the capture ended before the scenario began")));
+            }
+            let ready = cgroup_skb_programs(cgroup)?
+                .iter()
+                .any(|p| !before.contains(&p.id) && p.name == CAPTURE_READY_PROGRAM);
+            if ready {
+                return Ok(Observer { handle });
+            }
+            if Instant::now() > deadline {
+                bail!("the capture did not attach within 30s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True when the capture ended on its own before the run did (it failed).
+    pub fn ended_early(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits for the end of the window and returns the snapshot.
+    pub fn finish(self) -> Result<Snapshot> {
+        join(self.handle)
+    }
+}
+
+fn join(handle: JoinHandle<Result<Snapshot>>) -> Result<Snapshot> {
+    handle
+        .join()
+        .map_err(|_| anyhow!("the capture thread panicked"))?
+}
+
+/// True when this process lives in `cgroup` or below it.
+pub fn self_in_cgroup(cgroup: &Path) -> bool {
+    let Ok(mount) = scope::cgroup2_mount() else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return false;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| mount.join(p.trim_start_matches('/')))
+        .is_some_and(|mine| mine.starts_with(cgroup))
+}
+
+/// The built-in rules plus `--rules` files (tuned thresholds for a game day).
+pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet> {
+    let mut set = RuleSet::builtin()?;
+    for p in paths {
+        set.load_path(p)?;
+    }
+    Ok(set)
+}
+
+/// Evaluates the rules on the snapshot and checks the scenario's paired rules.
+pub fn verify(
+    scenario: &dyn Scenario,
+    snapshot: Snapshot,
+    rules: &RuleSet,
+    baseline: bool,
+) -> VerifyReport {
+    let eval = evaluate_all(&snapshot, rules);
+    let findings: Vec<FindingView> = eval
+        .findings
+        .iter()
+        .map(|f| FindingView {
+            rule: f.rule.clone(),
+            severity: f.severity.as_str().to_string(),
+            subject: f.subject.clone(),
+            title: f.title.clone(),
+            summary: f.summary.clone(),
+        })
+        .collect();
+    let statuses: Vec<(String, String)> = eval
+        .checks
+        .iter()
+        .map(|c| (c.rule.clone(), status_name(c.status).to_string()))
+        .collect();
+    let checks = checks(scenario.paired_rules(), &findings, &statuses, baseline);
+    VerifyReport {
+        passed: checks.iter().all(|c| c.pass),
+        checks,
+        findings,
+        snapshot,
+    }
+}
+
+/// The rules engine's verdict on one rule, as its JSON spells it.
+fn status_name(s: CheckStatus) -> &'static str {
+    match s {
+        CheckStatus::Pass => "pass",
+        CheckStatus::Fired => "fired",
+        CheckStatus::InsufficientData => "insufficient_data",
+        CheckStatus::NoData => "no_data",
+        CheckStatus::Disabled => "disabled",
+    }
+}

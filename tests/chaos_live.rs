@@ -1,0 +1,669 @@
+//! `dnsdoc chaos` against the real kernel and a real dnsmasq on loopback: each scenario
+//! with --verify makes its paired rules fire with the built-in thresholds, its healthy
+//! baseline of the same length and shape fires none of them, and the dns-loss fault
+//! disappears with dnsdoc, after Ctrl-C and after kill -9 alike.
+//!
+//! Everything runs in a private cgroup (dnsmasq and dnsdoc both inside, --cgroup aimed
+//! at it), so neither the fault nor the capture touches anything else on the machine.
+//! The tests of this file run one at a time: a flood measures latency on two shared
+//! cores, and a parallel test would skew it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dnsdoc::chaos::cgroup_skb_programs;
+use serde_json::Value;
+
+/// dnsmasq answers the scenarios' names as a Kubernetes cluster DNS would.
+const CLUSTER_DNS: &[&str] = &[
+    "--local=/cluster.local/",
+    "--host-record=kubernetes.default.svc.cluster.local,10.96.0.1",
+    "--host-record=kube-dns.kube-system.svc.cluster.local,10.96.0.10",
+];
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A finished `dnsdoc chaos --format json` run.
+struct Run {
+    code: Option<i32>,
+    report: Value,
+    stderr: String,
+}
+
+impl Run {
+    fn check(&self, rule: &str) -> &Value {
+        self.report["verify"]["checks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no checks: {}", self.stderr))
+            .iter()
+            .find(|c| c["rule"] == rule)
+            .unwrap_or_else(|| panic!("no check for {rule}"))
+    }
+
+    fn fired(&self) -> Vec<String> {
+        self.report["verify"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] != "INFO")
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn snapshot(&self) -> &Value {
+        &self.report["verify"]["snapshot"]
+    }
+
+    fn summary(&self) -> String {
+        let l = &self.report["load"];
+        let s = self.snapshot();
+        format!(
+            "client: sent {} answered {} timeouts {} p99 {} ms; dnsdoc: queries {} timeouts {} failure {} p99 {} ms; fired {:?}",
+            l["sent"],
+            l["answered"],
+            l["timeouts"],
+            l["latency"]["p99_ms"],
+            s["totals"]["queries"],
+            s["totals"]["timeouts"],
+            s["totals"]["failure_ratio"],
+            s["latency"]["p99_ms"],
+            self.fired()
+        )
+    }
+}
+
+/// Runs `dnsdoc chaos ARGS --target 127.0.0.1:PORT --yes --format json` inside `cg`.
+fn chaos(cg: &Path, port: u16, args: &[&str]) -> Run {
+    let target = format!("127.0.0.1:{port}");
+    let out = in_cgroup(cg, env!("CARGO_BIN_EXE_dnsdoc"))
+        .arg("chaos")
+        .args(args)
+        .args(["--target", &target, "--yes", "--format", "json", "--cgroup"])
+        .arg(cg)
+        .output()
+        .expect("run dnsdoc chaos");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not a chaos report ({e}); stderr: {stderr}"));
+    Run {
+        code: out.status.code(),
+        report,
+        stderr,
+    }
+}
+
+/// A command that runs `program` inside the cgroup directory `dir`.
+fn in_cgroup(dir: &Path, program: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("echo $$ > \"$0\" && exec \"$@\"")
+        .arg(dir.join("cgroup.procs"))
+        .arg(program);
+    c
+}
+
+/// A child cgroup of a test cgroup, killed and removed on drop (before its parent).
+struct Leaf(PathBuf);
+
+impl Leaf {
+    fn new(parent: &TestCgroup, name: &str) -> Leaf {
+        let p = parent.path.join(name);
+        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        Leaf(p)
+    }
+}
+
+impl Drop for Leaf {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A CPU budget for one process, like a CoreDNS pod's `limits.cpu`: `quota_us` of CPU
+/// time per 100 ms period. cgroup v1 `cpu` controller (hybrid hosts such as CI) or
+/// cgroup v2 `cpu.max`, whichever this host has.
+enum CpuBudget {
+    /// A v1 cpu cgroup; the process stays in its v2 cgroup too.
+    V1(PathBuf),
+    /// The v2 leaf itself carries cpu.max.
+    V2,
+}
+
+impl CpuBudget {
+    /// Puts `pid` (already in `leaf`) under a budget of `quota_us` per 100 ms.
+    fn apply(leaf: &Leaf, parent: &TestCgroup, pid: u32, quota_us: u32) -> CpuBudget {
+        let v2_root = dnsdoc::capture::scope::cgroup2_mount().unwrap();
+        let v2_has_cpu = std::fs::read_to_string(v2_root.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|c| c == "cpu");
+        if v2_has_cpu {
+            // cpu.max needs the controller enabled down to the leaf's parent.
+            for dir in [v2_root.as_path(), parent.path.as_path()] {
+                std::fs::write(dir.join("cgroup.subtree_control"), "+cpu")
+                    .unwrap_or_else(|e| panic!("enable cpu in {}: {e}", dir.display()));
+            }
+            std::fs::write(leaf.0.join("cpu.max"), format!("{quota_us} 100000")).unwrap();
+            return CpuBudget::V2;
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let v1 = mounts
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == "cpu"))
+                    .then(|| PathBuf::from(f[1]))
+            })
+            .expect("the flood test needs a cpu controller (cgroup v1 cpu or v2 cpu.max)");
+        let dir = v1.join(format!("dnsdoc-test-cpu-{}-{}", std::process::id(), pid));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("cpu.cfs_period_us"), "100000").unwrap();
+        std::fs::write(dir.join("cpu.cfs_quota_us"), quota_us.to_string()).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        CpuBudget::V1(dir)
+    }
+}
+
+impl Drop for CpuBudget {
+    fn drop(&mut self) {
+        if let CpuBudget::V1(dir) = self {
+            for _ in 0..100 {
+                if std::fs::remove_dir(&*dir).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// dnsmasq with CLUSTER_DNS in `dir`, listening on 127.0.0.1 and ::1.
+fn start_cluster_dns(dir: &Path, port: u16) -> Guard {
+    let port_arg = format!("--port={port}");
+    let mut args = vec![
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-poll",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1,::1",
+        "--pid-file=",
+        "--user=root",
+        "--log-facility=/dev/null",
+        &port_arg,
+    ];
+    args.extend_from_slice(CLUSTER_DNS);
+    let child = in_cgroup(dir, "dnsmasq")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dnsmasq");
+    let guard = Guard(child);
+    wait_for_tcp(("127.0.0.1", port));
+    guard
+}
+
+/// A server with a CPU budget of 1 ms per 100 ms, and the cgroup dnsdoc runs in.
+/// Both leaves sit under one test cgroup, which is what --cgroup names.
+struct SlowServer {
+    // Drop order: the server process, then its budget, then the leaves.
+    _dnsmasq: Guard,
+    _budget: CpuBudget,
+    client: Leaf,
+    _server: Leaf,
+}
+
+fn slow_server(cg: &TestCgroup, port: u16) -> SlowServer {
+    let server = Leaf::new(cg, "server");
+    let client = Leaf::new(cg, "client");
+    let dnsmasq = start_cluster_dns(&server.0, port);
+    let budget = CpuBudget::apply(&server, cg, dnsmasq.0.id(), 1000);
+    SlowServer {
+        _dnsmasq: dnsmasq,
+        _budget: budget,
+        client,
+        _server: server,
+    }
+}
+
+/// Runs chaos from the client leaf with --cgroup naming the parent (both leaves).
+fn chaos_from(leaf: &Leaf, cg: &TestCgroup, port: u16, args: &[&str]) -> Run {
+    let target = format!("127.0.0.1:{port}");
+    let out = in_cgroup(&leaf.0, env!("CARGO_BIN_EXE_dnsdoc"))
+        .arg("chaos")
+        .args(args)
+        .args(["--target", &target, "--yes", "--format", "json", "--cgroup"])
+        .arg(&cg.path)
+        .output()
+        .expect("run dnsdoc chaos");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not a chaos report ({e}); stderr: {stderr}"));
+    Run {
+        code: out.status.code(),
+        report,
+        stderr,
+    }
+}
+
+fn assert_clean_capture(r: &Run) {
+    let c = &r.snapshot()["capture"];
+    assert_eq!(c["dropped"]["total"], 0, "capture lost events: {c}");
+    assert_eq!(c["pending_at_end"], 0, "queries left pending: {c}");
+}
+
+#[test]
+fn dns_flood_on_a_cpu_limited_server_fires_latency_and_failures() {
+    if !require_bpf("dns_flood_on_a_cpu_limited_server_fires_latency_and_failures") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("flood");
+    let port = free_port();
+    let srv = slow_server(&cg, port);
+    let r = chaos_from(
+        &srv.client,
+        &cg,
+        port,
+        &["--induce", "dns-flood", "--duration", "6s", "--verify"],
+    );
+    eprintln!("dns-flood: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    assert_eq!(r.report["verify"]["passed"], true);
+    for rule in ["dns_high_latency", "dns_failure_rate"] {
+        let c = r.check(rule);
+        assert_eq!(c["pass"], true, "{rule}: {c}");
+        assert_eq!(c["fired"], true);
+    }
+    let s = r.snapshot();
+    assert!(s["latency"]["p99_ms"].as_f64().unwrap() > 100.0);
+    assert!(s["totals"]["failure_ratio"].as_f64().unwrap() > 0.01);
+    assert_eq!(s["capture"]["dropped"]["total"], 0, "the capture kept up");
+    // Only the scenario's own queries count: dnsdoc saw at least every lookup.
+    let sent = r.report["load"]["sent"].as_u64().unwrap();
+    assert!(sent > 1000, "a flood: {}", r.summary());
+    assert!(s["totals"]["queries"].as_u64().unwrap() >= sent);
+    let procs = s["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1, "only dnsdoc itself: {procs:?}");
+    assert_eq!(procs[0]["comm"], "dnsdoc");
+}
+
+#[test]
+fn dns_flood_baseline_fires_none_of_its_rules() {
+    if !require_bpf("dns_flood_baseline_fires_none_of_its_rules") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("floodbase");
+    let port = free_port();
+    let srv = slow_server(&cg, port);
+    let r = chaos_from(
+        &srv.client,
+        &cg,
+        port,
+        &[
+            "--induce",
+            "dns-flood",
+            "--duration",
+            "6s",
+            "--verify",
+            "--baseline",
+        ],
+    );
+    eprintln!("dns-flood baseline: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    for rule in ["dns_high_latency", "dns_failure_rate"] {
+        let c = r.check(rule);
+        assert_eq!(
+            (&c["pass"], &c["fired"]),
+            (&Value::Bool(true), &Value::Bool(false))
+        );
+    }
+    let fired = r.fired();
+    assert!(!fired.contains(&"dns_timeouts".to_string()), "{fired:?}");
+    // The same shape: the same names (about half NXDOMAIN, as with ndots:5), gently.
+    let l = &r.report["load"];
+    assert_eq!(l["sent"], l["answered"], "{}", r.summary());
+    assert_eq!(r.snapshot()["totals"]["failure_ratio"], 0.0);
+    assert_clean_capture(&r);
+}
+
+#[test]
+fn nxdomain_storm_fires_nxdomain_ratio_and_its_baseline_does_not() {
+    if !require_bpf("nxdomain_storm_fires_nxdomain_ratio_and_its_baseline_does_not") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("storm");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns(&cg.path, port);
+
+    let r = chaos(
+        &cg.path,
+        port,
+        &["--induce", "nxdomain-storm", "--duration", "4s", "--verify"],
+    );
+    eprintln!("nxdomain-storm: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    assert_eq!(r.check("dns_nxdomain_ratio")["pass"], true);
+    let l = &r.report["load"];
+    // 300 qps for 4 s: the rate cap is exact.
+    assert_eq!(l["sent"], 1200);
+    let nx = l["rcodes"]["NXDOMAIN"].as_u64().unwrap() as f64 / 1200.0;
+    assert!((0.74..0.86).contains(&nx), "80% random names: {nx}");
+    // dnsdoc counted the answers the clients got.
+    let t = &r.snapshot()["totals"];
+    assert_eq!(t["rcodes"]["NXDOMAIN"], l["rcodes"]["NXDOMAIN"]);
+    assert_eq!(t["responses"], l["answered"]);
+    assert_eq!(r.fired(), ["dns_nxdomain_ratio"], "nothing else is wrong");
+    assert_clean_capture(&r);
+
+    let b = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "nxdomain-storm",
+            "--duration",
+            "4s",
+            "--verify",
+            "--baseline",
+        ],
+    );
+    eprintln!("nxdomain-storm baseline: {}", b.summary());
+    assert_eq!(b.code, Some(0), "{}\n{}", b.summary(), b.stderr);
+    assert_eq!(b.check("dns_nxdomain_ratio")["pass"], true);
+    assert_eq!(b.check("dns_nxdomain_ratio")["fired"], false);
+    assert_eq!(b.report["load"]["sent"], 1200, "same length and rate");
+    assert_eq!(b.report["load"]["rcodes"]["NXDOMAIN"], 0);
+    assert!(b.fired().is_empty(), "{:?}", b.fired());
+}
+
+#[test]
+fn dns_loss_fires_failures_and_timeouts_and_every_drop_is_a_timeout() {
+    if !require_bpf("dns_loss_fires_failures_and_timeouts_and_every_drop_is_a_timeout") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("loss");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns(&cg.path, port);
+    let r = chaos(
+        &cg.path,
+        port,
+        &["--induce", "dns-loss", "--duration", "4s", "--verify"],
+    );
+    eprintln!("dns-loss: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    for rule in ["dns_failure_rate", "dns_timeouts"] {
+        assert_eq!(r.check(rule)["pass"], true, "{rule}");
+    }
+    let f = &r.report["fault"];
+    let (dropped, matched) = (
+        f["dropped"].as_u64().unwrap(),
+        f["matched"].as_u64().unwrap(),
+    );
+    let ratio = dropped as f64 / matched as f64;
+    assert!((0.12..0.28).contains(&ratio), "20% loss: {f}");
+    assert_eq!(f["ingress_matched"], 0, "loopback is judged on egress only");
+    // A dropped query or answer is one query nobody answered: dnsdoc saw each drop.
+    let t = &r.snapshot()["totals"];
+    assert_eq!(t["timeouts"].as_u64().unwrap(), dropped, "{f} {t}");
+    assert_clean_capture(&r);
+    // The clients mostly recovered by re-sending: the fault is visible below them.
+    let l = &r.report["load"];
+    assert!(l["answered"].as_u64().unwrap() * 10 >= l["sent"].as_u64().unwrap() * 9);
+    assert!(
+        loss_programs(&cg.path).is_empty(),
+        "the fault is gone after the run"
+    );
+
+    let b = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "dns-loss",
+            "--duration",
+            "4s",
+            "--verify",
+            "--baseline",
+        ],
+    );
+    eprintln!("dns-loss baseline: {}", b.summary());
+    assert_eq!(b.code, Some(0), "{}\n{}", b.summary(), b.stderr);
+    assert!(b.report["fault"].is_null(), "no fault in the baseline");
+    assert!(b.fired().is_empty(), "{:?}", b.fired());
+    assert_eq!(b.report["load"]["sent"], b.report["load"]["answered"]);
+}
+
+/// The loss programs attached to `cg` right now (BPF_PROG_QUERY).
+fn loss_programs(cg: &Path) -> Vec<String> {
+    cgroup_skb_programs(cg)
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.name.starts_with("loss_"))
+        .map(|p| format!("{} ({})", p.name, p.hook))
+        .collect()
+}
+
+/// One A query for `name` to 127.0.0.1:port; the RCODE, or None without an answer.
+fn query(port: u16, name: &str, timeout: Duration) -> Option<u8> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    let id: u16 = 0x5eed;
+    let mut msg = vec![];
+    msg.extend_from_slice(&id.to_be_bytes());
+    msg.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        msg.push(label.len() as u8);
+        msg.extend_from_slice(label.as_bytes());
+    }
+    msg.extend_from_slice(&[0, 0, 1, 0, 1]);
+    sock.send_to(&msg, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match sock.recv(&mut buf) {
+            Ok(n) if n >= 4 && buf[..2] == id.to_be_bytes() => return Some(buf[3] & 0x0f),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// A `dnsdoc chaos --induce dns-loss --loss 100%` running in the background.
+struct Background {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    stdout: mpsc::Receiver<String>,
+}
+
+fn start_total_loss(cg: &TestCgroup, port: u16, extra: &[&str]) -> Background {
+    let target = format!("127.0.0.1:{port}");
+    let mut child = cg
+        .command(
+            env!("CARGO_BIN_EXE_dnsdoc"),
+            &[
+                "chaos",
+                "--induce",
+                "dns-loss",
+                "--loss",
+                "100%",
+                "--qps",
+                "20",
+                // Every lookup waits out its timeouts: enough workers to keep the rate.
+                "--concurrency",
+                "64",
+                "--duration",
+                "60s",
+                "--yes",
+                "--format",
+                "json",
+                "--target",
+                &target,
+                "--cgroup",
+                cg.path.to_str().unwrap(),
+            ],
+        )
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dnsdoc chaos");
+    let (tx, stderr) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (tx, stdout) = mpsc::channel();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    let bg = Background {
+        child,
+        stderr,
+        stdout,
+    };
+    // The load starts right after the fault is in place.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match bg.stderr.recv_timeout(left) {
+            Ok(l) if l.contains("dnsdoc: chaos: dns-loss against") => return bg,
+            Ok(l) => eprintln!("dnsdoc: {l}"),
+            Err(_) => panic!("dnsdoc chaos did not start within 30s"),
+        }
+    }
+}
+
+/// Waits up to 3 s for the loss programs to leave `cg`.
+fn wait_detached(cg: &Path) -> Duration {
+    let t0 = Instant::now();
+    while !loss_programs(cg).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "still attached: {:?}",
+            loss_programs(cg)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t0.elapsed()
+}
+
+#[test]
+fn dns_loss_leaves_nothing_attached_after_kill_9() {
+    if !require_bpf("dns_loss_leaves_nothing_attached_after_kill_9") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("kill9");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns(&cg.path, port);
+    let name = "kubernetes.default.svc.cluster.local";
+    assert_eq!(
+        query(port, name, Duration::from_secs(2)),
+        Some(0),
+        "healthy first"
+    );
+
+    let mut bg = start_total_loss(&cg, port, &[]);
+    let attached = loss_programs(&cg.path);
+    assert_eq!(attached.len(), 2, "egress and ingress: {attached:?}");
+    // The fault works: dnsmasq (inside the cgroup) cannot answer anyone.
+    for _ in 0..3 {
+        assert_eq!(query(port, name, Duration::from_millis(300)), None);
+    }
+
+    bg.child.kill().unwrap(); // SIGKILL: no destructor, no signal handler runs
+    let status = bg.child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    wait_detached(&cg.path);
+    // Zero loss across many queries: nothing is left in the path.
+    let answered = (0..200)
+        .filter(|_| query(port, name, Duration::from_secs(1)) == Some(0))
+        .count();
+    assert_eq!(answered, 200);
+}
+
+#[test]
+fn ctrl_c_stops_the_load_and_removes_the_fault_at_once() {
+    if !require_bpf("ctrl_c_stops_the_load_and_removes_the_fault_at_once") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("sigint");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns(&cg.path, port);
+    let mut bg = start_total_loss(&cg, port, &["--verify"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(loss_programs(&cg.path).len(), 2);
+
+    let pid = bg.child.id().to_string();
+    let t0 = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let gone = wait_detached(&cg.path);
+    assert!(
+        gone < Duration::from_millis(500),
+        "fault removed in {gone:?}"
+    );
+    let status = bg.child.wait().unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after Ctrl-C"
+    );
+    // 0: every check passed, 1: a check failed (the window was cut short).
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+
+    let out = bg.stdout.recv_timeout(Duration::from_secs(5)).unwrap();
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(r["interrupted"], true);
+    let sent = r["load"]["sent"].as_u64().unwrap();
+    assert!((10..=60).contains(&sent), "20 qps for ~1.5 s: {sent}");
+    assert_eq!(r["load"]["answered"], 0, "100% loss");
+    assert!(r["fault"]["dropped"].as_u64().unwrap() >= sent);
+    assert!(
+        r["verify"]["snapshot"]["totals"]["queries"]
+            .as_u64()
+            .unwrap()
+            >= sent
+    );
+    assert_eq!(
+        query(
+            port,
+            "kubernetes.default.svc.cluster.local",
+            Duration::from_secs(2)
+        ),
+        Some(0)
+    );
+}
