@@ -14,11 +14,12 @@ const LOSS: [(Intensity, f64); 3] = [
     (Intensity::High, 0.5),
 ];
 /// The steady load the loss is applied to (qps, workers), the same at every intensity.
-/// Enough workers that lookups stuck in re-sends (333 ms each) do not slow the rate.
+/// Enough workers that lookups stuck in re-sends (333 ms each, up to two 2 s attempts
+/// at 50% loss) do not slow the rate: in flight = rate × time per lookup.
 const LOAD: [(Intensity, u32, u32); 3] = [
-    (Intensity::Low, 200, 64),
-    (Intensity::Medium, 200, 64),
-    (Intensity::High, 200, 64),
+    (Intensity::Low, 200, 256),
+    (Intensity::Medium, 200, 256),
+    (Intensity::High, 200, 256),
 ];
 
 impl Scenario for DnsLoss {
@@ -48,7 +49,7 @@ impl Scenario for DnsLoss {
             .map(|(i, f)| format!("{}: {:.0}% packet loss", i.as_str(), f * 100.0))
             .collect::<Vec<_>>()
             .join("; ")
-            + "; under a steady 200 qps, 64 workers"
+            + "; under a steady 200 qps, 256 workers"
     }
 
     fn plan(&self, p: &Params) -> Plan {

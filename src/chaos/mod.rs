@@ -241,7 +241,12 @@ pub fn run(args: &ChaosArgs) -> Result<i32> {
     // Privileges and the cgroup, before anything is sent.
     let needs_bpf = args.verify || plan.fault.is_some();
     let cgroup = if needs_bpf {
-        scope::check_privileges()?;
+        let why = if plan.fault.is_some() {
+            "the dns-loss fault is a BPF program"
+        } else {
+            "--verify runs the same capture as watch"
+        };
+        scope::check_privileges().context(why)?;
         let cg = scope::resolve_cgroup(args.cgroup.as_deref())?;
         if args.verify && !verify::self_in_cgroup(&cg) {
             return Err(UsageError(format!(
@@ -366,10 +371,10 @@ pub fn run(args: &ChaosArgs) -> Result<i32> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let elapsed = sending_elapsed.unwrap_or_else(|| load.started().elapsed().min(args.duration));
+    // Normally gone already; on an early exit from the loop, remove it now.
     if let Some(f) = fault.take() {
         fault_counters = f.counters().ok();
     }
-    drop(fault);
     let stats = load.finish(QUERY_TIMEOUT * 2 + Duration::from_secs(1));
     if show_progress {
         eprint!("\r\x1b[2K");
