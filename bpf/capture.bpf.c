@@ -20,6 +20,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u16 dns_ports[DNSDOC_MAX_PORTS] = {};
 const volatile __u32 n_ports = 0;
+/* Wake user space only once this much data waits; it also drains on a short timer.
+ * Waking it per record cost a context switch per packet (a quarter of its CPU). */
+const volatile __u64 wakeup_bytes = 0;
 
 /* Same definition as in owner.bpf.c; user space makes both objects use one map. */
 struct {
@@ -166,8 +169,9 @@ static __always_inline int parse_ip(struct __sk_buff *skb, struct dns_event *ev,
 	return -1;
 }
 
-/* Who owns this socket: from storage, else (egress only) the current task. */
-static __always_inline void fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress)
+/* Who owns this socket: from storage, else (egress only) the current task.
+ * Returns 1 the first time a known owner is reported for this socket. */
+static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct sock_owner *owner;
@@ -175,16 +179,16 @@ static __always_inline void fill_owner(struct __sk_buff *skb, struct dns_event *
 	if (egress)
 		ev->task_tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!sk)
-		return;
+		return 0;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
-		return;
+		return 0;
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0,
 				   egress ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!owner) {
 		if (egress)
 			count(DNSDOC_CTR_DROP_STORAGE);
-		return;
+		return 0;
 	}
 	/* A socket that existed before dnsdoc started has no owner yet. On egress a UDP
 	 * send runs in the sending task, and a TCP write in the writing task. */
@@ -196,6 +200,11 @@ static __always_inline void fill_owner(struct __sk_buff *skb, struct dns_event *
 	ev->owner_tgid = owner->tgid;
 	ev->cgroup_id = owner->cgroup_id;
 	__builtin_memcpy(ev->owner_comm, owner->comm, sizeof(ev->owner_comm));
+	if (owner->tgid && !owner->announced) {
+		owner->announced = 1;
+		return 1;
+	}
+	return 0;
 }
 
 static __always_inline void emit(struct __sk_buff *skb, int egress, struct event_buf *buf);
@@ -228,6 +237,7 @@ static __always_inline void emit(struct __sk_buff *skb, int egress, struct event
 {
 	__u32 l4off = 0, payload_off;
 	struct dns_event *ev;
+	int new_owner;
 	__u64 len;
 	int proto;
 
@@ -274,7 +284,7 @@ static __always_inline void emit(struct __sk_buff *skb, int egress, struct event
 	ev->protocol = proto;
 	ev->direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
 	ev->payload_len = len;
-	fill_owner(skb, ev, egress);
+	new_owner = fill_owner(skb, ev, egress);
 
 	if (len > DNSDOC_MAX_PAYLOAD) {
 		count(DNSDOC_CTR_CUT);
@@ -293,7 +303,13 @@ static __always_inline void emit(struct __sk_buff *skb, int egress, struct event
 	barrier_var(len);
 	if (len > DNSDOC_MAX_PAYLOAD)
 		return;
-	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + len, 0) < 0)
+	/* Wake user space at once for a socket's first record with a known owner, so it
+	 * reads /proc/PID while a short-lived client (dig) still waits for its answer. */
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (new_owner || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + len, flags) < 0)
 		count(DNSDOC_CTR_DROP_RINGBUF);
 }
 

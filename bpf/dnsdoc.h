@@ -34,7 +34,7 @@ enum dnsdoc_counter {
 struct sock_owner {
 	__u64 cgroup_id;
 	__u32 tgid;
-	__u32 _pad;
+	__u32 announced;		/* capture already woke user space for this owner */
 	char comm[DNSDOC_COMM_LEN];	/* thread name of the user; user space prefers /proc */
 };
 

@@ -137,7 +137,8 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         if signals::stop_requested() || elapsed >= opts.duration {
             break;
         }
-        let wait = (opts.duration - elapsed).min(Duration::from_millis(100));
+        // Short waits: the kernel only wakes us when the ring is an eighth full.
+        let wait = (opts.duration - elapsed).min(Duration::from_millis(10));
         capture.poll(wait, &mut events)?;
         feed(&mut events, &mut analyzer, &mut agg, &mut procs);
         if show_progress && last_progress.elapsed() >= Duration::from_millis(500) {

@@ -131,10 +131,12 @@ impl<'obj> Capture<'obj> {
             .context("capture object has no .rodata")?;
         ro.dns_ports = ports;
         ro.n_ports = cfg.ports.len() as u32;
+        let ring_bytes = ring_size(cfg.ring_buffer_bytes);
+        ro.wakeup_bytes = u64::from(ring_bytes / 8);
         open_capture
             .maps
             .events
-            .set_max_entries(ring_size(cfg.ring_buffer_bytes))
+            .set_max_entries(ring_bytes)
             .context("sizing the ring buffer")?;
         open_capture
             .maps
@@ -188,7 +190,8 @@ impl<'obj> Capture<'obj> {
         })
     }
 
-    /// Waits up to `timeout` for records and moves the decoded events into `out`.
+    /// Waits up to `timeout` (the kernel wakes us early only when the ring is filling
+    /// up), then moves every queued record, decoded, into `out`.
     pub fn poll(&self, timeout: Duration, out: &mut Vec<PacketEvent>) -> Result<()> {
         match self.ring.poll(timeout) {
             Ok(()) => {}
@@ -196,6 +199,8 @@ impl<'obj> Capture<'obj> {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
             Err(e) => return Err(e).context("reading the ring buffer"),
         }
+        // Records written without a wakeup are not seen by poll: consume them too.
+        self.ring.consume().context("reading the ring buffer")?;
         out.extend(self.queue.borrow_mut().events.drain(..));
         Ok(())
     }
