@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Set DNSDOC_REQUIRE_BPF=1 to make BPF tests fail (not skip) without root; .ci/run does.
 export DNSDOC_REQUIRE_BPF
 
-.PHONY: deps build release demo test lint bench clean
+.PHONY: deps build release demo demo-watch test lint bench clean
 
 deps:
 	scripts/install-deps.sh all
@@ -16,9 +16,13 @@ build: deps
 release: deps
 	$(CARGO) build --release
 
-## A self-contained demo: a local dnsmasq on loopback, a bounded mix of queries, dnsdoc
-## watching them. Needs root.
+## A self-contained game day: dnsmasq on loopback with a small CPU budget, a dns-flood
+## with --verify (PASS/FAIL per paired rule), the doctor report, cleanup. Needs root.
 demo: release
+	scripts/gameday.sh target/release/dnsdoc
+
+## dnsdoc watch over a bounded mix of queries to a local dnsmasq. Needs root.
+demo-watch: release
 	scripts/demo.sh target/release/dnsdoc
 
 ## The whole test suite: unit tests, CLI tests and the live BPF tests (root).
