@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(pkg-config libelf-dev zlib1g-dev clang make)
 # Real DNS peers for the integration tests, the demo and the benchmark.
-test_pkgs=(dnsmasq-base dnsutils dnsperf iproute2 procps)
+test_pkgs=(dnsmasq-base dnsutils dnsperf iproute2 procps python3)
 
 case "${1:-all}" in
   build) want=("${build_pkgs[@]}") ;;
