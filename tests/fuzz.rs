@@ -395,6 +395,7 @@ fn dns_parser_mutations() {
             Err(ParseError::BadQuestion(_)) => 4,
         }] += 1;
     });
+    eprintln!("fuzz dns_parser_mutations: outcomes (question, none, short, cut, bad) {outcomes:?}");
     if n >= 10_000 {
         assert!(
             outcomes.iter().all(|&c| c > n / 1000),
