@@ -21,5 +21,6 @@ fn main() {
             .unwrap_or_else(|e| panic!("building {src}: {e:#}"));
         println!("cargo:rerun-if-changed={src}");
     }
-    println!("cargo:rerun-if-changed=bpf/dnsdoc.h");
+    // Shared headers (dnsdoc.h, *.bpf.h) too: watch the whole directory.
+    println!("cargo:rerun-if-changed=bpf");
 }

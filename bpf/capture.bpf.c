@@ -8,29 +8,19 @@
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "dnsdoc.h"
+#include "dns_ports.bpf.h"
+#include "packet.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile __u16 dns_ports[DNSDOC_MAX_PORTS] = {};
-const volatile __u32 n_ports = 0;
 /* Wake user space only once this much data waits; it also drains on a short timer.
  * Waking it per record cost a context switch per packet (a quarter of its CPU). */
 const volatile __u64 wakeup_bytes = 0;
-
-/* Same definition as in owner.bpf.c; user space makes both objects use one map. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sock_owner);
-} sock_owners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -75,98 +65,12 @@ struct {
 /* Makes the struct visible in the generated skeleton's `types` module. */
 struct dns_event _event = {};
 
-#define IPV6_MAX_EXT_HEADERS 6
-#define NEXTHDR_HOP 0
-#define NEXTHDR_ROUTING 43
-#define NEXTHDR_FRAGMENT 44
-#define NEXTHDR_AUTH 51
-#define NEXTHDR_DEST 60
-#define IP_OFFSET_MASK 0x1fff
-
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
 
 	if (v)
 		*v += 1;
-}
-
-static __always_inline int is_dns_port(__u16 port)
-{
-	for (int i = 0; i < DNSDOC_MAX_PORTS; i++) {
-		if (i >= n_ports)
-			break;
-		if (dns_ports[i] == port)
-			return 1;
-	}
-	return 0;
-}
-
-/* Fills addresses and returns the L4 protocol and its offset, or -1 to ignore. */
-static __always_inline int parse_ip(struct __sk_buff *skb, struct dns_event *ev, __u32 *l4off)
-{
-	__u8 version;
-
-	if (bpf_skb_load_bytes(skb, 0, &version, 1) < 0)
-		return -1;
-	version >>= 4;
-
-	if (version == 4) {
-		struct iphdr iph;
-
-		if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0)
-			return -1;
-		/* Only the first fragment carries the UDP header (ingress is defragmented). */
-		if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK)
-			return -1;
-		ev->family = 4;
-		__builtin_memcpy(ev->saddr, &iph.saddr, 4);
-		__builtin_memcpy(ev->daddr, &iph.daddr, 4);
-		*l4off = iph.ihl * 4;
-		return iph.protocol;
-	}
-	if (version == 6) {
-		struct ipv6hdr ip6h;
-		__u32 off = sizeof(ip6h);
-		__u8 nexthdr;
-
-		if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) < 0)
-			return -1;
-		ev->family = 6;
-		__builtin_memcpy(ev->saddr, &ip6h.saddr, 16);
-		__builtin_memcpy(ev->daddr, &ip6h.daddr, 16);
-		nexthdr = ip6h.nexthdr;
-		/* Walk extension headers (hop-by-hop, routing, fragment, auth, dest opts). */
-		for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
-			__u8 ext[2];
-
-			if (nexthdr == IPPROTO_UDP || nexthdr == IPPROTO_TCP)
-				break;
-			if (nexthdr != NEXTHDR_HOP && nexthdr != NEXTHDR_ROUTING &&
-			    nexthdr != NEXTHDR_FRAGMENT && nexthdr != NEXTHDR_AUTH &&
-			    nexthdr != NEXTHDR_DEST)
-				return -1;
-			if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
-				return -1;
-			if (nexthdr == NEXTHDR_FRAGMENT) {
-				__u16 frag;
-
-				if (bpf_skb_load_bytes(skb, off + 2, &frag, sizeof(frag)) < 0)
-					return -1;
-				if (bpf_ntohs(frag) & 0xfff8)	/* not the first fragment */
-					return -1;
-				off += 8;
-			} else if (nexthdr == NEXTHDR_AUTH) {
-				off += ((__u32)ext[1] + 2) * 4;
-			} else {
-				off += ((__u32)ext[1] + 1) * 8;
-			}
-			nexthdr = ext[0];
-		}
-		*l4off = off;
-		return nexthdr;
-	}
-	return -1;
 }
 
 /* Who owns this socket: from storage, else (egress only) the current task.
@@ -235,8 +139,9 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 /* Builds the record for one packet in `buf` and copies it into the ring buffer. */
 static __always_inline void emit(struct __sk_buff *skb, int egress, struct event_buf *buf)
 {
-	__u32 l4off = 0, payload_off;
+	__u32 l4off, payload_off;
 	struct dns_event *ev;
+	struct l3 l3 = {};
 	int new_owner;
 	__u64 len;
 	int proto;
@@ -244,7 +149,13 @@ static __always_inline void emit(struct __sk_buff *skb, int egress, struct event
 	ev = &buf->hdr;
 	__builtin_memset(ev, 0, sizeof(*ev));
 
-	proto = parse_ip(skb, ev, &l4off);
+	if (parse_l3(skb, &l3) < 0)
+		return;
+	ev->family = l3.family;
+	__builtin_memcpy(ev->saddr, l3.saddr, 16);
+	__builtin_memcpy(ev->daddr, l3.daddr, 16);
+	proto = l3.protocol;
+	l4off = l3.l4off;
 	if (proto == IPPROTO_UDP) {
 		struct udphdr uh;
 

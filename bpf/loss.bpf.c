@@ -20,10 +20,9 @@
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "packet.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -54,13 +53,6 @@ struct {
 
 /* Loopback is ifindex 1 in every network namespace. */
 #define LOOPBACK_IFINDEX 1
-#define IP_OFFSET_MASK 0x1fff
-#define IPV6_MAX_EXT_HEADERS 6
-#define NEXTHDR_HOP 0
-#define NEXTHDR_ROUTING 43
-#define NEXTHDR_FRAGMENT 44
-#define NEXTHDR_AUTH 51
-#define NEXTHDR_DEST 60
 
 static __always_inline void count(__u32 idx)
 {
@@ -79,85 +71,23 @@ struct ports {
 static __always_inline int matches(struct __sk_buff *skb)
 {
 	int to_target = 1, from_target = 1;
+	struct l3 l3 = {};
 	struct ports p;
-	__u32 l4off;
-	__u8 version, proto;
 
-	if (bpf_skb_load_bytes(skb, 0, &version, 1) < 0)
+	if (parse_l3(skb, &l3) < 0 || l3.family != target_family)
 		return 0;
-	version >>= 4;
-
-	if (version == 4) {
-		struct iphdr iph;
-
-		if (target_family != 4)
-			return 0;
-		if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0)
-			return 0;
-		/* Later fragments carry no ports; egress runs before fragmentation and
-		 * ingress after reassembly, so only odd traffic gets here. */
-		if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK)
-			return 0;
-		if (iph.daddr != target_addr[0])
+	for (int i = 0; i < 4; i++) {
+		if (i > 0 && l3.family == 4)
+			break;
+		if (l3.daddr[i] != target_addr[i])
 			to_target = 0;
-		if (iph.saddr != target_addr[0])
+		if (l3.saddr[i] != target_addr[i])
 			from_target = 0;
-		proto = iph.protocol;
-		l4off = iph.ihl * 4;
-	} else if (version == 6) {
-		struct ipv6hdr ip6h;
-		__u32 off = sizeof(ip6h);
-
-		if (target_family != 6)
-			return 0;
-		if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) < 0)
-			return 0;
-		for (int i = 0; i < 4; i++) {
-			if (ip6h.daddr.in6_u.u6_addr32[i] != target_addr[i])
-				to_target = 0;
-			if (ip6h.saddr.in6_u.u6_addr32[i] != target_addr[i])
-				from_target = 0;
-		}
-		if (!to_target && !from_target)
-			return 0;
-		proto = ip6h.nexthdr;
-		for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
-			__u8 ext[2];
-
-			if (proto == IPPROTO_UDP || proto == IPPROTO_TCP)
-				break;
-			if (proto != NEXTHDR_HOP && proto != NEXTHDR_ROUTING &&
-			    proto != NEXTHDR_FRAGMENT && proto != NEXTHDR_AUTH &&
-			    proto != NEXTHDR_DEST)
-				return 0;
-			if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
-				return 0;
-			if (proto == NEXTHDR_FRAGMENT) {
-				__u16 frag;
-
-				if (bpf_skb_load_bytes(skb, off + 2, &frag, sizeof(frag)) < 0)
-					return 0;
-				if (bpf_ntohs(frag) & 0xfff8)
-					return 0;
-				off += 8;
-			} else if (proto == NEXTHDR_AUTH) {
-				off += ((__u32)ext[1] + 2) * 4;
-			} else {
-				off += ((__u32)ext[1] + 1) * 8;
-			}
-			proto = ext[0];
-		}
-		l4off = off;
-	} else {
-		return 0;
 	}
-
 	if (!to_target && !from_target)
 		return 0;
-	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
-		return 0;
 	/* UDP and TCP both start with source and destination port. */
-	if (bpf_skb_load_bytes(skb, l4off, &p, sizeof(p)) < 0)
+	if (bpf_skb_load_bytes(skb, l3.l4off, &p, sizeof(p)) < 0)
 		return 0;
 	if (to_target && bpf_ntohs(p.dest) == target_port)
 		return 1;

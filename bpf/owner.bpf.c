@@ -10,30 +10,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "dnsdoc.h"
+#include "dns_ports.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-const volatile __u16 dns_ports[DNSDOC_MAX_PORTS] = {};
-const volatile __u32 n_ports = 0;
-
-/* Shared with capture.bpf.c: user space hands this map's fd to the capture object. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sock_owner);
-} sock_owners SEC(".maps");
-
-static __always_inline int is_dns_port(__u16 port)
-{
-	for (int i = 0; i < DNSDOC_MAX_PORTS; i++) {
-		if (i >= n_ports)
-			break;
-		if (dns_ports[i] == port)
-			return 1;
-	}
-	return 0;
-}
 
 static __always_inline void record_owner(struct bpf_sock_addr *ctx)
 {

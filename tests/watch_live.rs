@@ -318,14 +318,11 @@ fn glibc_getaddrinfo_is_seen_and_attributed() {
 }
 
 /// Runs dnsperf once through a query file and returns (sent, completed, rcodes).
-fn dnsperf(cg: &TestCgroup, server: &str, port: u16, file: &str, tcp: bool) -> (u64, u64, Rcodes) {
+fn dnsperf(cg: &TestCgroup, server: &str, port: u16, file: &str) -> (u64, u64, Rcodes) {
     let port_s = port.to_string();
-    let mut args = vec![
-        "-s", server, "-p", &port_s, "-d", file, "-n", "1", "-Q", "2000", "-t", "3",
+    let args = [
+        "-s", server, "-p", &port_s, "-d", file, "-n", "1", "-Q", "1000", "-t", "10",
     ];
-    if tcp {
-        args.extend_from_slice(&["-m", "tcp"]);
-    }
     let (_, out) = cg.run("dnsperf", &args);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let num = |label: &str| -> u64 {
@@ -351,8 +348,8 @@ fn dnsperf(cg: &TestCgroup, server: &str, port: u16, file: &str, tcp: bool) -> (
 }
 
 #[test]
-fn dnsperf_counts_match_over_udp_and_tcp() {
-    if !require_bpf("dnsperf_counts_match_over_udp_and_tcp") {
+fn dnsperf_over_udp_and_dig_keepopen_over_tcp_counts_match() {
+    if !require_bpf("dnsperf_over_udp_and_dig_keepopen_over_tcp_counts_match") {
         return;
     }
     let cg = TestCgroup::new("dnsperf");
@@ -370,36 +367,73 @@ fn dnsperf_counts_match_over_udp_and_tcp() {
     }
     std::fs::write(&file, lines).unwrap();
     let file = file.to_str().unwrap();
+    // 60 queries from one dig over one TCP connection (+keepopen). dnsperf's TCP mode
+    // is not used: on this machine it loses the odd query by itself (1 run in 20, with
+    // no dnsdoc attached), which would make exact counts a coin toss.
+    let names: Vec<String> = (0..60)
+        .map(|i| match i % 3 {
+            0 => format!("t{i}.good.test"),
+            1 => format!("t{i}.test"),
+            _ => format!("t{i}.example"),
+        })
+        .collect();
 
     let watch = start_watch(&cg, &[port], &[]);
-    let (sent_u, done_u, rc_u) = dnsperf(&cg, "127.0.0.1", port, file, false);
-    let (sent_t, done_t, rc_t) = dnsperf(&cg, "::1", port, file, true);
+    let (sent, done, mut want) = dnsperf(&cg, "127.0.0.1", port, file);
+    let port_s = port.to_string();
+    let mut args = vec![
+        "+tcp",
+        "+keepopen",
+        "+tries=1",
+        "+timeout=5",
+        "@::1",
+        "-p",
+        &port_s,
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let (dig_pid, out) = cg.run("dig", &args);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let statuses: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap())
+        .collect();
     let s = watch.stop().snapshot;
-    // dnsperf's own result first: if it lost queries, that is not dnsdoc's doing.
-    assert_eq!(
-        (sent_u, done_u, sent_t, done_t),
-        (300, 300, 300, 300),
-        "dnsperf itself"
-    );
+    assert_eq!((sent, done), (300, 300), "dnsperf over UDP");
+    assert_eq!(statuses.len(), 60, "dig answered every TCP query:\n{text}");
+    for st in &statuses {
+        tally(&mut want, st);
+    }
     assert_clean_capture(&s);
 
-    let mut want = rc_u.clone();
-    for (a, b) in [
-        (&mut want.NOERROR, rc_t.NOERROR),
-        (&mut want.NXDOMAIN, rc_t.NXDOMAIN),
-        (&mut want.REFUSED, rc_t.REFUSED),
-        (&mut want.SERVFAIL, rc_t.SERVFAIL),
-    ] {
-        *a += b;
-    }
     let t = &s.totals;
-    assert_eq!(t.counts.queries, 600);
-    assert_eq!(t.counts.responses, 600);
+    assert_eq!(t.counts.queries, 360);
+    assert_eq!(t.counts.responses, 360);
     assert_eq!(t.counts.rcodes, want);
-    assert_eq!((want.NOERROR, want.NXDOMAIN, want.REFUSED), (200, 200, 200));
-    assert_eq!((t.udp_queries, t.tcp_queries), (300, 300));
+    assert_eq!((want.NOERROR, want.NXDOMAIN, want.REFUSED), (120, 120, 120));
+    assert_eq!((t.udp_queries, t.tcp_queries), (300, 60));
     assert_eq!(t.retransmissions, 0);
-    let dnsperf_rows: Vec<_> = s.processes.iter().filter(|p| p.comm == "dnsperf").collect();
-    assert_eq!(dnsperf_rows.len(), 2);
-    assert_eq!(s.server_side.counts.queries, 600);
+    let perf = s
+        .processes
+        .iter()
+        .find(|p| p.comm == "dnsperf")
+        .expect("dnsperf row");
+    assert_eq!(perf.counts.queries, 300);
+    let dig = s
+        .processes
+        .iter()
+        .find(|p| p.pid == dig_pid)
+        .expect("dig row");
+    assert_eq!((dig.comm.as_str(), dig.counts.queries), ("dig", 60));
+    let tcp = s
+        .servers
+        .iter()
+        .find(|v| v.protocol == "tcp")
+        .expect("TCP server row");
+    assert_eq!(
+        (tcp.server.clone(), tcp.counts.queries),
+        (format!("[::1]:{port}"), 60)
+    );
+    assert_eq!(s.server_side.counts.queries, 360);
+    assert_eq!(s.server_side.counts.responses, 360);
 }
