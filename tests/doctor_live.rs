@@ -123,15 +123,12 @@ fn status_of<'a>(report: &'a serde_json::Value, rule: &str) -> &'a str {
 
 /// dnsperf, one query in flight at a time (so a scheduling hiccup on a busy CI
 /// machine delays one sample, not a burst); returns (sent, completed).
-fn dnsperf(cg: &TestCgroup, server: &str, port: u16, file: &Path, tcp: bool) -> (u64, u64) {
+fn dnsperf(cg: &TestCgroup, server: &str, port: u16, file: &Path) -> (u64, u64) {
     let port_s = port.to_string();
     let file = file.to_str().unwrap();
-    let mut args = vec![
+    let args = [
         "-s", server, "-p", &port_s, "-d", file, "-n", "1", "-q", "1", "-t", "3",
     ];
-    if tcp {
-        args.extend_from_slice(&["-m", "tcp"]);
-    }
     let (_, out) = cg.run("dnsperf", &args);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let num = |label: &str| -> u64 {
@@ -169,9 +166,28 @@ fn healthy_local_dns_has_zero_false_positives() {
 
     // Healthy traffic: good names over UDP and TCP, IPv4 and IPv6, and the odd
     // NXDOMAIN a real node always has.
-    let (sent_u, done_u) = dnsperf(&cg, "127.0.0.1", port, &queries, false);
-    let (sent_t, done_t) = dnsperf(&cg, "::1", port, &queries, true);
-    assert_eq!((sent_u, done_u, sent_t, done_t), (200, 200, 200, 200));
+    let (sent_u, done_u) = dnsperf(&cg, "127.0.0.1", port, &queries);
+    assert_eq!((sent_u, done_u), (200, 200));
+    // TCP from one dig over one connection. Not dnsperf's TCP mode: dnsmasq closes a
+    // TCP connection after 100 queries (its TCP_MAX_QUERIES) and dnsperf loses what it
+    // had in flight then; 90 queries stay under that limit.
+    let names: Vec<String> = (0..90).map(|i| format!("tcp{i}.good.test")).collect();
+    let port_tcp = port.to_string();
+    let mut args = vec![
+        "+tcp",
+        "+keepopen",
+        "+tries=1",
+        "+timeout=3",
+        "@::1",
+        "-p",
+        &port_tcp,
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let (_, out) = cg.run("dig", &args);
+    let answered = String::from_utf8_lossy(&out.stdout)
+        .matches("status: NOERROR")
+        .count();
+    assert_eq!(answered, 90, "dig over TCP");
     let port_s = port.to_string();
     let digs = [
         ("127.0.0.1", "www.good.test", "A", false),
@@ -217,8 +233,8 @@ fn healthy_local_dns_has_zero_false_positives() {
     assert_eq!(report["source"], "live");
     assert_eq!(report["capture"]["complete"], true);
     // Every query was seen, at both ends.
-    assert_eq!(report["traffic"]["client_queries"], 406);
-    assert_eq!(report["traffic"]["server_queries"], 406);
+    assert_eq!(report["traffic"]["client_queries"], 296);
+    assert_eq!(report["traffic"]["server_queries"], 296);
     // Not a vacuous pass: the rules that read this traffic judged it.
     for rule in [
         "dns_high_latency",
