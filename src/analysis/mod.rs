@@ -7,15 +7,15 @@ pub mod dns;
 pub mod histogram;
 pub mod matcher;
 pub mod owners;
+pub mod streams;
 pub mod tcp;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::capture::{event::TCP_FIN, event::TCP_RST, Direction, PacketEvent, Protocol};
+use crate::capture::{PacketEvent, Protocol};
 use matcher::{Matcher, Message, Transaction};
 use owners::Owners;
-use tcp::StreamReassembler;
+use streams::TcpStreams;
 
 /// Settings of the analysis.
 #[derive(Debug, Clone)]
@@ -48,11 +48,8 @@ pub struct DecodeStats {
 pub struct Analyzer {
     matcher: Matcher,
     owners: Owners,
-    /// One reassembler per TCP socket and direction.
-    streams: HashMap<(u64, Direction), StreamReassembler>,
+    streams: TcpStreams,
     stats: DecodeStats,
-    /// Desyncs of streams already closed.
-    closed_desyncs: u64,
     scratch: Vec<Transaction>,
 }
 
@@ -62,9 +59,9 @@ impl Analyzer {
             matcher: Matcher::new(cfg.timeout_ns, cfg.max_pending),
             // A socket idle for twice the timeout has nothing pending any more.
             owners: Owners::new(cfg.timeout_ns.saturating_mul(2)),
-            streams: HashMap::new(),
+            // A connection silent for twice the timeout has nothing left to match.
+            streams: TcpStreams::new(cfg.timeout_ns.saturating_mul(2)),
             stats: DecodeStats::default(),
-            closed_desyncs: 0,
             scratch: Vec::new(),
         }
     }
@@ -86,22 +83,7 @@ impl Analyzer {
         let mut payloads: Vec<Vec<u8>> = Vec::new();
         match ev.protocol {
             Protocol::Udp => payloads.push(ev.payload),
-            Protocol::Tcp => {
-                let key = (ev.cookie, ev.direction);
-                let stream = self.streams.entry(key).or_default();
-                let mut msgs = Vec::new();
-                stream.push(ev.tcp_seq, ev.payload_len, &ev.payload, &mut msgs);
-                payloads.extend(msgs.into_iter().map(|m| m.bytes));
-                if ev.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
-                    if let Some(s) = self.streams.remove(&key) {
-                        self.closed_desyncs += s.stats().desyncs;
-                        // A stream that ends inside a message: its length prefix lied.
-                        if s.unfinished() {
-                            self.stats.parse_errors += 1;
-                        }
-                    }
-                }
-            }
+            Protocol::Tcp => self.streams.on_segment(&ev, &mut payloads),
         }
         for bytes in payloads {
             match dns::parse_message(&bytes) {
@@ -143,10 +125,13 @@ impl Analyzer {
         }
     }
 
+    /// Decoding counters. A TCP stream that ended inside a message (its length prefix
+    /// lied) is a parse error.
     pub fn decode_stats(&self) -> DecodeStats {
-        let open: u64 = self.streams.values().map(|s| s.stats().desyncs).sum();
+        let tcp = self.streams.counts();
         DecodeStats {
-            tcp_desyncs: self.closed_desyncs + open,
+            tcp_desyncs: tcp.desyncs,
+            parse_errors: self.stats.parse_errors + tcp.unfinished,
             ..self.stats
         }
     }
@@ -226,6 +211,8 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use crate::capture::event::TCP_FIN;
+    use crate::capture::Direction;
     use crate::analysis::matcher::{Outcome, Role};
 
     fn analyzer() -> Analyzer {

@@ -118,6 +118,11 @@ impl StreamReassembler {
         self.stats
     }
 
+    /// True while segments wait behind a gap that never filled: closing now loses them.
+    pub fn has_gap(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// True while a message is half-received: its length prefix (or part of it) came
     /// but not all of its body. At the end of a stream that means the prefix lied.
     pub fn unfinished(&self) -> bool {

@@ -760,7 +760,12 @@ pub fn check_analyzer(
     let mut a = Analyzer::new(cfg);
     let mut out: Vec<Attributed> = Vec::new();
     let mut tgids = Vec::new();
-    let mut shadow: HashMap<(u64, Direction), StreamReassembler> = HashMap::new();
+    // Shadow TCP streams: (reassembler, last seen). Same lifecycle as the analyzer's:
+    // FIN ends one direction, RST both, idle streams (2 x timeout) are swept whenever
+    // the table has doubled since the last sweep (first at 1024 streams).
+    let mut shadow: HashMap<(u64, Direction), (StreamReassembler, u64)> = HashMap::new();
+    let mut next_sweep = 1024usize;
+    let idle = cfg.timeout_ns.saturating_mul(2);
     let mut closed_desyncs = 0u64;
     let (mut payloads, mut events) = (0u64, 0u64);
     for step in steps {
@@ -773,19 +778,47 @@ pub fn check_analyzer(
                     Protocol::Tcp => {
                         let key = (ev.cookie, ev.direction);
                         let mut msgs = Vec::new();
-                        shadow.entry(key).or_default().push(
-                            ev.tcp_seq,
-                            ev.payload_len,
-                            &ev.payload,
-                            &mut msgs,
-                        );
+                        let entry = shadow
+                            .entry(key)
+                            .or_insert_with(|| (StreamReassembler::new(), ev.ts_ns));
+                        entry.1 = ev.ts_ns;
+                        entry
+                            .0
+                            .push(ev.tcp_seq, ev.payload_len, &ev.payload, &mut msgs);
                         payloads += msgs.len() as u64;
-                        if ev.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
-                            if let Some(s) = shadow.remove(&key) {
-                                closed_desyncs += s.stats().desyncs;
-                                // A stream ending inside a message counts one parse error.
-                                payloads += u64::from(s.unfinished());
+                        // Closing a stream: a message cut short is one parse error;
+                        // segments stuck behind a gap are one more lost framing.
+                        let mut close = |r: StreamReassembler| {
+                            closed_desyncs += r.stats().desyncs + u64::from(r.has_gap());
+                            payloads += u64::from(r.unfinished());
+                        };
+                        let ends: Vec<(u64, Direction)> = if ev.tcp_flags & TCP_RST != 0 {
+                            vec![
+                                (ev.cookie, Direction::Egress),
+                                (ev.cookie, Direction::Ingress),
+                            ]
+                        } else if ev.tcp_flags & TCP_FIN != 0 {
+                            vec![key]
+                        } else {
+                            Vec::new()
+                        };
+                        for k in ends {
+                            if let Some((r, _)) = shadow.remove(&k) {
+                                close(r);
                             }
+                        }
+                        if shadow.len() >= next_sweep {
+                            let now = ev.ts_ns;
+                            let stale: Vec<_> = shadow
+                                .iter()
+                                .filter(|(_, (_, seen))| now.saturating_sub(*seen) > idle)
+                                .map(|(k, _)| *k)
+                                .collect();
+                            for k in stale {
+                                let (r, _) = shadow.remove(&k).unwrap();
+                                close(r);
+                            }
+                            next_sweep = (shadow.len() * 2).max(1024);
                         }
                     }
                 }
@@ -808,7 +841,7 @@ pub fn check_analyzer(
         let s = a.decode_stats();
         assert_eq!(s.events, events);
         assert_eq!(s.messages + s.parse_errors, payloads, "payloads parsed");
-        let open: u64 = shadow.values().map(|r| r.stats().desyncs).sum();
+        let open: u64 = shadow.values().map(|(r, _)| r.stats().desyncs).sum();
         assert_eq!(s.tcp_desyncs, closed_desyncs + open, "desyncs");
         check_accounting(&a, &out);
         assert!(
