@@ -211,9 +211,9 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use crate::analysis::matcher::{Outcome, Role};
     use crate::capture::event::TCP_FIN;
     use crate::capture::Direction;
-    use crate::analysis::matcher::{Outcome, Role};
 
     fn analyzer() -> Analyzer {
         Analyzer::new(&AnalysisConfig {
