@@ -7,92 +7,35 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
-/// A running `dnsdoc doctor`.
-struct Doctor {
-    child: Option<Child>,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-}
+/// A live `dnsdoc doctor`, attached.
+struct Doctor(Attached);
 
 /// Starts `dnsdoc doctor --cgroup CG --port P --format json <extra>` for up to 60 s and
 /// waits until the probes are attached.
 fn start_doctor(cg: &TestCgroup, port: u16, extra: &[&str]) -> Doctor {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
-        .arg("doctor")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
+    cmd.arg("doctor")
         .arg("--cgroup")
         .arg(&cg.path)
         .args(["--port", &port.to_string()])
         .args(["--duration", "60s", "--no-progress", "--format", "json"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dnsdoc doctor");
-    let (tx_out, stdout) = mpsc::channel();
-    let mut out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        let _ = tx_out.send(s);
-    });
-    let (tx_err, stderr) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx_err.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match stderr.recv_timeout(left) {
-            Ok(line) if line.contains("dnsdoc: watching") => break,
-            Ok(line) => eprintln!("dnsdoc: {line}"),
-            Err(_) => panic!("dnsdoc doctor did not attach within 30s"),
-        }
-    }
-    Doctor {
-        child: Some(child),
-        stdout,
-        stderr,
-    }
+        .args(extra);
+    Doctor(spawn_attached(cmd))
 }
 
 impl Doctor {
     /// Ends the window with SIGINT (like Ctrl-C); returns the exit code and the report.
-    fn stop(mut self) -> (i32, serde_json::Value) {
-        let mut child = self.child.take().unwrap();
-        let st = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let code = child.wait().unwrap().code().expect("exit code");
-        let stdout = self
-            .stdout
-            .recv_timeout(Duration::from_secs(10))
-            .expect("stdout");
-        let stderr: Vec<String> = self.stderr.try_iter().collect();
+    fn stop(self) -> (i32, serde_json::Value) {
+        let (code, stdout, stderr) = self.0.interrupt();
         let report = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("not a report ({e}): {stdout}\nstderr: {stderr:?}"));
-        (code, report)
-    }
-}
-
-impl Drop for Doctor {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        (code.expect("exit code"), report)
     }
 }
 

@@ -204,11 +204,96 @@ pub fn wait_for_tcp(addr: (&str, u16)) {
     panic!("nothing listens on {}:{}", addr.0, addr.1);
 }
 
-/// A running `dnsdoc watch`, scoped to a cgroup and a port.
-pub struct Watch {
+/// A running dnsdoc command whose probes are attached: stdout is collected, stderr is
+/// streamed line by line. Killed on drop.
+pub struct Attached {
     child: Option<Child>,
     stdout: mpsc::Receiver<String>,
     stderr_lines: mpsc::Receiver<String>,
+}
+
+/// Spawns a capturing dnsdoc command (watch, doctor) and waits until it says its probes
+/// are attached ("dnsdoc: watching ..." on stderr).
+pub fn spawn_attached(mut cmd: Command) -> Attached {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dnsdoc");
+    let (tx_out, stdout) = mpsc::channel();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = tx_out.send(s);
+    });
+    let (tx_err, stderr_lines) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx_err.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match stderr_lines.recv_timeout(left) {
+            Ok(line) if line.contains("dnsdoc: watching") => break,
+            Ok(line) => eprintln!("dnsdoc: {line}"),
+            Err(_) => panic!("dnsdoc did not attach within 30s"),
+        }
+    }
+    Attached {
+        child: Some(child),
+        stdout,
+        stderr_lines,
+    }
+}
+
+impl Attached {
+    /// The dnsdoc process id (to read its CPU time and memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal to dnsdoc (e.g. "-INT", "-TERM", "-KILL").
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill {sig}");
+    }
+
+    /// Waits for dnsdoc to exit; returns (exit code, stdout, stderr lines).
+    pub fn wait(mut self) -> (Option<i32>, String, Vec<String>) {
+        let code = self.child.take().unwrap().wait().unwrap().code();
+        let out = self
+            .stdout
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default();
+        (code, out, self.stderr_lines.try_iter().collect())
+    }
+
+    /// Ends the window with SIGINT (like Ctrl-C) and waits for the result.
+    pub fn interrupt(self) -> (Option<i32>, String, Vec<String>) {
+        self.signal("-INT");
+        self.wait()
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A running `dnsdoc watch`, scoped to a cgroup and a port.
+pub struct Watch {
+    proc: Attached,
     pub snapshot_path: PathBuf,
     _dir: TempDir,
 }
@@ -235,40 +320,10 @@ pub fn start_watch(cg: &TestCgroup, ports: &[u16], extra: &[&str]) -> Watch {
         cmd.arg("--port").arg(p.to_string());
     }
     cmd.args(extra);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dnsdoc");
-    let (tx_out, stdout) = mpsc::channel();
-    let mut out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        let _ = tx_out.send(s);
-    });
-    let (tx_err, stderr_lines) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx_err.send(line);
-        }
-    });
-    let w = Watch {
-        child: Some(child),
-        stdout,
-        stderr_lines,
+    Watch {
+        proc: spawn_attached(cmd),
         snapshot_path,
         _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match w.stderr_lines.recv_timeout(left) {
-            Ok(line) if line.contains("dnsdoc: watching") => return w,
-            Ok(line) => eprintln!("dnsdoc: {line}"),
-            Err(_) => panic!("dnsdoc watch did not attach within 30s"),
-        }
     }
 }
 
@@ -282,40 +337,23 @@ pub struct WatchResult {
 impl Watch {
     /// Sends a signal to dnsdoc (e.g. "-TERM", "-KILL").
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success(), "kill {sig}");
+        self.proc.signal(sig);
+    }
+
+    /// The dnsdoc process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     /// Waits for dnsdoc to exit; returns (exit code, stdout, the -o file if written).
-    pub fn wait(mut self) -> (Option<i32>, String, Option<String>) {
-        let code = self.child.take().unwrap().wait().unwrap().code();
-        let out = self
-            .stdout
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_default();
+    pub fn wait(self) -> (Option<i32>, String, Option<String>) {
+        let (code, out, _) = self.proc.wait();
         (code, out, std::fs::read_to_string(&self.snapshot_path).ok())
     }
 
-    /// The dnsdoc process id (to read its CPU time and memory from /proc).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
     /// Ends the window with SIGINT (like Ctrl-C) and reads the snapshot.
-    pub fn stop(mut self) -> WatchResult {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(status.success());
-        let code = child.wait().unwrap().code();
-        let stdout = self
-            .stdout
-            .recv_timeout(Duration::from_secs(10))
-            .expect("stdout");
-        let stderr: Vec<String> = self.stderr_lines.try_iter().collect();
+    pub fn stop(self) -> WatchResult {
+        let (code, stdout, stderr) = self.proc.interrupt();
         assert_eq!(code, Some(0), "dnsdoc watch failed: {stderr:?}");
         let stdout_snapshot: Snapshot = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("stdout is not a snapshot ({e}): {stdout}"));
@@ -324,15 +362,6 @@ impl Watch {
             code,
             snapshot,
             stdout_snapshot,
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
