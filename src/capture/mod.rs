@@ -219,19 +219,7 @@ impl<'obj> Capture<'obj> {
 
     /// Reads the kernel-side counters.
     pub fn counters(&self) -> Result<KernelCounters> {
-        let read = |idx: u32| -> Result<u64> {
-            let vals = self
-                .capture
-                .maps
-                .counters
-                .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                .context("reading BPF counters")?
-                .unwrap_or_default();
-            Ok(vals
-                .iter()
-                .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("8-byte value")))
-                .sum())
-        };
+        let read = |idx| sum_percpu_counter(&self.capture.maps.counters, idx);
         Ok(KernelCounters {
             packets: read(0)?,
             dropped_ringbuf_full: read(1)?,
@@ -241,6 +229,23 @@ impl<'obj> Capture<'obj> {
             dropped_nested: read(5)?,
         })
     }
+}
+
+/// Reads slot `idx` of a per-CPU array of u64 counters, summed over CPUs.
+pub fn sum_percpu_counter(map: &dyn MapCore, idx: u32) -> Result<u64> {
+    let vals = map
+        .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+        .with_context(|| {
+            format!(
+                "reading BPF counter {idx} of map {}",
+                map.name().to_string_lossy()
+            )
+        })?
+        .unwrap_or_default();
+    Ok(vals
+        .iter()
+        .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("8-byte value")))
+        .sum())
 }
 
 /// Ring buffer sizes must be a power of two and a multiple of the page size.

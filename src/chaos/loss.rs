@@ -14,10 +14,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
+use libbpf_rs::{Link, OpenObject};
 use serde::Serialize;
 
 use super::skel::loss::{LossSkel, LossSkelBuilder};
+use crate::capture::sum_percpu_counter;
 use crate::exit::CollectError;
 
 /// Program names as the kernel reports them (BPF_OBJ_NAME_LEN is 16: both fit).
@@ -128,19 +129,7 @@ impl<'obj> LossFault<'obj> {
 
     /// Reads what the fault has matched and dropped so far.
     pub fn counters(&self) -> Result<LossCounters> {
-        let read = |idx: u32| -> Result<u64> {
-            let vals = self
-                .skel
-                .maps
-                .counters
-                .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                .context("reading the loss counters")?
-                .unwrap_or_default();
-            Ok(vals
-                .iter()
-                .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("8-byte value")))
-                .sum())
-        };
+        let read = |idx| sum_percpu_counter(&self.skel.maps.counters, idx);
         Ok(LossCounters {
             egress_matched: read(0)?,
             egress_dropped: read(1)?,
