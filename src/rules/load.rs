@@ -918,6 +918,20 @@ pub fn summarize(diags: &[Diag]) -> String {
 /// Rule files of a path: the file itself, or every `*.toml` of a directory except rule
 /// tests (`*.test.toml`), in name order.
 pub(crate) fn rule_files(path: &Path) -> Result<Vec<PathBuf>, Vec<Diag>> {
+    files_of(
+        path,
+        |name| name.ends_with(".toml") && !name.ends_with(".test.toml"),
+        "no rule files (*.toml, other than *.test.toml) in this directory",
+    )
+}
+
+/// The file `path` itself, or the regular files of directory `path` whose names pass
+/// `wanted`, in name order; `none` is the error when the directory has none.
+pub(crate) fn files_of(
+    path: &Path,
+    wanted: impl Fn(&str) -> bool,
+    none: &str,
+) -> Result<Vec<PathBuf>, Vec<Diag>> {
     let whole = |msg: String| {
         vec![Diag {
             file: path.display().to_string(),
@@ -926,26 +940,18 @@ pub(crate) fn rule_files(path: &Path) -> Result<Vec<PathBuf>, Vec<Diag>> {
             message: msg,
         }]
     };
-    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read rules: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| whole(format!("cannot list rules directory: {e}")))?
+        .map_err(|e| whole(format!("cannot list directory: {e}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            name.ends_with(".toml") && !name.ends_with(".test.toml") && p.is_file()
-        })
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| wanted(&n.to_string_lossy())))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(whole(
-            "no rule files (*.toml, other than *.test.toml) in this directory".into(),
-        ));
+        return Err(whole(none.into()));
     }
     Ok(files)
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::load::{Diag, Doc, Origin};
+use super::load::{files_of, Diag, Doc, Origin};
 use super::{evaluate, Finding, RuleSet, Severity};
 use crate::snapshot::{Snapshot, SCHEMA};
 
@@ -97,30 +97,11 @@ impl CaseResult {
 
 /// Test files of a path: the file itself, or every `*.test.toml` of a directory.
 pub fn test_files(path: &Path) -> Result<Vec<PathBuf>, Vec<Diag>> {
-    let whole = |msg: String| {
-        vec![Diag {
-            file: path.display().to_string(),
-            line: 0,
-            col: 0,
-            message: msg,
-        }]
-    };
-    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    if !meta.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| whole(format!("cannot list directory: {e}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".test.toml") && p.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(whole(
-            "no rule test files (*.test.toml) in this directory".into(),
-        ));
-    }
-    Ok(files)
+    files_of(
+        path,
+        |name| name.ends_with(".test.toml"),
+        "no rule test files (*.test.toml) in this directory",
+    )
 }
 
 /// Reads and validates a test file, its rule files and its snapshots.
