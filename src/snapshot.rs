@@ -68,6 +68,10 @@ pub struct CaptureHealth {
     pub dropped: Dropped,
     /// Packets longer than the capture size; header and question were still read.
     pub payload_cut: u64,
+    /// Packets whose socket owner could not be stored in the kernel (socket storage
+    /// allocation failed): their process may show as "(unknown)".
+    #[serde(default)]
+    pub owner_unrecorded: u64,
     /// Records whose DNS message could not be parsed (malformed, not DNS).
     pub parse_errors: u64,
     /// Times a TCP stream lost its framing and had to resync.

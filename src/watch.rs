@@ -3,6 +3,7 @@
 //! Drives the pipeline: capture -> analysis -> aggregate -> snapshot. `doctor` and
 //! `chaos --verify` reuse [`observe`].
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use crate::analysis::aggregate::{Aggregator, ProcessInfo};
+use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
 use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage};
 use crate::cli::{CaptureArgs, Format, WatchArgs};
@@ -118,9 +120,12 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         for ev in events.drain(..) {
             analyzer.on_event(ev, &mut new_tgids, &mut txs);
             // Look the process up now, while it most likely still exists.
+            // Once per process: a new socket of a known process needs no new lookup.
             for tgid in new_tgids.drain(..) {
-                if let Some(info) = procinfo::lookup(tgid) {
-                    procs.insert(tgid, info);
+                if let Entry::Vacant(slot) = procs.entry(tgid) {
+                    if let Some(info) = procinfo::lookup(tgid) {
+                        slot.insert(info);
+                    }
                 }
             }
         }
@@ -152,7 +157,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
                 c.packets,
                 s.messages,
                 analyzer.in_flight(),
-                c.dropped_ringbuf_full + c.dropped_load_error
+                c.lost()
             );
         }
     }
@@ -169,16 +174,14 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         eprint!("\r\x1b[2K");
     }
     analyzer.finish(end_mono, &mut txs);
-    let mut pending_client = 0;
-    let mut pending_server = 0;
-    for tx in txs.drain(..) {
-        if wanted(&tx, &opts.pids) {
-            match tx.tx.role {
-                crate::analysis::matcher::Role::Client => pending_client += 1,
-                crate::analysis::matcher::Role::Server => pending_server += 1,
-            }
-            agg.add(&tx);
+    let (mut pending_client, mut pending_server) = (0, 0);
+    for tx in txs.drain(..).filter(|tx| wanted(tx, &opts.pids)) {
+        match (tx.tx.outcome, tx.tx.role) {
+            (Outcome::Pending, Role::Client) => pending_client += 1,
+            (Outcome::Pending, Role::Server) => pending_server += 1,
+            _ => {}
         }
+        agg.add(&tx);
     }
 
     let duration_s = end_mono.saturating_sub(start_mono) as f64 / 1e9;
@@ -190,11 +193,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         decode_error: decode_errors,
         nested: counters.dropped_nested,
         pending_evicted: matched.evicted,
-        total: counters.dropped_ringbuf_full
-            + counters.dropped_load_error
-            + counters.dropped_nested
-            + decode_errors
-            + matched.evicted,
+        total: counters.lost() + decode_errors + matched.evicted,
     };
     Ok(Snapshot {
         schema: snapshot::SCHEMA,
@@ -218,6 +217,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
             messages: decode.messages,
             dropped,
             payload_cut: counters.payload_cut,
+            owner_unrecorded: counters.owner_storage_full,
             parse_errors: decode.parse_errors,
             tcp_desyncs: decode.tcp_desyncs,
             unmatched_responses: matched.unmatched_responses,

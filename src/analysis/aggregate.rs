@@ -422,7 +422,6 @@ mod tests {
             owner: (tgid != 0).then(|| Owner {
                 tgid,
                 thread_comm: "worker-1".into(),
-                cgroup_id: 0,
             }),
         }
     }

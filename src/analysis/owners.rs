@@ -16,7 +16,6 @@ pub struct Owner {
     pub tgid: u32,
     /// Thread name from the kernel (for example `isc-net-0000` for dig).
     pub thread_comm: String,
-    pub cgroup_id: u64,
 }
 
 #[derive(Debug)]
@@ -46,23 +45,28 @@ impl Owners {
 
     /// Learns from one event. Returns the tgid when it is new to this socket.
     pub fn learn(&mut self, ev: &PacketEvent) -> Option<u32> {
-        let (tgid, comm) = if ev.owner_tgid != 0 {
-            (ev.owner_tgid, &ev.owner_comm)
+        let tgid = if ev.owner_tgid != 0 {
+            ev.owner_tgid
         } else if ev.direction == Direction::Egress && ev.task_tgid != 0 {
             // Egress runs in the sending task; ingress runs in whoever ran the softirq.
-            (ev.task_tgid, &ev.owner_comm)
+            ev.task_tgid
         } else {
-            if let Some(e) = self.by_cookie.get_mut(&ev.cookie) {
-                e.last_seen_ns = ev.ts_ns;
-            }
-            return None;
+            0
         };
+        // Most packets come from a socket whose owner we already know: just touch it.
+        if let Some(e) = self.by_cookie.get_mut(&ev.cookie) {
+            e.last_seen_ns = ev.ts_ns;
+            if tgid == 0 || e.owner.tgid == tgid {
+                return None;
+            }
+        } else if tgid == 0 {
+            return None;
+        }
         let owner = Owner {
             tgid,
-            thread_comm: comm.clone(),
-            cgroup_id: ev.cgroup_id,
+            thread_comm: ev.owner_comm.clone(),
         };
-        let prev = self.by_cookie.insert(
+        self.by_cookie.insert(
             ev.cookie,
             Entry {
                 owner,
@@ -72,10 +76,7 @@ impl Owners {
         if self.by_cookie.len() >= self.next_prune_len {
             self.prune(ev.ts_ns);
         }
-        match prev {
-            Some(p) if p.owner.tgid == tgid => None,
-            _ => Some(tgid),
-        }
+        Some(tgid)
     }
 
     pub fn get(&self, cookie: u64) -> Option<&Owner> {
@@ -87,13 +88,5 @@ impl Owners {
         self.by_cookie
             .retain(|_, e| now_ns.saturating_sub(e.last_seen_ns) <= idle);
         self.next_prune_len = (self.by_cookie.len() * 2).max(PRUNE_AT_LEAST);
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_cookie.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_cookie.is_empty()
     }
 }

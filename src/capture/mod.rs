@@ -62,6 +62,13 @@ pub struct KernelCounters {
     pub dropped_nested: u64,
 }
 
+impl KernelCounters {
+    /// Records the kernel could not deliver, for any reason.
+    pub fn lost(&self) -> u64 {
+        self.dropped_ringbuf_full + self.dropped_load_error + self.dropped_nested
+    }
+}
+
 /// Storage the BPF objects borrow; lives on the caller's stack for the capture's lifetime.
 pub struct ObjectStorage {
     owner: MaybeUninit<OpenObject>,

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::exit::{CollectError, UsageError};
 
@@ -91,14 +91,6 @@ pub fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Reads a cgroup's id (the inode number of its directory in cgroup2fs).
-pub fn cgroup_id(path: &Path) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(fs::metadata(path)
-        .with_context(|| format!("stat {}", path.display()))?
-        .ino())
 }
 
 #[cfg(test)]

@@ -327,9 +327,8 @@ pub fn start_watch(cg: &TestCgroup, ports: &[u16], extra: &[&str]) -> Watch {
     }
 }
 
-/// What a stopped watch produced.
+/// What a stopped watch produced (it exited 0: `stop` checks).
 pub struct WatchResult {
-    pub code: Option<i32>,
     pub snapshot: Snapshot,
     pub stdout_snapshot: Snapshot,
 }
@@ -359,7 +358,6 @@ impl Watch {
             .unwrap_or_else(|e| panic!("stdout is not a snapshot ({e}): {stdout}"));
         let snapshot = Snapshot::read(&self.snapshot_path).expect("snapshot file");
         WatchResult {
-            code,
             snapshot,
             stdout_snapshot,
         }
