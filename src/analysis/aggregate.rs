@@ -21,26 +21,22 @@ const MAX_TRUNCATED: usize = 10_000;
 /// Rows kept in each "top names" list.
 pub const TOP_NAMES: usize = 20;
 
-/// Counters and latency of one group.
+/// What happened to the queries of one group: names keep only this (they are many).
 #[derive(Debug, Clone, Default)]
-struct Group {
+struct Tally {
     queries: u64,
     responses: u64,
     timeouts: u64,
     rcodes: Rcodes,
-    latency: Histogram,
 }
 
-impl Group {
+impl Tally {
     fn add(&mut self, outcome: &Outcome) {
         self.queries += 1;
         match *outcome {
-            Outcome::Answered {
-                rcode, latency_ns, ..
-            } => {
+            Outcome::Answered { rcode, .. } => {
                 self.responses += 1;
                 self.rcodes.add(rcode);
-                self.latency.record(latency_ns);
             }
             Outcome::TimedOut => self.timeouts += 1,
             Outcome::Pending => {}
@@ -62,36 +58,33 @@ impl Group {
         }
     }
 
-    fn latency(&self) -> Latency {
-        latency_summary(&self.latency)
-    }
-}
-
-/// Per-name counters (no histogram: names are many).
-#[derive(Debug, Clone, Default)]
-struct NameGroup {
-    queries: u64,
-    responses: u64,
-    timeouts: u64,
-    rcodes: Rcodes,
-}
-
-impl NameGroup {
-    fn add(&mut self, outcome: &Outcome) {
-        self.queries += 1;
-        match *outcome {
-            Outcome::Answered { rcode, .. } => {
-                self.responses += 1;
-                self.rcodes.add(rcode);
-            }
-            Outcome::TimedOut => self.timeouts += 1,
-            Outcome::Pending => {}
-        }
-    }
-
     /// What makes a name "failing" for the top list: NXDOMAIN counts here too.
     fn bad(&self) -> u64 {
         self.timeouts + self.rcodes.failed() + self.rcodes.NXDOMAIN
+    }
+}
+
+/// A tally plus the latency of its answered queries.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    tally: Tally,
+    latency: Histogram,
+}
+
+impl Group {
+    fn add(&mut self, outcome: &Outcome) {
+        self.tally.add(outcome);
+        if let Outcome::Answered { latency_ns, .. } = *outcome {
+            self.latency.record(latency_ns);
+        }
+    }
+
+    fn counts(&self, duration_s: f64) -> Counts {
+        self.tally.counts(duration_s)
+    }
+
+    fn latency(&self) -> Latency {
+        latency_summary(&self.latency)
     }
 }
 
@@ -115,7 +108,7 @@ pub struct Aggregator {
     processes: HashMap<u32, (Group, String)>,
     servers: HashMap<(SocketAddr, Protocol), Group>,
     qtypes: HashMap<u16, Group>,
-    names: HashMap<String, NameGroup>,
+    names: HashMap<String, Tally>,
     untracked_name_queries: u64,
     /// (tgid, question) of truncated UDP answers not yet retried over TCP.
     truncated_pending: HashSet<(u32, Question)>,
@@ -281,20 +274,13 @@ impl Aggregator {
     }
 
     pub fn names(&self, duration_s: f64) -> Names {
-        let row = |name: &String, g: &NameGroup| NameStats {
+        let row = |name: &String, g: &Tally| NameStats {
             name: name.clone(),
-            counts: Group {
-                queries: g.queries,
-                responses: g.responses,
-                timeouts: g.timeouts,
-                rcodes: g.rcodes.clone(),
-                latency: Histogram::new(),
-            }
-            .counts(duration_s),
+            counts: g.counts(duration_s),
         };
-        let mut by_volume: Vec<(&String, &NameGroup)> = self.names.iter().collect();
+        let mut by_volume: Vec<(&String, &Tally)> = self.names.iter().collect();
         by_volume.sort_by(|a, b| b.1.queries.cmp(&a.1.queries).then(a.0.cmp(b.0)));
-        let mut by_failures: Vec<(&String, &NameGroup)> =
+        let mut by_failures: Vec<(&String, &Tally)> =
             self.names.iter().filter(|(_, g)| g.bad() > 0).collect();
         by_failures.sort_by(|a, b| b.1.bad().cmp(&a.1.bad()).then(a.0.cmp(b.0)));
         Names {
