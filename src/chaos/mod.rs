@@ -174,6 +174,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs `dnsdoc chaos`.
 pub fn run(args: &ChaosArgs) -> Result<i32> {
+    // A bad -o is a usage error now, not a failure after the whole game day.
+    if let Some(path) = &args.output {
+        crate::watch::check_output_path(path)?;
+    }
     if args.list {
         let mut out = std::io::stdout().lock();
         match args.format {

@@ -168,6 +168,9 @@ fn build_rules(paths: &[PathBuf], disable: &[String]) -> Result<RuleSet> {
 
 /// Runs `dnsdoc doctor`; returns the exit code.
 pub fn run(args: &DoctorArgs) -> Result<i32> {
+    if let Some(path) = &args.output {
+        watch::check_output_path(path)?;
+    }
     let rules = build_rules(&args.rules, &args.disable)?;
     let mut out = std::io::stdout().lock();
     if args.list_rules {
