@@ -55,16 +55,28 @@ fn help_teaches_with_examples() {
 
 #[test]
 fn missing_output_directory_is_refused_before_capturing() {
-    let o = dnsdoc(&[
-        "watch",
-        "--duration",
-        "1s",
+    let out = "/nonexistent-dnsdoc-dir/x.json";
+    let chaos = [
+        "chaos",
+        "--induce",
+        "dns-flood",
+        "--target",
+        "127.0.0.1:5",
+        "--yes",
+        "--verify",
         "-o",
-        "/nonexistent-dnsdoc-dir/x.json",
-    ]);
-    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
-    assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
-    assert!(stderr(&o).contains("does not exist"));
+        out,
+    ];
+    for args in [
+        &["watch", "--duration", "1s", "-o", out][..],
+        &["doctor", "--duration", "1s", "-o", out],
+        &chaos,
+    ] {
+        let o = dnsdoc(args);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
+        assert!(stderr(&o).contains("does not exist"), "{args:?}");
+    }
 }
 
 #[test]
