@@ -114,7 +114,8 @@ pub struct CaptureArgs {
     pub no_progress: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// A duration such as "30s"; shared by every command's duration flags.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 2m, 500ms)"))
 }
 

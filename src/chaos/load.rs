@@ -189,11 +189,6 @@ impl Load {
         self.shared.in_flight.load(Ordering::SeqCst)
     }
 
-    /// A copy of the results so far.
-    pub fn stats(&self) -> LoadStats {
-        self.shared.stats.lock().expect("stats lock").clone()
-    }
-
     /// Sent, answered, timeouts so far, without copying the histogram.
     pub fn counts(&self) -> (u64, u64, u64, u64) {
         let s = self.shared.stats.lock().expect("stats lock");

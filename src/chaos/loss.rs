@@ -21,10 +21,6 @@ use super::skel::loss::{LossSkel, LossSkelBuilder};
 use crate::capture::sum_percpu_counter;
 use crate::exit::CollectError;
 
-/// Program names as the kernel reports them (BPF_OBJ_NAME_LEN is 16: both fit).
-pub const EGRESS_PROGRAM: &str = "loss_egress";
-pub const INGRESS_PROGRAM: &str = "loss_ingress";
-
 /// Storage the BPF object borrows; lives on the caller's stack while the fault is active.
 pub struct LossStorage(MaybeUninit<OpenObject>);
 

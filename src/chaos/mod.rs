@@ -108,7 +108,7 @@ pub struct ChaosArgs {
     pub allow_system_resolver: bool,
 
     /// How long the load (and the fault) lasts; at most 10m (5m for a remote target).
-    #[arg(short, long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(short, long, default_value = "30s", value_parser = crate::cli::parse_duration)]
     pub duration: Duration,
 
     /// How hard the scenario pushes (numbers per scenario in --list).
@@ -166,10 +166,6 @@ pub struct ChaosArgs {
     /// No live progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 2m)"))
 }
 
 /// Runs `dnsdoc chaos`.
@@ -266,7 +262,7 @@ pub fn run(args: &ChaosArgs) -> Result<i32> {
     };
     // A bad rule file fails now, not after the load.
     let rules = if args.verify {
-        Some(verify::load_rules(&args.rules)?)
+        Some(crate::doctor::build_rules(&args.rules, &[])?)
     } else {
         None
     };
@@ -333,7 +329,6 @@ pub fn run(args: &ChaosArgs) -> Result<i32> {
 
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
-    let mut interrupted = false;
     let mut fault_counters = None;
     let mut sending_elapsed = None;
     loop {
@@ -343,7 +338,6 @@ pub fn run(args: &ChaosArgs) -> Result<i32> {
             if let Some(f) = fault.take() {
                 fault_counters = f.counters().ok();
             }
-            interrupted = true;
             break;
         }
         if load.sending_done() && sending_elapsed.is_none() {
@@ -409,7 +403,7 @@ pub fn run(args: &ChaosArgs) -> Result<i32> {
         target: target.to_string(),
         intensity: args.intensity.as_str().to_string(),
         duration_s: args.duration.as_secs_f64(),
-        interrupted: interrupted || signals::stop_requested(),
+        interrupted: signals::stop_requested(),
         load: LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64()),
         fault: match (plan.fault, fault_counters, &cgroup) {
             (Some(fault), Some(counters), Some(cg)) => Some(FaultReport {

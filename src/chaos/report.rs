@@ -1,6 +1,7 @@
 //! The result of a chaos run: what the load saw, what the fault did and, with --verify,
 //! which paired rules fired. Rendered as text for people or as JSON (`--format json`).
 
+use crate::analysis::aggregate::latency_summary;
 use std::fmt::Write;
 
 use owo_colors::OwoColorize;
@@ -57,8 +58,6 @@ pub struct LoadReport {
 
 impl LoadReport {
     pub fn new(shape: &LoadShape, stats: &LoadStats, elapsed_s: f64) -> LoadReport {
-        let h = &stats.latency;
-        let q = |v: f64| h.quantile(v).map(|ns| ns as f64 / 1e6);
         LoadReport {
             qps_limit: shape.qps,
             concurrency: shape.concurrency,
@@ -76,16 +75,7 @@ impl LoadReport {
             errors: stats.errors,
             cancelled: stats.cancelled,
             first_error: stats.first_error.clone(),
-            latency: Latency {
-                samples: h.count(),
-                p50_ms: q(0.5),
-                p90_ms: q(0.9),
-                p95_ms: q(0.95),
-                p99_ms: q(0.99),
-                p999_ms: q(0.999),
-                max_ms: h.max().map(|ns| ns as f64 / 1e6),
-                mean_ms: h.mean().map(|ns| ns / 1e6),
-            },
+            latency: latency_summary(&stats.latency),
         }
     }
 }

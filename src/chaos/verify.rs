@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -114,15 +114,6 @@ pub fn self_in_cgroup(cgroup: &Path) -> bool {
         .find_map(|l| l.strip_prefix("0::"))
         .map(|p| mount.join(p.trim_start_matches('/')))
         .is_some_and(|mine| mine.starts_with(cgroup))
-}
-
-/// The built-in rules plus `--rules` files (tuned thresholds for a game day).
-pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet> {
-    let mut set = RuleSet::builtin()?;
-    for p in paths {
-        set.load_path(p)?;
-    }
-    Ok(set)
 }
 
 /// Evaluates the rules on the snapshot and checks the scenario's paired rules.

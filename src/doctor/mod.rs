@@ -55,9 +55,8 @@ Examples:
     };
 }
 
-/// What `doctor` is for, in full (for a `long_about` in cli.rs, should it want one).
+/// What `doctor` is for, in full: its `long_about` in cli.rs.
 pub const DOCTOR_ABOUT: &str = doctor_about!();
-pub const DOCTOR_EXAMPLES: &str = doctor_examples!();
 
 /// Output format of `doctor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,7 +154,7 @@ Examples:
 }
 
 /// Built-ins, then each `--rules` path in order, then `--disable`.
-fn build_rules(paths: &[PathBuf], disable: &[String]) -> Result<RuleSet> {
+pub(crate) fn build_rules(paths: &[PathBuf], disable: &[String]) -> Result<RuleSet> {
     let mut set = RuleSet::builtin()?;
     for p in paths {
         set.load_path(p)?;

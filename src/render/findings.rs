@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+use comfy_table::{Attribute, Cell, CellAlignment, Color};
 use owo_colors::OwoColorize;
 
+use super::style;
 use crate::doctor::report::{Report, Status};
 use crate::rules::metrics::{registry, Scope};
 use crate::rules::{CheckStatus, Direction, Finding, Rule, Severity, Unit};
@@ -207,22 +207,15 @@ pub fn table(r: &Report, color: bool) -> String {
         let _ = writeln!(o);
     }
 
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(
-            [
-                "#",
-                "Severity",
-                "Rule",
-                "Subject",
-                "Value",
-                "Threshold",
-                "Summary",
-            ]
-            .into_iter()
-            .map(Cell::new),
-        );
+    let mut t = style::table(&[
+        "#",
+        "Severity",
+        "Rule",
+        "Subject",
+        "Value",
+        "Threshold",
+        "Summary",
+    ]);
     if color {
         t.enforce_styling();
     }
@@ -418,10 +411,7 @@ const CATALOG_HEADER: [&str; 10] = [
 
 /// `doctor --list-rules`.
 pub fn catalog_table(rules: &[Rule]) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(CATALOG_HEADER.into_iter().map(Cell::new));
+    let mut t = style::table(&CATALOG_HEADER);
     for row in catalog_rows(rules) {
         t.add_row(row);
     }
@@ -493,10 +483,7 @@ const METRIC_HEADER: [&str; 5] = ["Metric", "Unit", "Scopes", "Default samples",
 
 /// `rules metrics`.
 pub fn metrics_table(scope: Option<Scope>) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(METRIC_HEADER.into_iter().map(Cell::new));
+    let mut t = style::table(&METRIC_HEADER);
     for row in metric_rows(scope) {
         t.add_row(row.to_vec());
     }

@@ -2,9 +2,21 @@
 
 use std::io::IsTerminal;
 
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, ContentArrangement, Table};
+
 /// Whether stdout output may carry ANSI colours.
 pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// A table in dnsdoc's one style: condensed UTF-8 borders, wrapped to the terminal.
+pub fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers.iter().map(Cell::new));
+    t
 }
 
 /// Formats a value in milliseconds for tables: "-" when absent, µs precision below 1 ms.

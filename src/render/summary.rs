@@ -2,10 +2,9 @@
 
 use std::fmt::Write;
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+use comfy_table::{Cell, CellAlignment};
 
-use super::style::{ms, pct};
+use super::style::{ms, pct, table};
 use crate::snapshot::{Counts, Latency, Snapshot};
 
 /// Rows shown per table; the snapshot holds them all.
@@ -207,14 +206,6 @@ fn group_cells(c: &Counts, l: &Latency) -> Vec<String> {
         ms(l.p50_ms),
         ms(l.p99_ms),
     ]
-}
-
-fn table(headers: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers.iter().map(Cell::new));
-    t
 }
 
 /// Right-aligns numeric-looking cells.

@@ -795,7 +795,6 @@ pub struct Row<'a> {
 /// All subjects of one scope in a snapshot, with what relative metrics compare against.
 #[derive(Debug)]
 pub struct View<'a> {
-    pub scope: Scope,
     pub snapshot: &'a Snapshot,
     pub rows: Vec<Row<'a>>,
     /// The traffic the rows partition: node client totals, or server_side for listeners.
@@ -873,7 +872,6 @@ impl<'a> View<'a> {
             &s.totals.counts
         };
         View {
-            scope,
             snapshot,
             rows,
             baseline,
