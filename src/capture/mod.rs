@@ -15,13 +15,13 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, RingBuffer, RingBufferBuilder};
 
 pub use event::{Direction, PacketEvent, Protocol};
 
@@ -154,24 +154,19 @@ impl<'obj> Capture<'obj> {
             .load()
             .map_err(|e| unsupported("loading the capture probes", e))?;
 
-        let cgroup = File::open(&cfg.cgroup)
-            .with_context(|| format!("opening cgroup {}", cfg.cgroup.display()))?;
-        let fd = cgroup.as_raw_fd();
-        let attach = |p: &libbpf_rs::ProgramMut, what: &str| {
-            p.attach_cgroup(fd).map_err(|e| {
-                unsupported(&format!("attaching {what} to {}", cfg.cgroup.display()), e)
-            })
-        };
-        let links = vec![
-            attach(&owner.progs.owner_connect4, "cgroup/connect4")?,
-            attach(&owner.progs.owner_connect6, "cgroup/connect6")?,
-            attach(&owner.progs.owner_sendmsg4, "cgroup/sendmsg4")?,
-            attach(&owner.progs.owner_sendmsg6, "cgroup/sendmsg6")?,
-            attach(&owner.progs.owner_recvmsg4, "cgroup/recvmsg4")?,
-            attach(&owner.progs.owner_recvmsg6, "cgroup/recvmsg6")?,
-            attach(&capture.progs.dns_egress, "cgroup_skb/egress")?,
-            attach(&capture.progs.dns_ingress, "cgroup_skb/ingress")?,
-        ];
+        let links = attach_to_cgroup(
+            &cfg.cgroup,
+            &[
+                (&owner.progs.owner_connect4, "cgroup/connect4"),
+                (&owner.progs.owner_connect6, "cgroup/connect6"),
+                (&owner.progs.owner_sendmsg4, "cgroup/sendmsg4"),
+                (&owner.progs.owner_sendmsg6, "cgroup/sendmsg6"),
+                (&owner.progs.owner_recvmsg4, "cgroup/recvmsg4"),
+                (&owner.progs.owner_recvmsg6, "cgroup/recvmsg6"),
+                (&capture.progs.dns_egress, "cgroup_skb/egress"),
+                (&capture.progs.dns_ingress, "cgroup_skb/ingress"),
+            ],
+        )?;
 
         let queue = Rc::new(RefCell::new(Queue::default()));
         let sink = Rc::clone(&queue);
@@ -260,17 +255,28 @@ fn ring_size(bytes: u32) -> u32 {
     bytes.clamp(4096, 1 << 30).next_power_of_two()
 }
 
-fn unsupported(what: &str, e: libbpf_rs::Error) -> anyhow::Error {
-    let reason = match e.kind() {
-        libbpf_rs::ErrorKind::PermissionDenied => {
-            return CollectError::NoPrivileges(format!(
-                "{what}: {e} (needs CAP_BPF and CAP_NET_ADMIN, or root)"
-            ))
-            .into()
-        }
-        _ => format!("{what}: {e}"),
-    };
-    CollectError::Unsupported(reason).into()
+/// Maps a libbpf failure to why this host cannot run dnsdoc's programs (exit code 3).
+pub fn unsupported(what: &str, e: libbpf_rs::Error) -> anyhow::Error {
+    match e.kind() {
+        libbpf_rs::ErrorKind::PermissionDenied => CollectError::NoPrivileges(format!(
+            "{what}: {e} (needs CAP_BPF and CAP_NET_ADMIN, or root)"
+        ))
+        .into(),
+        _ => CollectError::Unsupported(format!("{what}: {e}")).into(),
+    }
+}
+
+/// Attaches programs to a cgroup as BPF links: they stay attached while the links live
+/// and are detached when dropped or when the process dies, even by kill -9.
+pub fn attach_to_cgroup(cgroup: &Path, progs: &[(&ProgramMut, &str)]) -> Result<Vec<Link>> {
+    let dir = File::open(cgroup).with_context(|| format!("opening cgroup {}", cgroup.display()))?;
+    progs
+        .iter()
+        .map(|(p, what)| {
+            p.attach_cgroup(dir.as_raw_fd())
+                .map_err(|e| unsupported(&format!("attaching {what} to {}", cgroup.display()), e))
+        })
+        .collect()
 }
 
 #[cfg(test)]

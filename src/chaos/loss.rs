@@ -6,10 +6,8 @@
 //! on an error, exiting, or being killed with SIGKILL all remove it: nothing is pinned
 //! and nothing can outlive dnsdoc.
 
-use std::fs::File;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -18,8 +16,7 @@ use libbpf_rs::{Link, OpenObject};
 use serde::Serialize;
 
 use super::skel::loss::{LossSkel, LossSkelBuilder};
-use crate::capture::sum_percpu_counter;
-use crate::exit::CollectError;
+use crate::capture::{attach_to_cgroup, sum_percpu_counter, unsupported};
 
 /// Storage the BPF object borrows; lives on the caller's stack while the fault is active.
 pub struct LossStorage(MaybeUninit<OpenObject>);
@@ -79,7 +76,7 @@ impl<'obj> LossFault<'obj> {
     ) -> Result<Self> {
         let mut open = LossSkelBuilder::default()
             .open(&mut storage.0)
-            .map_err(|e| bpf_error("opening the loss program", e))?;
+            .map_err(|e| unsupported("opening the loss program", e))?;
         let ro = open
             .maps
             .rodata_data
@@ -104,19 +101,15 @@ impl<'obj> LossFault<'obj> {
         ro.drop_all = u32::from(all);
         let skel = open
             .load()
-            .map_err(|e| bpf_error("loading the loss program", e))?;
+            .map_err(|e| unsupported("loading the loss program", e))?;
 
-        let dir =
-            File::open(cgroup).with_context(|| format!("opening cgroup {}", cgroup.display()))?;
-        let fd = dir.as_raw_fd();
-        let attach = |p: &libbpf_rs::ProgramMut, what: &str| {
-            p.attach_cgroup(fd)
-                .map_err(|e| bpf_error(&format!("attaching {what} to {}", cgroup.display()), e))
-        };
-        let links = vec![
-            attach(&skel.progs.loss_egress, "cgroup_skb/egress")?,
-            attach(&skel.progs.loss_ingress, "cgroup_skb/ingress")?,
-        ];
+        let links = attach_to_cgroup(
+            cgroup,
+            &[
+                (&skel.progs.loss_egress, "cgroup_skb/egress"),
+                (&skel.progs.loss_ingress, "cgroup_skb/ingress"),
+            ],
+        )?;
         Ok(LossFault {
             _links: links,
             skel,
@@ -132,16 +125,6 @@ impl<'obj> LossFault<'obj> {
             ingress_matched: read(2)?,
             ingress_dropped: read(3)?,
         })
-    }
-}
-
-fn bpf_error(what: &str, e: libbpf_rs::Error) -> anyhow::Error {
-    match e.kind() {
-        libbpf_rs::ErrorKind::PermissionDenied => CollectError::NoPrivileges(format!(
-            "{what}: {e} (needs CAP_BPF and CAP_NET_ADMIN, or root)"
-        ))
-        .into(),
-        _ => CollectError::Unsupported(format!("{what}: {e}")).into(),
     }
 }
 
