@@ -770,11 +770,15 @@ fn build() -> Registry {
     Registry { metrics: m }
 }
 
+/// Lower-cases the first letter to continue a sentence, but leaves an acronym
+/// ("SERVFAIL answers") as it is.
 fn lower_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_lowercase().chain(c).collect())
-        .unwrap_or_default()
+    match (c.next(), c.next()) {
+        (Some(_), Some(second)) if second.is_uppercase() => s.to_string(),
+        (Some(first), _) => first.to_lowercase().chain(s.chars().skip(1)).collect(),
+        _ => String::new(),
+    }
 }
 
 /// The registry (built once).
