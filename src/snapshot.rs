@@ -291,17 +291,28 @@ impl Snapshot {
 
     /// Reads a snapshot file; a missing, unreadable or invalid file is an [`InputError`].
     pub fn read(path: &Path) -> Result<Snapshot> {
+        let json = Self::read_json(path).map_err(InputError)?;
+        Ok(Self::from_json(json, path).map_err(InputError)?)
+    }
+
+    /// Reads a snapshot file as plain JSON, for tools that edit it before `from_json`.
+    pub fn read_json(path: &Path) -> Result<serde_json::Value, String> {
         let text = fs::read_to_string(path)
-            .map_err(|e| InputError(format!("cannot read snapshot {}: {e}", path.display())))?;
-        let snap: Snapshot = serde_json::from_str(&text)
-            .map_err(|e| InputError(format!("{}: not a dnsdoc snapshot: {e}", path.display())))?;
+            .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a dnsdoc snapshot: {e}", path.display()))
+    }
+
+    /// Turns JSON read from `path` into a snapshot of the schema this dnsdoc reads.
+    pub fn from_json(json: serde_json::Value, path: &Path) -> Result<Snapshot, String> {
+        let snap: Snapshot = serde_json::from_value(json)
+            .map_err(|e| format!("{}: not a dnsdoc snapshot: {e}", path.display()))?;
         if snap.schema != SCHEMA {
-            return Err(InputError(format!(
+            return Err(format!(
                 "{}: snapshot schema {} is not supported (this dnsdoc reads schema {SCHEMA})",
                 path.display(),
                 snap.schema
-            ))
-            .into());
+            ));
         }
         Ok(snap)
     }

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::load::{files_of, Diag, Doc, Origin};
 use super::{evaluate, Finding, RuleSet, Severity};
-use crate::snapshot::{Snapshot, SCHEMA};
+use crate::snapshot::Snapshot;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,14 +255,7 @@ fn read_snapshot(
     path: &Path,
     patch: Option<(Origin, toml::Table)>,
 ) -> Result<Snapshot, PatchError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        (
-            format!("cannot read snapshot {}: {e}", path.display()),
-            None,
-        )
-    })?;
-    let mut json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| (format!("{}: not JSON: {e}", path.display()), None))?;
+    let mut json = Snapshot::read_json(path).map_err(|m| (m, None))?;
     if let Some((at, table)) = patch {
         let mut sets = Vec::new();
         flatten(&mut Vec::new(), &table, &mut sets);
@@ -272,26 +265,7 @@ fn read_snapshot(
             set_path(&mut json, &segs, value).map_err(|m| (m, Some(at.clone())))?;
         }
     }
-    let snap: Snapshot = serde_json::from_value(json).map_err(|e| {
-        (
-            format!(
-                "{}: not a dnsdoc snapshot (after patching): {e}",
-                path.display()
-            ),
-            None,
-        )
-    })?;
-    if snap.schema != SCHEMA {
-        return Err((
-            format!(
-                "{}: snapshot schema {} is not supported (this dnsdoc reads schema {SCHEMA})",
-                path.display(),
-                snap.schema
-            ),
-            None,
-        ));
-    }
-    Ok(snap)
+    Snapshot::from_json(json, path).map_err(|m| (m, None))
 }
 
 /// Dotted keys and nested tables both become paths: `a.b = 1` and `"a.b" = 1` alike.
