@@ -1,7 +1,6 @@
 //! dns-loss: a BPF program drops a fraction of the DNS packets to and from the target
 //! while a steady load of existing names runs.
 
-use super::dns_flood::preset;
 use super::names::NameMix;
 use super::scenario::{Fault, Intensity, LoadShape, Params, Plan, Scenario};
 
@@ -16,11 +15,7 @@ const LOSS: [(Intensity, f64); 3] = [
 /// The steady load the loss is applied to (qps, workers), the same at every intensity.
 /// Enough workers that lookups stuck in re-sends (333 ms each, up to two 2 s attempts
 /// at 50% loss) do not slow the rate: in flight = rate × time per lookup.
-const LOAD: [(Intensity, u32, u32); 3] = [
-    (Intensity::Low, 200, 256),
-    (Intensity::Medium, 200, 256),
-    (Intensity::High, 200, 256),
-];
+const LOAD: (u32, u32) = (200, 256);
 
 impl Scenario for DnsLoss {
     fn name(&self) -> &'static str {
@@ -49,11 +44,11 @@ impl Scenario for DnsLoss {
             .map(|(i, f)| format!("{}: {:.0}% packet loss", i.as_str(), f * 100.0))
             .collect::<Vec<_>>()
             .join("; ")
-            + "; under a steady 200 qps, 256 workers"
+            + &format!("; under a steady {} qps, {} workers", LOAD.0, LOAD.1)
     }
 
     fn plan(&self, p: &Params) -> Plan {
-        let (qps, conc) = preset(&LOAD, p.intensity);
+        let (qps, conc) = LOAD;
         let fraction = p.loss.unwrap_or_else(|| {
             LOSS.iter()
                 .find(|(i, _)| *i == p.intensity)

@@ -31,6 +31,17 @@ pub enum Status {
     Critical,
 }
 
+impl From<Severity> for Status {
+    /// The report's status when this is the worst finding.
+    fn from(s: Severity) -> Status {
+        match s {
+            Severity::Info => Status::Info,
+            Severity::Warning => Status::Warning,
+            Severity::Critical => Status::Critical,
+        }
+    }
+}
+
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -102,12 +113,12 @@ impl Report {
                 Severity::Info => counts.info += 1,
             }
         }
-        let status = match eval.findings.iter().map(|f| f.severity).max() {
-            None => Status::Ok,
-            Some(Severity::Info) => Status::Info,
-            Some(Severity::Warning) => Status::Warning,
-            Some(Severity::Critical) => Status::Critical,
-        };
+        let status = eval
+            .findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .map_or(Status::Ok, Status::from);
         let exit_code = match (status, fail_on) {
             (Status::Critical, _) => exit::CRITICAL,
             (Status::Warning, FailOn::Warning) => exit::WARNING,

@@ -19,14 +19,6 @@ use crate::rules::{CheckStatus, Direction, Finding, Rule, Severity, Unit};
 /// Findings of one rule shown in the table and markdown; JSON always has them all.
 pub const MAX_PER_RULE: usize = 5;
 
-fn status_of(s: Severity) -> Status {
-    match s {
-        Severity::Info => Status::Info,
-        Severity::Warning => Status::Warning,
-        Severity::Critical => Status::Critical,
-    }
-}
-
 /// Paints a word by severity with owo-colors, or leaves it plain.
 fn paint(text: &str, status: Status, color: bool) -> String {
     if !color {
@@ -250,7 +242,7 @@ pub fn table(r: &Report, color: bool) -> String {
             o,
             "\n{}. {} {}: {} ({})",
             i + 1,
-            paint(f.severity.as_str(), status_of(f.severity), color),
+            paint(f.severity.as_str(), Status::from(f.severity), color),
             f.rule,
             f.title,
             f.subject
