@@ -21,6 +21,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Wake user space only once this much data waits; it also drains on a short timer.
  * Waking it per record cost a context switch per packet (a quarter of its CPU). */
 const volatile __u64 wakeup_bytes = 0;
+/* Set by user space when this kernel lets cgroup_skb programs call
+ * bpf_get_current_pid_tgid/comm (6.18 does; 5.10-6.12 reject them). When 0 the verifier
+ * prunes those calls and owners come only from the sock_addr hooks, socket storage
+ * cloned to accepted sockets, and user space (sock_diag). See src/capture/probe.rs. */
+const volatile __u32 skb_has_task = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -73,30 +78,31 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-/* Who owns this socket: from storage, else (egress only) the current task.
- * Returns 1 the first time a known owner is reported for this socket. */
+/* Who owns this socket: from storage, else (egress, where the kernel allows it) the
+ * current task. Returns 1 the first time a known owner is reported for this socket. */
 static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct sock_owner *owner;
 
-	if (egress)
+	if (egress && skb_has_task)
 		ev->task_tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!sk)
 		return 0;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
 		return 0;
+	/* Storage is created here only to record the current task below. */
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0,
-				   egress ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+				   egress && skb_has_task ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!owner) {
-		if (egress)
+		if (egress && skb_has_task)
 			count(DNSDOC_CTR_DROP_STORAGE);
 		return 0;
 	}
 	/* A socket that existed before dnsdoc started has no owner yet. On egress a UDP
 	 * send runs in the sending task, and a TCP write in the writing task. */
-	if (owner->tgid == 0 && egress && ev->task_tgid != 0) {
+	if (skb_has_task && owner->tgid == 0 && egress && ev->task_tgid != 0) {
 		owner->tgid = ev->task_tgid;
 		owner->cgroup_id = bpf_sk_cgroup_id(sk);
 		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
@@ -203,6 +209,9 @@ static __always_inline void emit(struct __sk_buff *skb, int egress, struct event
 	}
 	barrier_var(len);
 	if (len > 0 && len <= DNSDOC_MAX_PAYLOAD) {
+		/* 5.10-6.1 verifiers lose `len >= 1` across the checks above and reject a
+		 * possibly-zero size; the mask keeps 1..=MAX (MAX is a power of two). */
+		len = ((len - 1) & (DNSDOC_MAX_PAYLOAD - 1)) + 1;
 		if (bpf_skb_load_bytes(skb, payload_off, buf->payload, len) < 0) {
 			count(DNSDOC_CTR_DROP_LOAD);
 			return;

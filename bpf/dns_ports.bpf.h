@@ -16,7 +16,8 @@ const volatile __u32 n_ports = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	/* CLONE: a TCP listener's owner is copied to the sockets it accepts. */
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
 	__type(value, struct sock_owner);
 } sock_owners SEC(".maps");

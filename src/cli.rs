@@ -29,6 +29,23 @@ pub enum Command {
     Rules(crate::doctor::RulesArgs),
     /// Induce a DNS fault on purpose (game day) and check that the rules fire.
     Chaos(crate::chaos::ChaosArgs),
+    /// Print dnsdoc's version and what this kernel lets its probes do.
+    #[command(long_about = VERSION_ABOUT)]
+    Version(VersionArgs),
+}
+
+const VERSION_ABOUT: &str = "\
+Print dnsdoc's version, the kernel release, the cgroup v2 mount, and the BPF features
+dnsdoc probed on this kernel (ring buffers; whether cgroup_skb programs may read the
+current task; whether sock_addr programs may use socket storage), with what dnsdoc does
+differently where a feature is missing. Probing loads tiny BPF programs, so it needs
+root (or CAP_BPF); without it, the features are reported as not probed.";
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 const WATCH_ABOUT: &str = "\

@@ -22,4 +22,6 @@ pub mod render;
 pub mod rules;
 pub mod signals;
 pub mod snapshot;
+pub mod sockets;
+pub mod version;
 pub mod watch;

@@ -24,6 +24,7 @@ fn main() {
         Command::Doctor(args) => dnsdoc::doctor::run(args),
         Command::Rules(args) => dnsdoc::doctor::run_rules(args),
         Command::Chaos(args) => dnsdoc::chaos::run(args),
+        Command::Version(args) => dnsdoc::version::run(args).map(|()| exit::OK),
     };
     match result {
         Ok(code) => std::process::exit(code),

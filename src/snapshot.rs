@@ -72,6 +72,13 @@ pub struct CaptureHealth {
     /// allocation failed): their process may show as "(unknown)".
     #[serde(default)]
     pub owner_unrecorded: u64,
+    /// Sockets whose owner no kernel hook recorded, found through sock_diag and /proc.
+    #[serde(default)]
+    pub owners_from_sock_diag: u64,
+    /// What this kernel could not do and how the capture made up for it (empty on a
+    /// kernel with every feature). Nothing here loses data; it says where owners came from.
+    #[serde(default)]
+    pub degraded: Vec<String>,
     /// Records whose DNS message could not be parsed (malformed, not DNS).
     pub parse_errors: u64,
     /// Times a TCP stream lost its framing and had to resync.

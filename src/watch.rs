@@ -14,10 +14,11 @@ use anyhow::{Context, Result};
 use crate::analysis::aggregate::{Aggregator, ProcessInfo};
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
-use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage};
+use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage, PacketEvent};
 use crate::cli::{CaptureArgs, Format, WatchArgs};
 use crate::exit::UsageError;
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
+use crate::sockets::{SocketOwners, Unowned};
 use crate::{procinfo, render, signals};
 
 /// Everything one observation window needs.
@@ -113,10 +114,33 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
     let show_progress = opts.progress && std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
 
-    let mut feed = |events: &mut Vec<_>,
+    let mut sockets = SocketOwners::default();
+    let mut unowned = Vec::new();
+    let mut feed = |events: &mut Vec<PacketEvent>,
                     analyzer: &mut Analyzer,
                     agg: &mut Aggregator,
                     procs: &mut HashMap<u32, ProcessInfo>| {
+        // Sockets no kernel hook has named yet: ask sock_diag and /proc before matching,
+        // so a batch's transactions are attributed to them already.
+        unowned.clear();
+        for ev in events.iter() {
+            if analyzer.owner_unknown(ev) && sockets.wants(ev.cookie) {
+                let key = Unowned {
+                    cookie: ev.cookie,
+                    protocol: ev.protocol,
+                    local: ev.local().into(),
+                };
+                if !unowned.contains(&key) {
+                    unowned.push(key);
+                }
+            }
+        }
+        let now = signals::monotonic_ns();
+        for (cookie, tgid) in sockets.resolve(&unowned) {
+            if analyzer.teach_owner(cookie, tgid, now) {
+                new_tgids.push(tgid);
+            }
+        }
         for ev in events.drain(..) {
             analyzer.on_event(ev, &mut new_tgids, &mut txs);
             // Look the process up now, while it most likely still exists.
@@ -169,6 +193,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
     feed(&mut events, &mut analyzer, &mut agg, &mut procs);
     let counters = capture.counters()?;
     let decode_errors = capture.decode_errors();
+    let degraded = capture.features().degraded();
     drop(capture);
     if show_progress {
         eprint!("\r\x1b[2K");
@@ -218,6 +243,8 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
             dropped,
             payload_cut: counters.payload_cut,
             owner_unrecorded: counters.owner_storage_full,
+            owners_from_sock_diag: sockets.resolved,
+            degraded,
             parse_errors: decode.parse_errors,
             tcp_desyncs: decode.tcp_desyncs,
             unmatched_responses: matched.unmatched_responses,

@@ -106,6 +106,16 @@ impl Analyzer {
         self.attribute(out);
     }
 
+    /// Whether this event's socket has no known owner yet (see [`crate::sockets`]).
+    pub fn owner_unknown(&self, ev: &PacketEvent) -> bool {
+        self.owners.unknown(ev)
+    }
+
+    /// Records an owner found outside the events. Returns true when it was new.
+    pub fn teach_owner(&mut self, cookie: u64, tgid: u32, now_ns: u64) -> bool {
+        self.owners.teach(cookie, tgid, now_ns)
+    }
+
     /// Advances the clock without an event (turns overdue queries into timeouts).
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Attributed>) {
         self.matcher.expire(now_ns, &mut self.scratch);

@@ -43,16 +43,14 @@ impl Owners {
         }
     }
 
+    /// Whether neither this event nor an earlier one names the socket's owner.
+    pub fn unknown(&self, ev: &PacketEvent) -> bool {
+        event_owner(ev) == 0 && !self.by_cookie.contains_key(&ev.cookie)
+    }
+
     /// Learns from one event. Returns the tgid when it is new to this socket.
     pub fn learn(&mut self, ev: &PacketEvent) -> Option<u32> {
-        let tgid = if ev.owner_tgid != 0 {
-            ev.owner_tgid
-        } else if ev.direction == Direction::Egress && ev.task_tgid != 0 {
-            // Egress runs in the sending task; ingress runs in whoever ran the softirq.
-            ev.task_tgid
-        } else {
-            0
-        };
+        let tgid = event_owner(ev);
         // Most packets come from a socket whose owner we already know: just touch it.
         if let Some(e) = self.by_cookie.get_mut(&ev.cookie) {
             e.last_seen_ns = ev.ts_ns;
@@ -79,6 +77,26 @@ impl Owners {
         Some(tgid)
     }
 
+    /// Records an owner found outside the events (sock_diag and /proc), unless an event
+    /// already named one. Returns true when it was new.
+    pub fn teach(&mut self, cookie: u64, tgid: u32, now_ns: u64) -> bool {
+        if self.by_cookie.contains_key(&cookie) {
+            return false;
+        }
+        let owner = Owner {
+            tgid,
+            thread_comm: String::new(),
+        };
+        self.by_cookie.insert(
+            cookie,
+            Entry {
+                owner,
+                last_seen_ns: now_ns,
+            },
+        );
+        true
+    }
+
     pub fn get(&self, cookie: u64) -> Option<&Owner> {
         self.by_cookie.get(&cookie).map(|e| &e.owner)
     }
@@ -88,5 +106,17 @@ impl Owners {
         self.by_cookie
             .retain(|_, e| now_ns.saturating_sub(e.last_seen_ns) <= idle);
         self.next_prune_len = (self.by_cookie.len() * 2).max(PRUNE_AT_LEAST);
+    }
+}
+
+/// The owner an event names: from socket storage, else (egress, on kernels that allow
+/// it) the sending task. Ingress runs in whoever ran the softirq: never that. 0 = none.
+fn event_owner(ev: &PacketEvent) -> u32 {
+    if ev.owner_tgid != 0 {
+        ev.owner_tgid
+    } else if ev.direction == Direction::Egress {
+        ev.task_tgid
+    } else {
+        0
     }
 }

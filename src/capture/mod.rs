@@ -7,8 +7,10 @@
 //! exiting, or being killed detaches everything, and other instances are unaffected.
 
 pub mod event;
+pub mod probe;
 pub mod scope;
 mod skel;
+pub mod verifier;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -24,6 +26,8 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, RingBuffer, RingBufferBuilder};
 
 pub use event::{Direction, PacketEvent, Protocol};
+pub use probe::KernelFeatures;
+pub use verifier::unsupported;
 
 use crate::exit::CollectError;
 use skel::capture::{CaptureSkel, CaptureSkelBuilder};
@@ -91,6 +95,7 @@ pub struct Capture<'obj> {
     // 'static: the callback owns its state; the ring keeps the map's memory mapped.
     ring: RingBuffer<'static>,
     queue: Rc<RefCell<Queue>>,
+    features: KernelFeatures,
     capture: CaptureSkel<'obj>,
     _owner: OwnerSkel<'obj>,
 }
@@ -113,6 +118,15 @@ impl<'obj> Capture<'obj> {
         }
         let mut ports = [0u16; MAX_PORTS];
         ports[..cfg.ports.len()].copy_from_slice(&cfg.ports);
+        verifier::capture_log();
+        let features = KernelFeatures::probe();
+        if !features.ringbuf {
+            return Err(CollectError::Unsupported(format!(
+                "kernel {} has no BPF ring buffer (needs 5.8 or later)",
+                features.release
+            ))
+            .into());
+        }
 
         let mut open_owner = OwnerSkelBuilder::default()
             .open(&mut storage.owner)
@@ -140,6 +154,7 @@ impl<'obj> Capture<'obj> {
         ro.n_ports = cfg.ports.len() as u32;
         let ring_bytes = ring_size(cfg.ring_buffer_bytes);
         ro.wakeup_bytes = u64::from(ring_bytes / 8);
+        ro.skb_has_task = u32::from(features.skb_current_task);
         open_capture
             .maps
             .events
@@ -157,6 +172,8 @@ impl<'obj> Capture<'obj> {
         let links = attach_to_cgroup(
             &cfg.cgroup,
             &[
+                (&owner.progs.owner_bind4, "cgroup/bind4"),
+                (&owner.progs.owner_bind6, "cgroup/bind6"),
                 (&owner.progs.owner_connect4, "cgroup/connect4"),
                 (&owner.progs.owner_connect6, "cgroup/connect6"),
                 (&owner.progs.owner_sendmsg4, "cgroup/sendmsg4"),
@@ -187,6 +204,7 @@ impl<'obj> Capture<'obj> {
             links,
             ring,
             queue,
+            features,
             capture,
             _owner: owner,
         })
@@ -212,6 +230,11 @@ impl<'obj> Capture<'obj> {
     /// received plus the records lost.
     pub fn detach(&mut self) {
         self.links.clear();
+    }
+
+    /// What the kernel let the programs do (probed at start).
+    pub fn features(&self) -> &KernelFeatures {
+        &self.features
     }
 
     /// Records that failed to decode (should stay 0; counted, never silent).
@@ -253,17 +276,6 @@ pub fn sum_percpu_counter(map: &dyn MapCore, idx: u32) -> Result<u64> {
 /// Ring buffer sizes must be a power of two and a multiple of the page size.
 fn ring_size(bytes: u32) -> u32 {
     bytes.clamp(4096, 1 << 30).next_power_of_two()
-}
-
-/// Maps a libbpf failure to why this host cannot run dnsdoc's programs (exit code 3).
-pub fn unsupported(what: &str, e: libbpf_rs::Error) -> anyhow::Error {
-    match e.kind() {
-        libbpf_rs::ErrorKind::PermissionDenied => CollectError::NoPrivileges(format!(
-            "{what}: {e} (needs CAP_BPF and CAP_NET_ADMIN, or root)"
-        ))
-        .into(),
-        _ => CollectError::Unsupported(format!("{what}: {e}")).into(),
-    }
 }
 
 /// Attaches programs to a cgroup as BPF links: they stay attached while the links live

@@ -16,7 +16,7 @@ use libbpf_rs::{Link, OpenObject};
 use serde::Serialize;
 
 use super::skel::loss::{LossSkel, LossSkelBuilder};
-use crate::capture::{attach_to_cgroup, sum_percpu_counter, unsupported};
+use crate::capture::{attach_to_cgroup, sum_percpu_counter, unsupported, verifier};
 
 /// Storage the BPF object borrows; lives on the caller's stack while the fault is active.
 pub struct LossStorage(MaybeUninit<OpenObject>);
@@ -74,6 +74,7 @@ impl<'obj> LossFault<'obj> {
         cgroup: &Path,
         storage: &'obj mut LossStorage,
     ) -> Result<Self> {
+        verifier::capture_log();
         let mut open = LossSkelBuilder::default()
             .open(&mut storage.0)
             .map_err(|e| unsupported("opening the loss program", e))?;

@@ -1,0 +1,82 @@
+//! Who owns a socket that no kernel hook named while dnsdoc watched: a silent server
+//! started before dnsdoc (the hung-server case, where the name matters most). Its UDP
+//! socket never calls recvmsg and its TCP listener never accepts, so only sock_diag and
+//! /proc can name it. The same must hold on every kernel of the matrix.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// A server that binds UDP and TCP on 127.0.0.1:PORT and then never reads or accepts.
+const SILENT_SERVER: &str = "\
+import socket, sys, time
+p = int(sys.argv[1])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', p))
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(('127.0.0.1', p)); t.listen(16)
+print('ready', flush=True)
+time.sleep(120)
+";
+
+#[test]
+fn silent_server_started_before_dnsdoc_is_named() {
+    if !require_bpf("silent_server_started_before_dnsdoc_is_named") {
+        return;
+    }
+    let cg = TestCgroup::new("silent");
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut child = cg
+        .command("python3", &["-c", SILENT_SERVER, &port_s])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .expect("server ready line");
+    assert_eq!(ready.trim(), "ready");
+    let server = Guard(child);
+    let server_pid = server.0.id();
+
+    let watch = start_watch(&cg, &[port], &["--timeout", "1s"]);
+    for tcp in [false, true] {
+        let mut args = vec![
+            "@127.0.0.1",
+            "-p",
+            &port_s,
+            "hung.test",
+            "+tries=1",
+            "+timeout=1",
+        ];
+        if tcp {
+            args.push("+tcp");
+        }
+        cg.run("dig", &args);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = watch.stop().snapshot;
+
+    assert_eq!(s.totals.counts.queries, 2, "{:#?}", s.totals);
+    assert_eq!(s.totals.counts.timeouts, 2);
+    let ss = &s.server_side;
+    assert_eq!(ss.counts.queries, 2, "{ss:#?}");
+    for proto in ["udp", "tcp"] {
+        let l = ss
+            .listeners
+            .iter()
+            .find(|l| l.protocol == proto)
+            .unwrap_or_else(|| panic!("no {proto} listener row: {ss:#?}"));
+        assert_eq!(
+            (l.pid, l.comm.as_str()),
+            (server_pid, "python3"),
+            "{proto} server socket named: {l:#?}"
+        );
+    }
+    assert!(s.capture.owners_from_sock_diag >= 2, "{:#?}", s.capture);
+}
