@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Set DNSDOC_REQUIRE_BPF=1 to make BPF tests fail (not skip) without root; .ci/run does.
 export DNSDOC_REQUIRE_BPF
 
-.PHONY: deps build release demo demo-watch test lint bench clean
+.PHONY: deps build release demo demo-watch test test-kernels lint bench clean
 
 deps:
 	scripts/install-deps.sh all
@@ -28,6 +28,12 @@ demo-watch: release
 ## The whole test suite: unit tests, CLI tests and the live BPF tests (root).
 test: deps
 	$(CARGO) test --no-fail-fast
+
+## The test binaries as root on Debian's 5.10, 6.1 and 6.12 kernels, each booted under qemu
+## (TCG, slow); the host's kernel is the one `make test` covers. Needs root.
+## One kernel: make test-kernels KERNELS=6.1; one binary: TEST_KERNELS_ARGS="--only watch_live".
+test-kernels: deps
+	scripts/test-kernels.sh $(foreach k,$(KERNELS),--kernel $(k)) $(TEST_KERNELS_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
