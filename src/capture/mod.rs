@@ -119,7 +119,12 @@ impl<'obj> Capture<'obj> {
         let mut ports = [0u16; MAX_PORTS];
         ports[..cfg.ports.len()].copy_from_slice(&cfg.ports);
         verifier::capture_log();
-        let features = KernelFeatures::probe();
+        let mut features = KernelFeatures::probe();
+        // Test hook: claim a feature the kernel may lack, to see its verifier rejection
+        // reported (tests/kernel_compat.rs). Never needed in normal use.
+        if std::env::var_os("DNSDOC_ASSUME_SKB_CURRENT_TASK").is_some() {
+            features.skb_current_task = true;
+        }
         if !features.ringbuf {
             return Err(CollectError::Unsupported(format!(
                 "kernel {} has no BPF ring buffer (needs 5.8 or later)",
