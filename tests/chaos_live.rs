@@ -273,7 +273,12 @@ fn assert_clean_capture(r: &Run) {
 
 #[test]
 fn dns_flood_on_a_cpu_limited_server_fires_latency_and_failures() {
-    if !require_bpf("dns_flood_on_a_cpu_limited_server_fires_latency_and_failures") {
+    if !require_bpf("dns_flood_on_a_cpu_limited_server_fires_latency_and_failures")
+        || !require_native_speed(
+            "dns_flood_on_a_cpu_limited_server_fires_latency_and_failures",
+            "asserts that a flood of >1000 lookups in 6 s degrades a CPU-limited server",
+        )
+    {
         return;
     }
     let _serial = serial();
@@ -309,7 +314,12 @@ fn dns_flood_on_a_cpu_limited_server_fires_latency_and_failures() {
 
 #[test]
 fn dns_flood_baseline_fires_none_of_its_rules() {
-    if !require_bpf("dns_flood_baseline_fires_none_of_its_rules") {
+    if !require_bpf("dns_flood_baseline_fires_none_of_its_rules")
+        || !require_native_speed(
+            "dns_flood_baseline_fires_none_of_its_rules",
+            "asserts that a gentle load keeps p99 latency below the rule threshold",
+        )
+    {
         return;
     }
     let _serial = serial();
@@ -348,7 +358,12 @@ fn dns_flood_baseline_fires_none_of_its_rules() {
 
 #[test]
 fn nxdomain_storm_fires_nxdomain_ratio_and_its_baseline_does_not() {
-    if !require_bpf("nxdomain_storm_fires_nxdomain_ratio_and_its_baseline_does_not") {
+    if !require_bpf("nxdomain_storm_fires_nxdomain_ratio_and_its_baseline_does_not")
+        || !require_native_speed(
+            "nxdomain_storm_fires_nxdomain_ratio_and_its_baseline_does_not",
+            "asserts that the load reaches its 300 q/s rate",
+        )
+    {
         return;
     }
     let _serial = serial();
@@ -489,20 +504,44 @@ fn query(port: u16, name: &str, timeout: Duration) -> Option<u8> {
     query_at("127.0.0.1", port, name, timeout)
 }
 
-/// One A query for `name` to `addr`:port over UDP.
-fn query_at(addr: &str, port: u16, name: &str, timeout: Duration) -> Option<u8> {
-    let ip: std::net::IpAddr = addr.parse().unwrap();
-    let sock = UdpSocket::bind((ip, 0)).unwrap();
-    sock.set_read_timeout(Some(timeout)).unwrap();
-    let id: u16 = 0x5eed;
+const QUERY_ID: u16 = 0x5eed;
+
+/// An A query for `name` with id [`QUERY_ID`], as DNS wire bytes.
+fn query_wire(name: &str) -> Vec<u8> {
     let mut msg = vec![];
-    msg.extend_from_slice(&id.to_be_bytes());
+    msg.extend_from_slice(&QUERY_ID.to_be_bytes());
     msg.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
     for label in name.trim_end_matches('.').split('.') {
         msg.push(label.len() as u8);
         msg.extend_from_slice(label.as_bytes());
     }
     msg.extend_from_slice(&[0, 0, 1, 0, 1]);
+    msg
+}
+
+/// One A query for `name` to `addr`:port over TCP: the rcode, or None when the
+/// connection or the answer did not come within `timeout`.
+fn query_tcp_at(addr: &str, port: u16, name: &str, timeout: Duration) -> Option<u8> {
+    use std::io::Write;
+    let to: std::net::SocketAddr = (addr.parse::<std::net::IpAddr>().unwrap(), port).into();
+    let mut s = std::net::TcpStream::connect_timeout(&to, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let msg = query_wire(name);
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&msg);
+    s.write_all(&framed).ok()?;
+    let mut buf = [0u8; 6];
+    s.read_exact(&mut buf).ok()?;
+    (buf[2..4] == QUERY_ID.to_be_bytes()).then_some(buf[5] & 0x0f)
+}
+
+/// One A query for `name` to `addr`:port over UDP.
+fn query_at(addr: &str, port: u16, name: &str, timeout: Duration) -> Option<u8> {
+    let ip: std::net::IpAddr = addr.parse().unwrap();
+    let sock = UdpSocket::bind((ip, 0)).unwrap();
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    let id = QUERY_ID;
+    let msg = query_wire(name);
     sock.send_to(&msg, (ip, port)).unwrap();
     let mut buf = [0u8; 512];
     let deadline = Instant::now() + timeout;
@@ -712,18 +751,15 @@ fn dns_loss_touches_only_the_target_address_and_port() {
 
     // The target, [::1]:PORT, is cut off over UDP and TCP...
     assert_eq!(query_at("::1", port, name, short), None);
-    let v6: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
-    assert!(
-        std::net::TcpStream::connect_timeout(&v6, short).is_err(),
-        "the SYN-ACK from the target is dropped"
-    );
+    // Over TCP no answer arrives. (6.18 runs cgroup egress for the SYN-ACK, so the
+    // connection fails; 6.1 does not, so it opens and the answer is dropped.)
+    assert_eq!(query_tcp_at("::1", port, name, short), None);
     // ...while the same server over IPv4 and another port on ::1 answer as usual.
     for _ in 0..20 {
         assert_eq!(query_at("127.0.0.1", port, name, short), Some(0));
         assert_eq!(query_at("::1", other_port, name, short), Some(0));
     }
-    let v4: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    assert!(std::net::TcpStream::connect_timeout(&v4, short).is_ok());
+    assert_eq!(query_tcp_at("127.0.0.1", port, name, short), Some(0));
 
     // SIGTERM ends the run like Ctrl-C: summary, fault removed.
     let pid = bg.child.id().to_string();

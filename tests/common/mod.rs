@@ -35,6 +35,32 @@ pub fn require_bpf(test: &str) -> bool {
     false
 }
 
+/// False when the test runs on an emulated CPU, where it cannot mean anything: the
+/// kernel matrix (scripts/test-kernels.sh) boots kernels under qemu TCG, 10-50x slower
+/// than native, and sets DNSDOC_EMULATED_CPU=1. Only tests whose assertion *is* a rate
+/// or a latency (a flood that must degrade a server, a load that must reach its rate)
+/// use this; they still run natively in `make test`. Never silent: the test's name and
+/// `why` go to stderr and to the file named by DNSDOC_NATIVE_ONLY_LOG, which the matrix
+/// prints in its summary.
+pub fn require_native_speed(test: &str, why: &str) -> bool {
+    if std::env::var("DNSDOC_EMULATED_CPU").as_deref() != Ok("1") {
+        return true;
+    }
+    let line = format!("NEEDS NATIVE SPEED {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("DNSDOC_NATIVE_ONLY_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    false
+}
+
 /// The effective uid, read from /proc so the tests need no unsafe libc call.
 fn effective_uid() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
