@@ -112,16 +112,26 @@ fn dig_over_udp_tcp_ipv4_ipv6_counts_match_exactly() {
 
     // Each dig is its own process: every answer belongs to the right one.
     assert_eq!(s.processes.len(), 10, "{:#?}", s.processes);
+    // The name is read from /proc while dig lives: a race an emulated CPU loses, and
+    // then the kernel's thread name stands in.
+    let proc_names = require_native_speed(
+        "dig_over_udp_tcp_ipv4_ipv6_counts_match_exactly (process names)",
+        "reads /proc/PID/comm before a one-query dig exits",
+    );
     for (pid, status) in &by_pid {
         let p = s
             .processes
             .iter()
             .find(|p| p.pid == *pid)
             .unwrap_or_else(|| panic!("no row for dig pid {pid}: {:#?}", s.processes));
-        assert_eq!(
-            p.comm, "dig",
-            "process name from /proc, not the thread name"
-        );
+        if proc_names {
+            assert_eq!(
+                p.comm, "dig",
+                "process name from /proc, not the thread name"
+            );
+        } else {
+            assert!(p.comm == "dig" || p.comm.starts_with("isc-net"), "{p:?}");
+        }
         assert_eq!(p.counts.queries, 1);
         let mut want = Rcodes::default();
         tally(&mut want, status);
