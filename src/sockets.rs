@@ -85,35 +85,52 @@ impl SocketOwners {
                 }
             }
         }
-        let mut inodes: Vec<(u64, u64)> = Vec::new();
+        // Per socket, the inodes that would name it: its own, then (TCP) the listener's.
+        let mut candidates: Vec<(u64, Vec<u64>)> = Vec::new();
         for w in wanted {
             let own = diag
                 .iter()
                 .find(|(p, s)| *p == w.protocol && s.cookie == w.cookie && s.inode != 0);
-            let listener = || {
-                diag.iter().find(|(p, s)| {
-                    *p == Protocol::Tcp
-                        && s.state == TCP_LISTEN
-                        && s.local.port() == w.local.port()
-                        // A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6.
-                        && (s.local.ip().to_canonical() == w.local.ip().to_canonical()
-                            || s.local.ip().is_unspecified())
-                })
-            };
-            let hit = own.or_else(|| (w.protocol == Protocol::Tcp).then(listener).flatten());
-            match hit {
-                Some((_, s)) => inodes.push((w.cookie, s.inode)),
-                None => self.give_up(w.cookie),
+            let listener = diag.iter().find(|(p, s)| {
+                w.protocol == Protocol::Tcp
+                    && *p == Protocol::Tcp
+                    && s.state == TCP_LISTEN
+                    && s.local.port() == w.local.port()
+                    // A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6.
+                    && (s.local.ip().to_canonical() == w.local.ip().to_canonical()
+                        || s.local.ip().is_unspecified())
+            });
+            let inodes: Vec<u64> = own
+                .into_iter()
+                .chain(listener)
+                .map(|(_, s)| s.inode)
+                .collect();
+            if inodes.is_empty() {
+                self.give_up(w.cookie);
+            } else {
+                candidates.push((w.cookie, inodes));
             }
         }
-        if inodes.iter().any(|(_, i)| !self.by_inode.contains_key(i)) && self.may_scan() {
+        let known = |by_inode: &HashMap<u64, u32>, inodes: &[u64]| {
+            inodes.iter().find_map(|i| by_inode.get(i).copied())
+        };
+        let mut scanned = false;
+        if candidates
+            .iter()
+            .any(|(_, i)| known(&self.by_inode, i).is_none())
+            && self.may_scan()
+        {
             self.scan_proc();
+            scanned = true;
         }
         let mut out = Vec::new();
-        for (cookie, inode) in inodes {
-            match self.by_inode.get(&inode) {
-                Some(&tgid) => out.push((cookie, tgid)),
-                None => self.give_up(cookie),
+        for (cookie, inodes) in candidates {
+            match known(&self.by_inode, &inodes) {
+                Some(tgid) => out.push((cookie, tgid)),
+                // No process holds it: gone, or in another mount of /proc.
+                None if scanned => self.give_up(cookie),
+                // Too soon for another walk of /proc: asked again with the next batch.
+                None => {}
             }
         }
         self.resolved += out.len() as u64;

@@ -120,11 +120,19 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
                     analyzer: &mut Analyzer,
                     agg: &mut Aggregator,
                     procs: &mut HashMap<u32, ProcessInfo>| {
-        // Sockets no kernel hook has named yet: ask sock_diag and /proc before matching,
-        // so a batch's transactions are attributed to them already.
+        // Name the processes the events carry first, while short-lived clients (dig)
+        // still exist. Then sockets no kernel hook has named yet: ask sock_diag and /proc
+        // before matching, so a batch's transactions are attributed to them already.
         unowned.clear();
         for ev in events.iter() {
-            if analyzer.owner_unknown(ev) && sockets.wants(ev.cookie) {
+            let tgid = ev.named_owner();
+            if tgid != 0 {
+                if let Entry::Vacant(slot) = procs.entry(tgid) {
+                    if let Some(info) = procinfo::lookup(tgid) {
+                        slot.insert(info);
+                    }
+                }
+            } else if analyzer.owner_unknown(ev) && sockets.wants(ev.cookie) {
                 let key = Unowned {
                     cookie: ev.cookie,
                     protocol: ev.protocol,

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::capture::{Direction, PacketEvent};
+use crate::capture::PacketEvent;
 
 /// A socket's user as the kernel saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +45,12 @@ impl Owners {
 
     /// Whether neither this event nor an earlier one names the socket's owner.
     pub fn unknown(&self, ev: &PacketEvent) -> bool {
-        event_owner(ev) == 0 && !self.by_cookie.contains_key(&ev.cookie)
+        ev.named_owner() == 0 && !self.by_cookie.contains_key(&ev.cookie)
     }
 
     /// Learns from one event. Returns the tgid when it is new to this socket.
     pub fn learn(&mut self, ev: &PacketEvent) -> Option<u32> {
-        let tgid = event_owner(ev);
+        let tgid = ev.named_owner();
         // Most packets come from a socket whose owner we already know: just touch it.
         if let Some(e) = self.by_cookie.get_mut(&ev.cookie) {
             e.last_seen_ns = ev.ts_ns;
@@ -106,17 +106,5 @@ impl Owners {
         self.by_cookie
             .retain(|_, e| now_ns.saturating_sub(e.last_seen_ns) <= idle);
         self.next_prune_len = (self.by_cookie.len() * 2).max(PRUNE_AT_LEAST);
-    }
-}
-
-/// The owner an event names: from socket storage, else (egress, on kernels that allow
-/// it) the sending task. Ingress runs in whoever ran the softirq: never that. 0 = none.
-fn event_owner(ev: &PacketEvent) -> u32 {
-    if ev.owner_tgid != 0 {
-        ev.owner_tgid
-    } else if ev.direction == Direction::Egress {
-        ev.task_tgid
-    } else {
-        0
     }
 }

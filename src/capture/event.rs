@@ -76,6 +76,19 @@ impl PacketEvent {
         }
     }
 
+    /// The owner this event names: from socket storage, else (egress, on kernels that
+    /// allow it) the sending task. Ingress runs in whoever ran the softirq: never that.
+    /// 0 = none.
+    pub fn named_owner(&self) -> u32 {
+        if self.owner_tgid != 0 {
+            self.owner_tgid
+        } else if self.direction == Direction::Egress {
+            self.task_tgid
+        } else {
+            0
+        }
+    }
+
     /// The remote end of the socket.
     pub fn peer(&self) -> (IpAddr, u16) {
         match self.direction {
