@@ -4,8 +4,9 @@
 set -euo pipefail
 
 build_pkgs=(pkg-config libelf-dev zlib1g-dev clang make)
-# Real DNS peers for the integration tests, the demo and the benchmark.
-test_pkgs=(dnsmasq-base dnsutils dnsperf iproute2 procps python3)
+# Real DNS peers for the integration tests, the demo and the benchmark (unbound and
+# tcpdump: the saturation benchmark's second server and its capture comparison).
+test_pkgs=(dnsmasq-base dnsutils dnsperf iproute2 procps python3 unbound tcpdump)
 
 case "${1:-all}" in
   build) want=("${build_pkgs[@]}") ;;

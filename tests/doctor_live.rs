@@ -164,8 +164,16 @@ fn healthy_local_dns_has_zero_false_positives() {
 
     let (code, report) = doctor.stop();
     let findings = severities(&report);
+    // Loopback latency is only healthy on a real CPU: under emulation the latency
+    // rules rightly see p99 in the hundreds of ms. Every other rule stays silent there too.
+    let latency_too = require_native_speed(
+        "healthy_local_dns_has_zero_false_positives (latency rules)",
+        "asserts loopback p99 latency stays below the latency rules' thresholds",
+    );
     assert!(
-        findings.iter().all(|f| f.starts_with("\"INFO\"")),
+        findings
+            .iter()
+            .all(|f| f.starts_with("\"INFO\"") || (!latency_too && f.contains("latency"))),
         "healthy DNS raised findings: {findings:#?}"
     );
     assert_eq!(

@@ -38,6 +38,50 @@ pub const MAX_PORTS: usize = 8;
 /// Mirrors DNSDOC_MAX_PAYLOAD in bpf/dnsdoc.h.
 pub const MAX_PAYLOAD: usize = 1024;
 
+/// A cgroup hook the capture attaches a program to.
+#[derive(Debug, Clone, Copy)]
+pub struct Hook {
+    /// libbpf's section name, as in the .bpf.c.
+    pub section: &'static str,
+    /// The kernel's attach type: what BPF_PROG_QUERY asks for.
+    pub attach_type: libbpf_sys::bpf_attach_type,
+    /// A socket-owner hook (owner.bpf.c), skipped where the kernel lacks socket storage
+    /// in sock_addr programs.
+    pub owner: bool,
+}
+
+/// Every hook, one program each (owner.bpf.c's, then capture.bpf.c's).
+pub const HOOKS: [Hook; 10] = {
+    use libbpf_sys::*;
+    const fn owner(section: &'static str, attach_type: bpf_attach_type) -> Hook {
+        Hook {
+            section,
+            attach_type,
+            owner: true,
+        }
+    }
+    [
+        owner("cgroup/bind4", BPF_CGROUP_INET4_BIND),
+        owner("cgroup/bind6", BPF_CGROUP_INET6_BIND),
+        owner("cgroup/connect4", BPF_CGROUP_INET4_CONNECT),
+        owner("cgroup/connect6", BPF_CGROUP_INET6_CONNECT),
+        owner("cgroup/sendmsg4", BPF_CGROUP_UDP4_SENDMSG),
+        owner("cgroup/sendmsg6", BPF_CGROUP_UDP6_SENDMSG),
+        owner("cgroup/recvmsg4", BPF_CGROUP_UDP4_RECVMSG),
+        owner("cgroup/recvmsg6", BPF_CGROUP_UDP6_RECVMSG),
+        Hook {
+            section: "cgroup_skb/egress",
+            attach_type: BPF_CGROUP_INET_EGRESS,
+            owner: false,
+        },
+        Hook {
+            section: "cgroup_skb/ingress",
+            attach_type: BPF_CGROUP_INET_INGRESS,
+            owner: false,
+        },
+    ]
+};
+
 /// What to capture.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
@@ -143,6 +187,12 @@ impl<'obj> Capture<'obj> {
             .context("owner object has no .rodata")?;
         ro.dns_ports = ports;
         ro.n_ports = cfg.ports.len() as u32;
+        if !features.sock_addr_storage {
+            // Load the shared map only; owners then come from user space (sock_diag).
+            for mut p in open_owner.open_object_mut().progs_mut() {
+                p.set_autoload(false);
+            }
+        }
         let owner = open_owner
             .load()
             .map_err(|e| unsupported("loading the owner probes", e))?;
@@ -174,21 +224,26 @@ impl<'obj> Capture<'obj> {
             .load()
             .map_err(|e| unsupported("loading the capture probes", e))?;
 
-        let links = attach_to_cgroup(
-            &cfg.cgroup,
-            &[
-                (&owner.progs.owner_bind4, "cgroup/bind4"),
-                (&owner.progs.owner_bind6, "cgroup/bind6"),
-                (&owner.progs.owner_connect4, "cgroup/connect4"),
-                (&owner.progs.owner_connect6, "cgroup/connect6"),
-                (&owner.progs.owner_sendmsg4, "cgroup/sendmsg4"),
-                (&owner.progs.owner_sendmsg6, "cgroup/sendmsg6"),
-                (&owner.progs.owner_recvmsg4, "cgroup/recvmsg4"),
-                (&owner.progs.owner_recvmsg6, "cgroup/recvmsg6"),
-                (&capture.progs.dns_egress, "cgroup_skb/egress"),
-                (&capture.progs.dns_ingress, "cgroup_skb/ingress"),
-            ],
-        )?;
+        // One program per hook, in the order of HOOKS.
+        let progs = [
+            &owner.progs.owner_bind4,
+            &owner.progs.owner_bind6,
+            &owner.progs.owner_connect4,
+            &owner.progs.owner_connect6,
+            &owner.progs.owner_sendmsg4,
+            &owner.progs.owner_sendmsg6,
+            &owner.progs.owner_recvmsg4,
+            &owner.progs.owner_recvmsg6,
+            &capture.progs.dns_egress,
+            &capture.progs.dns_ingress,
+        ];
+        let attach: Vec<_> = progs
+            .iter()
+            .zip(HOOKS)
+            .filter(|(_, h)| features.sock_addr_storage || !h.owner)
+            .map(|(p, h)| (*p, h.section))
+            .collect();
+        let links = attach_to_cgroup(&cfg.cgroup, &attach)?;
 
         let queue = Rc::new(RefCell::new(Queue::default()));
         let sink = Rc::clone(&queue);
@@ -312,6 +367,29 @@ mod tests {
         assert_eq!(offset_of!(dns_event, tcp_seq), 88);
         assert_eq!(offset_of!(dns_event, payload_len), 92);
         assert_eq!(offset_of!(dns_event, captured_len), 96);
+    }
+
+    #[test]
+    fn hooks_name_the_programs_sections() {
+        let mut storage = ObjectStorage::default();
+        let open = OwnerSkelBuilder::default()
+            .open(&mut storage.owner)
+            .unwrap();
+        let owner: Vec<String> = open
+            .open_object()
+            .progs()
+            .map(|p| p.section().to_string_lossy().into_owned())
+            .collect();
+        let open = CaptureSkelBuilder::default()
+            .open(&mut storage.capture)
+            .unwrap();
+        let capture: Vec<String> = open
+            .open_object()
+            .progs()
+            .map(|p| p.section().to_string_lossy().into_owned())
+            .collect();
+        let hooks: Vec<&str> = HOOKS.iter().map(|h| h.section).collect();
+        assert_eq!([owner, capture].concat(), hooks);
     }
 
     #[test]

@@ -140,8 +140,7 @@ impl TestCgroup {
         use std::os::fd::AsRawFd;
         let dir = std::fs::File::open(&self.path).expect("open cgroup");
         let mut total = 0;
-        // INET_INGRESS, INET_EGRESS, INET4/6_CONNECT, UDP4/6_SENDMSG, UDP4/6_RECVMSG.
-        for attach_type in [0u32, 1, 10, 11, 14, 15, 19, 20] {
+        for attach_type in dnsdoc::capture::HOOKS.map(|h| h.attach_type) {
             let mut ids = [0u32; 64];
             let mut cnt = ids.len() as u32;
             let mut flags = 0u32;
