@@ -176,11 +176,13 @@ fn healthy_local_dns_has_zero_false_positives() {
             .all(|f| f.starts_with("\"INFO\"") || (!latency_too && f.contains("latency"))),
         "healthy DNS raised findings: {findings:#?}"
     );
-    assert_eq!(
-        code, 0,
-        "--fail-on warning and nothing to report: {findings:#?}"
-    );
-    assert_eq!(report["status"], "OK", "{findings:#?}");
+    if latency_too {
+        assert_eq!(
+            code, 0,
+            "--fail-on warning and nothing to report: {findings:#?}"
+        );
+        assert_eq!(report["status"], "OK", "{findings:#?}");
+    }
     assert_eq!(report["source"], "live");
     assert_eq!(report["capture"]["complete"], true);
     // Every query was seen, at both ends.
