@@ -39,9 +39,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Overhead and accuracy benchmark: dnsperf against dnsmasq with and without dnsdoc.
+## Overhead and accuracy benchmark, root, about 6 minutes: dnsperf against dnsmasq at fixed
+## rates with and without dnsdoc (overhead), then dnsmasq and unbound at saturation, rounds
+## of baseline / tcpdump / dnsdoc interleaved (saturation). Knobs: DNSDOC_BENCH_SECONDS,
+## DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS (see benches/*.rs).
 bench: deps
 	$(CARGO) bench --bench overhead
+	$(CARGO) bench --bench saturation
 
 clean:
 	$(CARGO) clean
