@@ -51,6 +51,8 @@ pub struct Analyzer {
     streams: TcpStreams,
     stats: DecodeStats,
     scratch: Vec<Transaction>,
+    /// Reused buffer for the messages one TCP segment completes.
+    tcp_messages: Vec<Vec<u8>>,
 }
 
 impl Analyzer {
@@ -63,6 +65,7 @@ impl Analyzer {
             streams: TcpStreams::new(cfg.timeout_ns.saturating_mul(2)),
             stats: DecodeStats::default(),
             scratch: Vec::new(),
+            tcp_messages: Vec::new(),
         }
     }
 
@@ -80,30 +83,45 @@ impl Analyzer {
         }
         let local = SocketAddr::from(ev.local());
         let peer = SocketAddr::from(ev.peer());
-        let mut payloads: Vec<Vec<u8>> = Vec::new();
         match ev.protocol {
-            Protocol::Udp => payloads.push(ev.payload),
-            Protocol::Tcp => self.streams.on_segment(&ev, &mut payloads),
-        }
-        for bytes in payloads {
-            match dns::parse_message(&bytes) {
-                Ok(dns) => {
-                    self.stats.messages += 1;
-                    let msg = Message {
-                        ts_ns: ev.ts_ns,
-                        cookie: ev.cookie,
-                        protocol: ev.protocol,
-                        direction: ev.direction,
-                        local,
-                        peer,
-                        dns,
-                    };
-                    self.matcher.on_message(msg, &mut self.scratch);
+            // One datagram, one message: parsed in place, nothing allocated.
+            Protocol::Udp => self.on_dns_bytes(&ev.payload, &ev, local, peer),
+            Protocol::Tcp => {
+                let mut messages = std::mem::take(&mut self.tcp_messages);
+                self.streams.on_segment(&ev, &mut messages);
+                for bytes in messages.drain(..) {
+                    self.on_dns_bytes(&bytes, &ev, local, peer);
                 }
-                Err(_) => self.stats.parse_errors += 1,
+                self.tcp_messages = messages;
             }
         }
         self.attribute(out);
+    }
+
+    /// Parses one DNS message of `ev`'s socket and hands it to the matcher.
+    fn on_dns_bytes(
+        &mut self,
+        bytes: &[u8],
+        ev: &PacketEvent,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) {
+        match dns::parse_message(bytes) {
+            Ok(dns) => {
+                self.stats.messages += 1;
+                let msg = Message {
+                    ts_ns: ev.ts_ns,
+                    cookie: ev.cookie,
+                    protocol: ev.protocol,
+                    direction: ev.direction,
+                    local,
+                    peer,
+                    dns,
+                };
+                self.matcher.on_message(msg, &mut self.scratch);
+            }
+            Err(_) => self.stats.parse_errors += 1,
+        }
     }
 
     /// Whether this event's socket has no known owner yet (see [`crate::sockets`]).

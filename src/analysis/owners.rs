@@ -6,7 +6,9 @@
 //! later event on that socket with an owner teaches us who it was, and attribution
 //! happens when a transaction completes, so the early packets get the right process too.
 
-use std::collections::HashMap;
+// foldhash: keys come from the network, so a seeded (flood-resistant) hasher, but far
+// cheaper than SipHash, which took 12 % of dnsdoc's CPU at saturation.
+use foldhash::{HashMap, HashMapExt};
 
 use crate::capture::PacketEvent;
 
