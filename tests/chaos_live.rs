@@ -268,7 +268,14 @@ fn chaos_from(leaf: &Leaf, cg: &TestCgroup, port: u16, args: &[&str]) -> Run {
 fn assert_clean_capture(r: &Run) {
     let c = &r.snapshot()["capture"];
     assert_eq!(c["dropped"]["total"], 0, "capture lost events: {c}");
-    assert_eq!(c["pending_at_end"], 0, "queries left pending: {c}");
+    // The window outlasts the load by the timeout; on an emulated CPU the clients'
+    // last re-sends can still land inside it.
+    if require_native_speed(
+        "chaos_live: no query pending at the end",
+        "asserts that the load's last re-sends are answered or timed out before the window ends",
+    ) {
+        assert_eq!(c["pending_at_end"], 0, "queries left pending: {c}");
+    }
 }
 
 #[test]

@@ -371,25 +371,27 @@ mod tests {
 
     #[test]
     fn hooks_name_the_programs_sections() {
+        let sections = |obj: &OpenObject| -> Vec<String> {
+            obj.progs()
+                .map(|p| p.section().to_string_lossy().into_owned())
+                .collect()
+        };
         let mut storage = ObjectStorage::default();
-        let open = OwnerSkelBuilder::default()
+        let owner = OwnerSkelBuilder::default()
             .open(&mut storage.owner)
             .unwrap();
-        let owner: Vec<String> = open
-            .open_object()
-            .progs()
-            .map(|p| p.section().to_string_lossy().into_owned())
-            .collect();
-        let open = CaptureSkelBuilder::default()
+        let capture = CaptureSkelBuilder::default()
             .open(&mut storage.capture)
             .unwrap();
-        let capture: Vec<String> = open
-            .open_object()
-            .progs()
-            .map(|p| p.section().to_string_lossy().into_owned())
-            .collect();
         let hooks: Vec<&str> = HOOKS.iter().map(|h| h.section).collect();
-        assert_eq!([owner, capture].concat(), hooks);
+        assert_eq!(
+            [
+                sections(owner.open_object()),
+                sections(capture.open_object())
+            ]
+            .concat(),
+            hooks
+        );
     }
 
     #[test]
