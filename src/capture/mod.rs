@@ -13,7 +13,6 @@ mod skel;
 pub mod verifier;
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fs::File;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
@@ -146,7 +145,7 @@ pub struct Capture<'obj> {
 
 #[derive(Default)]
 struct Queue {
-    events: VecDeque<PacketEvent>,
+    events: Vec<PacketEvent>,
     decode_errors: u64,
 }
 
@@ -252,7 +251,7 @@ impl<'obj> Capture<'obj> {
             .add(&capture.maps.events, move |record: &[u8]| {
                 let mut q = sink.borrow_mut();
                 match event::decode(record) {
-                    Ok(ev) => q.events.push_back(ev),
+                    Ok(ev) => q.events.push(ev),
                     Err(_) => q.decode_errors += 1,
                 }
                 0
@@ -281,7 +280,13 @@ impl<'obj> Capture<'obj> {
         }
         // Records written without a wakeup are not seen by poll: consume them too.
         self.ring.consume().context("reading the ring buffer")?;
-        out.extend(self.queue.borrow_mut().events.drain(..));
+        let queued = &mut self.queue.borrow_mut().events;
+        if out.is_empty() {
+            // The usual case: hand the batch over without moving each event again.
+            std::mem::swap(out, queued);
+        } else {
+            out.append(queued);
+        }
         Ok(())
     }
 
