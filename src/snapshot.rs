@@ -251,6 +251,10 @@ pub struct ServerSide {
     pub counts: Counts,
     /// Query received to response sent: the server's own processing time.
     pub latency: Latency,
+    /// Queries re-sent by their client (same id and question) while the first was still
+    /// unanswered here; the client side counts the same re-sends in `totals`.
+    #[serde(default)]
+    pub retransmissions: u64,
     pub listeners: Vec<ListenerStats>,
 }
 

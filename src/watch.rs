@@ -265,7 +265,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         servers: agg.servers(duration_s),
         qtypes: agg.qtypes(duration_s),
         names: agg.names(duration_s),
-        server_side: agg.server_side(duration_s, &procs),
+        server_side: agg.server_side(duration_s, &procs, matched.server_retransmissions),
     })
 }
 

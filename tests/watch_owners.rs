@@ -80,3 +80,49 @@ fn silent_server_started_before_dnsdoc_is_named() {
     }
     assert!(s.capture.owners_from_sock_diag >= 2, "{:#?}", s.capture);
 }
+
+/// A client that re-sends the same query (same socket, id and question), as glibc's
+/// resolver does when an answer is late. (dig opens a new socket per try instead.)
+const RESENDING_CLIENT: &str = "\
+import socket, sys, time
+q = bytes.fromhex('5eed01000001000000000000') + b'\\x05again\\x04test\\x00\\x00\\x01\\x00\\x01'
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(2):
+    s.sendto(q, ('127.0.0.1', int(sys.argv[1])))
+    time.sleep(0.5)
+";
+
+/// Seen at both local ends, a re-send is one retransmission for the client totals and
+/// one for the server side, never two in one view.
+#[test]
+fn a_resend_to_a_silent_local_server_is_one_retransmission_per_view() {
+    if !require_bpf("a_resend_to_a_silent_local_server_is_one_retransmission_per_view") {
+        return;
+    }
+    let cg = TestCgroup::new("resend");
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut child = cg
+        .command("python3", &["-c", SILENT_SERVER, &port_s])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .expect("server ready line");
+    let _server = Guard(child);
+
+    let watch = start_watch(&cg, &[port], &["--timeout", "1s"]);
+    let (_, out) = cg.run("python3", &["-c", RESENDING_CLIENT, &port_s]);
+    assert!(out.status.success(), "{out:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = watch.stop().snapshot;
+
+    assert_eq!(s.totals.counts.queries, 1, "{:#?}", s.totals);
+    assert_eq!(s.totals.retransmissions, 1, "{:#?}", s.totals);
+    assert_eq!(s.totals.counts.timeouts, 1);
+    assert_eq!(s.server_side.counts.queries, 1, "{:#?}", s.server_side);
+    assert_eq!(s.server_side.retransmissions, 1);
+}

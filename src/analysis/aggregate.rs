@@ -303,7 +303,13 @@ impl Aggregator {
         }
     }
 
-    pub fn server_side(&self, duration_s: f64, procs: &StdHashMap<u32, ProcessInfo>) -> ServerSide {
+    /// Local servers' totals; `retransmissions` comes from the matcher.
+    pub fn server_side(
+        &self,
+        duration_s: f64,
+        procs: &StdHashMap<u32, ProcessInfo>,
+        retransmissions: u64,
+    ) -> ServerSide {
         let mut listeners: Vec<ListenerStats> = self
             .listeners
             .iter()
@@ -325,6 +331,7 @@ impl Aggregator {
         ServerSide {
             counts: self.server_side.counts(duration_s),
             latency: self.server_side.latency(),
+            retransmissions,
             listeners,
         }
     }

@@ -68,8 +68,12 @@ pub struct Transaction {
 /// What the matcher counted besides transactions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MatcherStats {
-    /// Same query (socket, peer, id, question) sent again while pending.
+    /// Same query (socket, peer, id, question) sent again while pending, seen leaving a
+    /// local client. On loopback the server's socket sees the same re-send arrive: that
+    /// one is `server_retransmissions`, so client totals count each re-send once.
     pub retransmissions: u64,
+    /// Re-sent queries arriving at a local server while the first is still unanswered.
+    pub server_retransmissions: u64,
     pub unmatched_responses: u64,
     /// Pending queries dropped because the table was full, or because one socket, peer
     /// and id had more than `MAX_PER_KEY` (32) questions in flight.
@@ -159,7 +163,10 @@ impl Matcher {
     fn on_query(&mut self, key: Key, m: Message) {
         let entries = self.pending.entry(key).or_default();
         if entries.iter().any(|p| p.question == m.dns.question) {
-            self.stats.retransmissions += 1;
+            match key.role {
+                Role::Client => self.stats.retransmissions += 1,
+                Role::Server => self.stats.server_retransmissions += 1,
+            }
             return;
         }
         if entries.len() >= MAX_PER_KEY {
@@ -425,10 +432,27 @@ mod tests {
             &mut out,
         );
         assert_eq!(m.stats().retransmissions, 1);
+        assert_eq!(m.stats().server_retransmissions, 0);
         assert_eq!(out.len(), 1);
         assert!(
             matches!(out[0].outcome, Outcome::Answered { latency_ns, .. } if latency_ns == 1_010 * MS)
         );
+    }
+
+    #[test]
+    fn a_resend_seen_at_both_local_ends_is_one_client_retransmission() {
+        // Client socket 1 sends twice; server socket 2 on the same host sees both arrive.
+        let mut m = Matcher::new(5_000 * MS, 100);
+        let mut out = Vec::new();
+        for ts in [0, 1_000] {
+            m.on_message(msg(ts, 1, Direction::Egress, false, 5, "r.test."), &mut out);
+            m.on_message(
+                msg(ts, 2, Direction::Ingress, false, 5, "r.test."),
+                &mut out,
+            );
+        }
+        assert_eq!(m.stats().retransmissions, 1);
+        assert_eq!(m.stats().server_retransmissions, 1);
     }
 
     #[test]

@@ -997,7 +997,7 @@ pub fn check_aggregate(out: &[Attributed]) {
     assert_eq!(q, with_q, "per-qtype rows add up");
     let names = agg.names(10.0);
     assert!(names.distinct <= MAX_NAMES as u64);
-    let side = agg.server_side(10.0, &procs);
+    let side = agg.server_side(10.0, &procs, 0);
     let servers = out.len() as u64 - c.queries;
     assert_eq!(side.counts.queries, servers);
     let l: u64 = side.listeners.iter().map(|r| r.counts.queries).sum();
