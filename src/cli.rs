@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::pipeline::ObserveOptions;
+
 /// dnsdoc: a DNS doctor for Linux nodes.
 ///
 /// Sees every DNS query and response on this machine from inside the kernel (eBPF
@@ -129,6 +131,23 @@ pub struct CaptureArgs {
     /// No live progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl CaptureArgs {
+    /// The pipeline's options for one window.
+    pub fn observe_options(&self) -> ObserveOptions {
+        let a = self;
+        ObserveOptions {
+            duration: a.duration,
+            timeout: a.timeout,
+            ports: a.ports.clone(),
+            cgroup: a.cgroup.clone(),
+            pids: a.pids.clone(),
+            ring_buffer_bytes: a.ring_buffer_bytes,
+            max_pending: a.max_pending,
+            progress: !a.no_progress,
+        }
+    }
 }
 
 /// A duration such as "30s"; shared by every command's duration flags.

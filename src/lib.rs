@@ -9,7 +9,8 @@
 //! 3. [`snapshot`]: the result of one window, a documented JSON format.
 //! 4. [`render`]: text for people.
 //!
-//! [`watch`] drives stages 1-4 for one window. See docs/ARCHITECTURE.md.
+//! [`pipeline`] drives stages 1-3 for one window; the commands ([`watch`], [`doctor`],
+//! [`chaos`], [`version`]) call it and render. See docs/ARCHITECTURE.md.
 
 pub mod analysis;
 pub mod capture;
@@ -17,6 +18,7 @@ pub mod chaos;
 pub mod cli;
 pub mod doctor;
 pub mod exit;
+pub mod pipeline;
 pub mod procinfo;
 pub mod render;
 pub mod rules;

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::exit::InputError;
+use crate::exit::{InputError, UsageError};
 
 /// Current snapshot schema version.
 pub const SCHEMA: u32 = 1;
@@ -327,6 +327,27 @@ impl Snapshot {
         }
         Ok(snap)
     }
+}
+
+/// Refuses an output path whose directory does not exist before the window starts, so a
+/// typo does not cost a whole observation.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "-o {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    if path.is_dir() {
+        return Err(UsageError(format!("-o {}: is a directory", path.display())).into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

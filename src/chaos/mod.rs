@@ -172,7 +172,7 @@ pub struct ChaosArgs {
 pub fn run(args: &ChaosArgs) -> Result<i32> {
     // A bad -o is a usage error now, not a failure after the whole game day.
     if let Some(path) = &args.output {
-        crate::watch::check_output_path(path)?;
+        crate::snapshot::check_output_path(path)?;
     }
     if args.list {
         let mut out = std::io::stdout().lock();

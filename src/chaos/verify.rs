@@ -1,7 +1,7 @@
 //! `--verify`: the same capture as `watch`, scoped to the scenario's own queries, then
 //! the rules engine, then a PASS/FAIL per paired rule.
 //!
-//! [`crate::watch::observe`] blocks its thread and ends at its duration or on Ctrl-C,
+//! [`crate::pipeline::observe`] blocks its thread and ends at its duration or on Ctrl-C,
 //! so it runs on a thread of its own while the main thread drives the fault and the
 //! load. The load starts only once the capture is attached (seen with BPF_PROG_QUERY),
 //! so the first query is observed; the window runs on past the end of the load by the
@@ -19,9 +19,9 @@ use super::attached::cgroup_skb_programs;
 use super::report::{checks, FindingView, VerifyReport};
 use super::scenario::{Scenario, QUERY_TIMEOUT};
 use crate::capture::scope;
+use crate::pipeline::{observe, ObserveOptions};
 use crate::rules::{evaluate_all, CheckStatus, RuleSet};
 use crate::snapshot::Snapshot;
-use crate::watch::{observe, ObserveOptions};
 
 /// Name of the capture's ingress program: attached last, so its arrival means ready.
 const CAPTURE_READY_PROGRAM: &str = "dns_ingress";

@@ -17,7 +17,6 @@ use crate::exit;
 use crate::render;
 use crate::rules::{self, testing, Diag, RuleSet, Scope};
 use crate::snapshot::Snapshot;
-use crate::watch;
 
 pub use report::{FailOn, Report, Status};
 
@@ -168,7 +167,7 @@ pub(crate) fn build_rules(paths: &[PathBuf], disable: &[String]) -> Result<RuleS
 /// Runs `dnsdoc doctor`; returns the exit code.
 pub fn run(args: &DoctorArgs) -> Result<i32> {
     if let Some(path) = &args.output {
-        watch::check_output_path(path)?;
+        crate::snapshot::check_output_path(path)?;
     }
     let rules = build_rules(&args.rules, &args.disable)?;
     let mut out = std::io::stdout().lock();
@@ -190,7 +189,7 @@ pub fn run(args: &DoctorArgs) -> Result<i32> {
     let (snap, source) = match &args.snapshot {
         Some(path) => (Snapshot::read(path)?, path.display().to_string()),
         None => {
-            let snap = watch::observe(&watch::ObserveOptions::from(&args.capture))?;
+            let snap = crate::pipeline::observe(&args.capture.observe_options())?;
             if let Some(path) = &args.output {
                 snap.write_atomic(path)
                     .with_context(|| format!("writing snapshot {}", path.display()))?;

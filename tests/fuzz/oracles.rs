@@ -897,6 +897,7 @@ fn check_accounting(a: &Analyzer, out: &[Attributed]) {
         .count() as u64;
     let accounted = a.in_flight() as u64
         + m.retransmissions
+        + m.server_retransmissions
         + m.evicted
         + out.len() as u64
         + answered

@@ -1,0 +1,239 @@
+//! The pipeline of one observation window: capture -> analysis -> aggregate ->
+//! snapshot. `watch`, `doctor` and `chaos --verify` all call [`observe`]; none of them
+//! calls another command.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use crate::analysis::aggregate::{Aggregator, ProcessInfo};
+use crate::analysis::matcher::{Outcome, Role};
+use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
+use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage, PacketEvent};
+use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
+use crate::sockets::{SocketOwners, Unowned};
+use crate::{procinfo, signals};
+
+/// Everything one observation window needs.
+#[derive(Debug, Clone)]
+pub struct ObserveOptions {
+    pub duration: Duration,
+    pub timeout: Duration,
+    pub ports: Vec<u16>,
+    pub cgroup: Option<PathBuf>,
+    pub pids: Vec<u32>,
+    pub ring_buffer_bytes: u32,
+    pub max_pending: usize,
+    /// Show a live progress line on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Attaches the probes, observes for the window (or until Ctrl-C/SIGTERM), detaches and
+/// returns the snapshot.
+pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
+    scope::check_privileges()?;
+    let cgroup = scope::resolve_cgroup(opts.cgroup.as_deref())?;
+    signals::install().context("installing signal handlers")?;
+
+    let mut storage = ObjectStorage::default();
+    let mut capture = Capture::start(
+        &CaptureConfig {
+            cgroup: cgroup.clone(),
+            ports: opts.ports.clone(),
+            ring_buffer_bytes: opts.ring_buffer_bytes,
+        },
+        &mut storage,
+    )?;
+    let start_wall = SystemTime::now();
+    let start = Instant::now();
+    let start_mono = signals::monotonic_ns();
+    let ports: Vec<String> = opts.ports.iter().map(u16::to_string).collect();
+    eprintln!(
+        "dnsdoc: watching DNS on port {} in cgroup {} for {} (Ctrl-C to stop early)",
+        ports.join(","),
+        cgroup.display(),
+        humantime::format_duration(opts.duration)
+    );
+
+    let timeout_ns = opts.timeout.as_nanos() as u64;
+    let mut analyzer = Analyzer::new(&AnalysisConfig {
+        timeout_ns,
+        max_pending: opts.max_pending,
+    });
+    let mut agg = Aggregator::new();
+    let mut procs: HashMap<u32, ProcessInfo> = HashMap::new();
+    let mut events = Vec::new();
+    let mut new_tgids = Vec::new();
+    let mut txs = Vec::new();
+    let show_progress = opts.progress && std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+
+    let mut sockets = SocketOwners::default();
+    let mut unowned = Vec::new();
+    let mut feed = |events: &mut Vec<PacketEvent>,
+                    analyzer: &mut Analyzer,
+                    agg: &mut Aggregator,
+                    procs: &mut HashMap<u32, ProcessInfo>| {
+        // Name the processes the events carry first, while short-lived clients (dig)
+        // still exist. Then sockets no kernel hook has named yet: ask sock_diag and /proc
+        // before matching, so a batch's transactions are attributed to them already.
+        unowned.clear();
+        for ev in events.iter() {
+            let tgid = ev.named_owner();
+            if tgid != 0 {
+                if let Entry::Vacant(slot) = procs.entry(tgid) {
+                    if let Some(info) = procinfo::lookup(tgid) {
+                        slot.insert(info);
+                    }
+                }
+            } else if analyzer.owner_unknown(ev) && sockets.wants(ev.cookie) {
+                let key = Unowned {
+                    cookie: ev.cookie,
+                    protocol: ev.protocol,
+                    local: ev.local().into(),
+                };
+                if !unowned.contains(&key) {
+                    unowned.push(key);
+                }
+            }
+        }
+        let now = signals::monotonic_ns();
+        for (cookie, tgid) in sockets.resolve(&unowned) {
+            if analyzer.teach_owner(cookie, tgid, now) {
+                new_tgids.push(tgid);
+            }
+        }
+        for ev in events.drain(..) {
+            analyzer.on_event(ev, &mut new_tgids, &mut txs);
+            // Look the process up now, while it most likely still exists.
+            // Once per process: a new socket of a known process needs no new lookup.
+            for tgid in new_tgids.drain(..) {
+                if let Entry::Vacant(slot) = procs.entry(tgid) {
+                    if let Some(info) = procinfo::lookup(tgid) {
+                        slot.insert(info);
+                    }
+                }
+            }
+        }
+        analyzer.tick(signals::monotonic_ns(), &mut txs);
+        for tx in txs.drain(..) {
+            if wanted(&tx, &opts.pids) {
+                agg.add(&tx);
+            }
+        }
+    };
+
+    loop {
+        let elapsed = start.elapsed();
+        if signals::stop_requested() || elapsed >= opts.duration {
+            break;
+        }
+        // Short waits: the kernel only wakes us when the ring is an eighth full.
+        let wait = (opts.duration - elapsed).min(Duration::from_millis(10));
+        capture.poll(wait, &mut events)?;
+        feed(&mut events, &mut analyzer, &mut agg, &mut procs);
+        if show_progress && last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            let c = capture.counters().unwrap_or_default();
+            let s = analyzer.decode_stats();
+            eprint!(
+                "\r\x1b[2K  {:>5.1}s / {}   packets {}   messages {}   in flight {}   dropped {}",
+                start.elapsed().as_secs_f64(),
+                humantime::format_duration(opts.duration),
+                c.packets,
+                s.messages,
+                analyzer.in_flight(),
+                c.lost()
+            );
+        }
+    }
+    // Detach, then drain what the kernel already queued and read the final counters.
+    let end_mono = signals::monotonic_ns();
+    let end_wall = SystemTime::now();
+    capture.detach();
+    capture.poll(Duration::ZERO, &mut events)?;
+    feed(&mut events, &mut analyzer, &mut agg, &mut procs);
+    let counters = capture.counters()?;
+    let decode_errors = capture.decode_errors();
+    let degraded = capture.features().degraded();
+    drop(capture);
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
+    analyzer.finish(end_mono, &mut txs);
+    let (mut pending_client, mut pending_server) = (0, 0);
+    for tx in txs.drain(..).filter(|tx| wanted(tx, &opts.pids)) {
+        match (tx.tx.outcome, tx.tx.role) {
+            (Outcome::Pending, Role::Client) => pending_client += 1,
+            (Outcome::Pending, Role::Server) => pending_server += 1,
+            _ => {}
+        }
+        agg.add(&tx);
+    }
+
+    let duration_s = end_mono.saturating_sub(start_mono) as f64 / 1e9;
+    let decode = analyzer.decode_stats();
+    let matched = analyzer.matcher_stats();
+    let dropped = Dropped {
+        ringbuf_full: counters.dropped_ringbuf_full,
+        load_error: counters.dropped_load_error,
+        decode_error: decode_errors,
+        nested: counters.dropped_nested,
+        pending_evicted: matched.evicted,
+        total: counters.lost() + decode_errors + matched.evicted,
+    };
+    Ok(Snapshot {
+        schema: snapshot::SCHEMA,
+        dnsdoc_version: env!("CARGO_PKG_VERSION").to_string(),
+        window: Window {
+            start: humantime::format_rfc3339_millis(start_wall).to_string(),
+            end: humantime::format_rfc3339_millis(end_wall).to_string(),
+            duration_s: (duration_s * 1e3).round() / 1e3,
+        },
+        host: Host {
+            hostname: hostname(),
+            kernel: scope::kernel_release(),
+        },
+        capture: CaptureHealth {
+            cgroup: cgroup.display().to_string(),
+            ports: opts.ports.clone(),
+            pids: opts.pids.clone(),
+            timeout_ms: opts.timeout.as_millis() as u64,
+            packets: counters.packets,
+            events: decode.events,
+            messages: decode.messages,
+            dropped,
+            payload_cut: counters.payload_cut,
+            owner_unrecorded: counters.owner_storage_full,
+            owners_from_sock_diag: sockets.resolved,
+            degraded,
+            parse_errors: decode.parse_errors,
+            tcp_desyncs: decode.tcp_desyncs,
+            unmatched_responses: matched.unmatched_responses,
+            pending_at_end: pending_client,
+            server_pending_at_end: pending_server,
+        },
+        totals: agg.totals(duration_s, matched.retransmissions),
+        latency: agg.latency(),
+        processes: agg.processes(duration_s, &procs),
+        servers: agg.servers(duration_s),
+        qtypes: agg.qtypes(duration_s),
+        names: agg.names(duration_s),
+        server_side: agg.server_side(duration_s, &procs, matched.server_retransmissions),
+    })
+}
+
+/// Applies the `--pid` filter.
+fn wanted(tx: &Attributed, pids: &[u32]) -> bool {
+    pids.is_empty() || tx.owner.as_ref().is_some_and(|o| pids.contains(&o.tgid))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
