@@ -115,8 +115,10 @@ pub struct CaptureArgs {
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
-    /// Kernel ring buffer size in bytes (rounded up to a power of two).
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, hide_short_help = true)]
+    /// Kernel ring buffer size in bytes (rounded up to a power of two). The default holds
+    /// about 70 ms of a saturated 2-core node's DNS (400K packets/s); lost records are
+    /// counted and mark the capture PARTIAL.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, hide_short_help = true)]
     pub ring_buffer_bytes: u32,
 
     /// Most queries tracked in flight; beyond, the oldest are evicted and counted.
