@@ -22,16 +22,10 @@ print('ready', flush=True)
 time.sleep(120)
 ";
 
-#[test]
-fn silent_server_started_before_dnsdoc_is_named() {
-    if !require_bpf("silent_server_started_before_dnsdoc_is_named") {
-        return;
-    }
-    let cg = TestCgroup::new("silent");
-    let port = free_port();
-    let port_s = port.to_string();
+/// Starts [`SILENT_SERVER`] in `cg` on `port` and waits until it listens.
+fn start_silent_server(cg: &TestCgroup, port: &str) -> Guard {
     let mut child = cg
-        .command("python3", &["-c", SILENT_SERVER, &port_s])
+        .command("python3", &["-c", SILENT_SERVER, port])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -41,7 +35,18 @@ fn silent_server_started_before_dnsdoc_is_named() {
         .read_line(&mut ready)
         .expect("server ready line");
     assert_eq!(ready.trim(), "ready");
-    let server = Guard(child);
+    Guard(child)
+}
+
+#[test]
+fn silent_server_started_before_dnsdoc_is_named() {
+    if !require_bpf("silent_server_started_before_dnsdoc_is_named") {
+        return;
+    }
+    let cg = TestCgroup::new("silent");
+    let port = free_port();
+    let port_s = port.to_string();
+    let server = start_silent_server(&cg, &port_s);
     let server_pid = server.0.id();
 
     let watch = start_watch(&cg, &[port], &["--timeout", "1s"]);
@@ -102,17 +107,7 @@ fn a_resend_to_a_silent_local_server_is_one_retransmission_per_view() {
     let cg = TestCgroup::new("resend");
     let port = free_port();
     let port_s = port.to_string();
-    let mut child = cg
-        .command("python3", &["-c", SILENT_SERVER, &port_s])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn python3");
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .expect("server ready line");
-    let _server = Guard(child);
+    let _server = start_silent_server(&cg, &port_s);
 
     let watch = start_watch(&cg, &[port], &["--timeout", "1s"]);
     let (_, out) = cg.run("python3", &["-c", RESENDING_CLIENT, &port_s]);
