@@ -3,12 +3,12 @@
 //! calls another command.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
+use foldhash::{HashMap, HashMapExt};
 
 use crate::analysis::aggregate::{Aggregator, ProcessInfo};
 use crate::analysis::matcher::{Outcome, Role};

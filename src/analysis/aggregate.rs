@@ -1,8 +1,6 @@
 //! Folds attributed transactions into the per-node, per-process, per-server, per-qtype
 //! and per-name statistics of a [`Snapshot`](crate::snapshot::Snapshot).
 
-use std::collections::HashMap as StdHashMap;
-
 // foldhash: keys come from the network, so a seeded (flood-resistant) hasher, but far
 // cheaper than SipHash, which took 12 % of dnsdoc's CPU at saturation.
 use foldhash::{HashMap, HashSet};
@@ -218,10 +216,10 @@ impl Aggregator {
     }
 
     /// Per-process rows, busiest first. `procs` holds names read from /proc.
-    pub fn processes(
+    pub fn processes<S: std::hash::BuildHasher>(
         &self,
         duration_s: f64,
-        procs: &StdHashMap<u32, ProcessInfo>,
+        procs: &std::collections::HashMap<u32, ProcessInfo, S>,
     ) -> Vec<ProcessStats> {
         let mut rows: Vec<ProcessStats> = self
             .processes
@@ -304,10 +302,10 @@ impl Aggregator {
     }
 
     /// Local servers' totals; `retransmissions` comes from the matcher.
-    pub fn server_side(
+    pub fn server_side<S: std::hash::BuildHasher>(
         &self,
         duration_s: f64,
-        procs: &StdHashMap<u32, ProcessInfo>,
+        procs: &std::collections::HashMap<u32, ProcessInfo, S>,
         retransmissions: u64,
     ) -> ServerSide {
         let mut listeners: Vec<ListenerStats> = self
@@ -458,7 +456,7 @@ mod tests {
         assert!((l.p50_ms.unwrap() - 2.0).abs() < 0.02, "{l:?}");
         assert!((l.max_ms.unwrap() - 4.0).abs() < 1e-9);
 
-        let procs = StdHashMap::from([(
+        let procs: HashMap<u32, ProcessInfo> = HashMap::from_iter([(
             10,
             ProcessInfo {
                 comm: "app".into(),
@@ -502,7 +500,7 @@ mod tests {
     fn unknown_owner_is_labelled() {
         let mut agg = Aggregator::new();
         agg.add(&tx(0, Protocol::Udp, "a.test.", answered(0, 1)));
-        assert_eq!(agg.processes(1.0, &StdHashMap::new())[0].comm, "(unknown)");
+        assert_eq!(agg.processes(1.0, &HashMap::default())[0].comm, "(unknown)");
     }
 
     #[test]
