@@ -201,6 +201,9 @@ fn healthy_local_dns_has_zero_false_positives() {
         "dns_capture_degraded",
         "dns_no_traffic",
     ] {
+        if !latency_too && rule.contains("latency") {
+            continue;
+        }
         assert_eq!(status_of(&report, rule), "pass", "{rule}: {report:#}");
     }
 
@@ -217,7 +220,7 @@ fn healthy_local_dns_has_zero_false_positives() {
         .arg(&snap_path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(code), "offline exits as live did");
     let offline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(offline["findings"], report["findings"]);
     assert_eq!(offline["checks"], report["checks"]);
