@@ -14,8 +14,9 @@ pub struct KernelFeatures {
     pub release: String,
     /// BPF ring buffers (5.8+): without them nothing can be captured.
     pub ringbuf: bool,
-    /// cgroup_skb programs may call bpf_get_current_pid_tgid (6.18 yes; 5.10-6.12 no).
-    /// With it, egress learns the owner of a socket opened before dnsdoc started.
+    /// cgroup_skb programs may call bpf_get_current_pid_tgid *and* _comm (6.18 yes;
+    /// 5.10 and 6.1 refuse both, 6.12 refuses comm). With them, egress learns the owner
+    /// of a socket opened before dnsdoc started.
     pub skb_current_task: bool,
     /// sock_addr programs (bind/connect/sendmsg/recvmsg hooks) may use socket storage:
     /// the kernel-side record of who owns each DNS socket.
