@@ -147,3 +147,41 @@ fn rss_anon_mib(pid: u32) -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap()
 }
+
+/// The same overflow judged by `doctor`: the report says the capture is incomplete and
+/// the capture-loss rule fires, so a partial window is never mistaken for a healthy one.
+#[test]
+fn a_full_ring_makes_doctor_say_partial_and_fire_capture_degraded() {
+    if !require_bpf("a_full_ring_makes_doctor_say_partial_and_fire_capture_degraded") {
+        return;
+    }
+    let cg = TestCgroup::new("ringfull-doctor");
+    let port = free_port();
+    let _dnsmasq = start_dnsmasq(&cg, port, &[]);
+    let dir = TempDir::new("ringfull-doctor");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
+    cmd.arg("doctor")
+        .arg("--cgroup")
+        .arg(&cg.path)
+        .args(["--port", &port.to_string(), "--ring-buffer-bytes", "4096"])
+        .args(["--duration", "60s", "--no-progress", "--format", "json"]);
+    let doctor = spawn_attached(cmd);
+    burst(&cg, port, &dir, 20_000, "100000");
+    let (code, stdout, stderr) = doctor.interrupt();
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not a report ({e}): {stdout}\nstderr: {stderr:?}"));
+    assert_eq!(report["capture"]["complete"], false, "{report:#}");
+    assert!(
+        report["capture"]["dropped"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "dns_capture_degraded")
+        .expect("a dns_capture_degraded check");
+    assert_eq!(check["status"], "fired", "{check:#}");
+    // Its severity decides the exit code against --fail-on; the report is never OK.
+    assert_ne!(report["status"], "OK", "exit {code:?}: {report:#}");
+}
