@@ -85,11 +85,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         for ev in events.iter() {
             let tgid = ev.named_owner();
             if tgid != 0 {
-                if let Entry::Vacant(slot) = procs.entry(tgid) {
-                    if let Some(info) = procinfo::lookup(tgid) {
-                        slot.insert(info);
-                    }
-                }
+                name_process(procs, tgid);
             } else if analyzer.owner_unknown(ev) && sockets.wants(ev.cookie) {
                 let key = Unowned {
                     cookie: ev.cookie,
@@ -109,14 +105,9 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         }
         for ev in events.drain(..) {
             analyzer.on_event(ev, &mut new_tgids, &mut txs);
-            // Look the process up now, while it most likely still exists.
-            // Once per process: a new socket of a known process needs no new lookup.
+            // Owners the events carry were named above; this names those sock_diag taught.
             for tgid in new_tgids.drain(..) {
-                if let Entry::Vacant(slot) = procs.entry(tgid) {
-                    if let Some(info) = procinfo::lookup(tgid) {
-                        slot.insert(info);
-                    }
-                }
+                name_process(procs, tgid);
             }
         }
         analyzer.tick(signals::monotonic_ns(), &mut txs);
@@ -225,6 +216,15 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         names: agg.names(duration_s),
         server_side: agg.server_side(duration_s, &procs, matched.server_retransmissions),
     })
+}
+
+/// Reads a process's name and cgroup from /proc, once per process.
+fn name_process(procs: &mut HashMap<u32, ProcessInfo>, tgid: u32) {
+    if let Entry::Vacant(slot) = procs.entry(tgid) {
+        if let Some(info) = procinfo::lookup(tgid) {
+            slot.insert(info);
+        }
+    }
 }
 
 /// Applies the `--pid` filter.

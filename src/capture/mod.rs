@@ -21,7 +21,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, RingBuffer, RingBufferBuilder};
 
 pub use event::{Direction, PacketEvent, Protocol};
@@ -44,40 +44,30 @@ pub struct Hook {
     pub section: &'static str,
     /// The kernel's attach type: what BPF_PROG_QUERY asks for.
     pub attach_type: libbpf_sys::bpf_attach_type,
-    /// A socket-owner hook (owner.bpf.c), skipped where the kernel lacks socket storage
-    /// in sock_addr programs.
-    pub owner: bool,
 }
 
-/// Every hook, one program each (owner.bpf.c's, then capture.bpf.c's).
+/// Every hook, one program each (owner.bpf.c's, then capture.bpf.c's). Where the kernel
+/// lacks socket storage in sock_addr programs, the owner programs are not loaded and
+/// their hooks stay empty.
 pub const HOOKS: [Hook; 10] = {
     use libbpf_sys::*;
-    const fn owner(section: &'static str, attach_type: bpf_attach_type) -> Hook {
+    const fn hook(section: &'static str, attach_type: bpf_attach_type) -> Hook {
         Hook {
             section,
             attach_type,
-            owner: true,
         }
     }
     [
-        owner("cgroup/bind4", BPF_CGROUP_INET4_BIND),
-        owner("cgroup/bind6", BPF_CGROUP_INET6_BIND),
-        owner("cgroup/connect4", BPF_CGROUP_INET4_CONNECT),
-        owner("cgroup/connect6", BPF_CGROUP_INET6_CONNECT),
-        owner("cgroup/sendmsg4", BPF_CGROUP_UDP4_SENDMSG),
-        owner("cgroup/sendmsg6", BPF_CGROUP_UDP6_SENDMSG),
-        owner("cgroup/recvmsg4", BPF_CGROUP_UDP4_RECVMSG),
-        owner("cgroup/recvmsg6", BPF_CGROUP_UDP6_RECVMSG),
-        Hook {
-            section: "cgroup_skb/egress",
-            attach_type: BPF_CGROUP_INET_EGRESS,
-            owner: false,
-        },
-        Hook {
-            section: "cgroup_skb/ingress",
-            attach_type: BPF_CGROUP_INET_INGRESS,
-            owner: false,
-        },
+        hook("cgroup/bind4", BPF_CGROUP_INET4_BIND),
+        hook("cgroup/bind6", BPF_CGROUP_INET6_BIND),
+        hook("cgroup/connect4", BPF_CGROUP_INET4_CONNECT),
+        hook("cgroup/connect6", BPF_CGROUP_INET6_CONNECT),
+        hook("cgroup/sendmsg4", BPF_CGROUP_UDP4_SENDMSG),
+        hook("cgroup/sendmsg6", BPF_CGROUP_UDP6_SENDMSG),
+        hook("cgroup/recvmsg4", BPF_CGROUP_UDP4_RECVMSG),
+        hook("cgroup/recvmsg6", BPF_CGROUP_UDP6_RECVMSG),
+        hook("cgroup_skb/egress", BPF_CGROUP_INET_EGRESS),
+        hook("cgroup_skb/ingress", BPF_CGROUP_INET_INGRESS),
     ]
 };
 
@@ -223,25 +213,25 @@ impl<'obj> Capture<'obj> {
             .load()
             .map_err(|e| unsupported("loading the capture probes", e))?;
 
-        // One program per hook, in the order of HOOKS.
-        let progs = [
-            &owner.progs.owner_bind4,
-            &owner.progs.owner_bind6,
-            &owner.progs.owner_connect4,
-            &owner.progs.owner_connect6,
-            &owner.progs.owner_sendmsg4,
-            &owner.progs.owner_sendmsg6,
-            &owner.progs.owner_recvmsg4,
-            &owner.progs.owner_recvmsg6,
-            &capture.progs.dns_egress,
-            &capture.progs.dns_ingress,
-        ];
-        let attach: Vec<_> = progs
-            .iter()
-            .zip(HOOKS)
-            .filter(|(_, h)| features.sock_addr_storage || !h.owner)
-            .map(|(p, h)| (*p, h.section))
+        // Every loaded program, on the hook its section names (owner's, then capture's:
+        // dns_ingress is attached last, which chaos::verify waits for).
+        let loaded: Vec<ProgramMut> = owner
+            .object()
+            .progs_mut()
+            .chain(capture.object().progs_mut())
+            .filter(|p| p.autoload())
             .collect();
+        let attach: Vec<(&ProgramMut, &str)> = loaded
+            .iter()
+            .map(|p| {
+                let section = p.section().to_string_lossy();
+                let hook = HOOKS
+                    .iter()
+                    .find(|h| h.section == section)
+                    .with_context(|| format!("program section {section} is not in HOOKS"))?;
+                Ok((p, hook.section))
+            })
+            .collect::<Result<_>>()?;
         let links = attach_to_cgroup(&cfg.cgroup, &attach)?;
 
         let queue = Rc::new(RefCell::new(Queue::default()));
