@@ -16,6 +16,7 @@ pub mod analysis;
 pub mod capture;
 pub mod chaos;
 pub mod cli;
+pub mod codes;
 pub mod doctor;
 pub mod exit;
 pub mod pipeline;

@@ -13,7 +13,7 @@ use foldhash::{HashMap, HashMapExt};
 use crate::analysis::aggregate::{Aggregator, ProcessInfo};
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
-use crate::capture::{scope, Capture, CaptureConfig, ObjectStorage, PacketEvent};
+use crate::capture::{scope, Capture, CaptureConfig, EventBatch, ObjectStorage};
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
 use crate::sockets::{SocketOwners, Unowned};
 use crate::{procinfo, signals};
@@ -66,7 +66,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
     });
     let mut agg = Aggregator::new();
     let mut procs: HashMap<u32, ProcessInfo> = HashMap::new();
-    let mut events = Vec::new();
+    let mut events = EventBatch::default();
     let mut new_tgids = Vec::new();
     let mut txs = Vec::new();
     let show_progress = opts.progress && std::io::stderr().is_terminal();
@@ -74,7 +74,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
 
     let mut sockets = SocketOwners::default();
     let mut unowned = Vec::new();
-    let mut feed = |events: &mut Vec<PacketEvent>,
+    let mut feed = |events: &mut EventBatch,
                     analyzer: &mut Analyzer,
                     agg: &mut Aggregator,
                     procs: &mut HashMap<u32, ProcessInfo>| {
@@ -82,7 +82,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         // still exist. Then sockets no kernel hook has named yet: ask sock_diag and /proc
         // before matching, so a batch's transactions are attributed to them already.
         unowned.clear();
-        for ev in events.iter() {
+        for ev in events.events() {
             let tgid = ev.named_owner();
             if tgid != 0 {
                 name_process(procs, tgid);
@@ -103,13 +103,14 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
                 new_tgids.push(tgid);
             }
         }
-        for ev in events.drain(..) {
+        for ev in events.events() {
             analyzer.on_event(ev, &mut new_tgids, &mut txs);
             // Owners the events carry were named above; this names those sock_diag taught.
             for tgid in new_tgids.drain(..) {
                 name_process(procs, tgid);
             }
         }
+        events.clear();
         analyzer.tick(signals::monotonic_ns(), &mut txs);
         for tx in txs.drain(..) {
             if wanted(&tx, &opts.pids) {

@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::exit::{InputError, UsageError};
@@ -109,7 +111,8 @@ pub struct Dropped {
     pub pending_evicted: u64,
 }
 
-/// Counts by response code (header RCODE).
+/// Counts by response code: the header RCODE, extended by EDNS (RFC 6891) when the
+/// response carries an OPT record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[allow(non_snake_case)]
 pub struct Rcodes {
@@ -119,11 +122,15 @@ pub struct Rcodes {
     pub REFUSED: u64,
     pub FORMERR: u64,
     pub NOTIMP: u64,
+    /// Every other code; `other_by_name` says which.
     pub other: u64,
+    /// `other`, by name: BADVERS, BADCOOKIE, YXDOMAIN, NOTAUTH, ..., RCODE<n>.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_by_name: BTreeMap<String, u64>,
 }
 
 impl Rcodes {
-    pub fn add(&mut self, rcode: u8) {
+    pub fn add(&mut self, rcode: u16) {
         match rcode {
             0 => self.NOERROR += 1,
             1 => self.FORMERR += 1,
@@ -131,7 +138,13 @@ impl Rcodes {
             3 => self.NXDOMAIN += 1,
             4 => self.NOTIMP += 1,
             5 => self.REFUSED += 1,
-            _ => self.other += 1,
+            _ => {
+                self.other += 1;
+                *self
+                    .other_by_name
+                    .entry(crate::codes::rcode_name(rcode).into_owned())
+                    .or_default() += 1;
+            }
         }
     }
 

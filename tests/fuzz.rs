@@ -938,7 +938,7 @@ fn analyzer_memory_is_bounded() {
                     // One timeline for the whole run.
                     ev.ts_ns = last_ts.max(ev.ts_ns % (1 << 50));
                     last_ts = ev.ts_ns;
-                    a.on_event(ev, &mut tgids, &mut out);
+                    a.on_event(&ev, &mut tgids, &mut out);
                 }
                 Step::Tick(_) => a.tick(last_ts, &mut out),
             }
@@ -969,7 +969,7 @@ fn analyzer_memory_is_bounded() {
                 payload_len: 0,
                 payload: Vec::new(),
             };
-            a.on_event(ev, &mut tgids, &mut out);
+            a.on_event(&ev, &mut tgids, &mut out);
         }
     }
     a.finish(last_ts + cfg.timeout_ns, &mut out);
@@ -1029,7 +1029,7 @@ fn analyzer_same_key_flood_stays_linear() {
             payload_len: payload.len() as u32,
             payload,
         };
-        a.on_event(ev, &mut tgids, &mut out);
+        a.on_event(&ev, &mut tgids, &mut out);
         if (i + 1) % batch == 0 {
             batch_times.push(t.elapsed());
             t = Instant::now();

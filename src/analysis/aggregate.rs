@@ -126,7 +126,7 @@ impl Aggregator {
     pub fn add(&mut self, a: &Attributed) {
         let tx = &a.tx;
         let tgid = a.owner.as_ref().map_or(0, |o| o.tgid);
-        let thread_comm = a.owner.as_ref().map_or("", |o| o.thread_comm.as_str());
+        let thread_comm = a.owner.as_ref().map_or("", |o| &*o.thread_comm);
         match tx.role {
             Role::Server => {
                 self.server_side.add(&tx.outcome);
@@ -421,7 +421,7 @@ mod tests {
         }
     }
 
-    fn answered(rcode: u8, ms: u64) -> Outcome {
+    fn answered(rcode: u16, ms: u64) -> Outcome {
         Outcome::Answered {
             rcode,
             truncated: false,

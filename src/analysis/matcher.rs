@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 
+use smallvec::SmallVec;
+
 use crate::analysis::dns::{DnsMessage, Question};
 use crate::capture::{Direction, Protocol};
 
@@ -40,7 +42,7 @@ pub struct Message {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Answered {
-        rcode: u8,
+        rcode: u16,
         truncated: bool,
         latency_ns: u64,
     },
@@ -108,8 +110,9 @@ struct Pending {
 pub struct Matcher {
     timeout_ns: u64,
     capacity: usize,
-    /// Usually one entry per key; several when one socket reuses an id for other names.
-    pending: HashMap<Key, Vec<Pending>>,
+    /// Usually one entry per key (kept inline: no allocation per query); several when
+    /// one socket reuses an id for other names.
+    pending: HashMap<Key, SmallVec<[Pending; 1]>>,
     len: usize,
     /// The same queries ordered by send time, for expiry and eviction. Holds only what
     /// is in flight, so memory follows the in-flight count, not the query rate.

@@ -73,24 +73,24 @@ impl Analyzer {
     /// up process names while the process still exists); completed transactions to `out`.
     pub fn on_event(
         &mut self,
-        ev: PacketEvent,
+        ev: &PacketEvent,
         new_tgids: &mut Vec<u32>,
         out: &mut Vec<Attributed>,
     ) {
         self.stats.events += 1;
-        if let Some(tgid) = self.owners.learn(&ev) {
+        if let Some(tgid) = self.owners.learn(ev) {
             new_tgids.push(tgid);
         }
         let local = SocketAddr::from(ev.local());
         let peer = SocketAddr::from(ev.peer());
         match ev.protocol {
             // One datagram, one message: parsed in place, nothing allocated.
-            Protocol::Udp => self.on_dns_bytes(&ev.payload, &ev, local, peer),
+            Protocol::Udp => self.on_dns_bytes(&ev.payload, ev, local, peer),
             Protocol::Tcp => {
                 let mut messages = std::mem::take(&mut self.tcp_messages);
-                self.streams.on_segment(&ev, &mut messages);
+                self.streams.on_segment(ev, &mut messages);
                 for bytes in messages.drain(..) {
-                    self.on_dns_bytes(&bytes, &ev, local, peer);
+                    self.on_dns_bytes(&bytes, ev, local, peer);
                 }
                 self.tcp_messages = messages;
             }
@@ -262,7 +262,7 @@ mod tests {
             false,
             wire(1, false, 0, false, "a.test", 1),
         );
-        a.on_event(q, &mut tgids, &mut out);
+        a.on_event(&q, &mut tgids, &mut out);
         assert!(tgids.is_empty());
         // The answer leaves from the server process: the egress task is its owner.
         let mut r = packet(
@@ -274,12 +274,12 @@ mod tests {
         );
         r.task_tgid = 777;
         r.owner_comm = "dnsmasq".into();
-        a.on_event(r, &mut tgids, &mut out);
+        a.on_event(&r, &mut tgids, &mut out);
         assert_eq!(tgids, vec![777]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].tx.role, Role::Server);
         assert_eq!(out[0].owner.as_ref().unwrap().tgid, 777);
-        assert_eq!(out[0].owner.as_ref().unwrap().thread_comm, "dnsmasq");
+        assert_eq!(&*out[0].owner.as_ref().unwrap().thread_comm, "dnsmasq");
     }
 
     #[test]
@@ -294,7 +294,7 @@ mod tests {
             wire(1, false, 0, false, "a.test", 1),
         );
         q.task_tgid = 4242; // whoever ran the softirq
-        a.on_event(q, &mut tgids, &mut out);
+        a.on_event(&q, &mut tgids, &mut out);
         assert!(tgids.is_empty());
     }
 
@@ -310,7 +310,7 @@ mod tests {
         ev.protocol = Protocol::Tcp;
         ev.tcp_seq = 1000;
         ev.owner_tgid = 55;
-        a.on_event(ev, &mut tgids, &mut out);
+        a.on_event(&ev, &mut tgids, &mut out);
         assert_eq!(a.decode_stats().messages, 2);
 
         // Both answers in one stream, cut inside the second length prefix.
@@ -324,7 +324,7 @@ mod tests {
             let mut ev = packet(5 + i as u64, 3, Direction::Ingress, true, part.to_vec());
             ev.protocol = Protocol::Tcp;
             ev.tcp_seq = 5000 + seq_off as u32;
-            a.on_event(ev, &mut tgids, &mut out);
+            a.on_event(&ev, &mut tgids, &mut out);
         }
         assert_eq!(out.len(), 2);
         let rcodes: Vec<_> = out
@@ -347,13 +347,13 @@ mod tests {
         liar.extend_from_slice(&wire(1, false, 0, false, "a.test", 1)); // sends ~24
         let mut ev = packet(0, 8, Direction::Ingress, false, liar);
         ev.protocol = Protocol::Tcp;
-        a.on_event(ev, &mut tgids, &mut out);
+        a.on_event(&ev, &mut tgids, &mut out);
         assert_eq!(a.decode_stats().parse_errors, 0, "may still be coming");
         let mut fin = packet(1, 8, Direction::Ingress, false, Vec::new());
         fin.protocol = Protocol::Tcp;
         fin.tcp_flags = TCP_FIN;
         fin.tcp_seq = 26;
-        a.on_event(fin, &mut tgids, &mut out);
+        a.on_event(&fin, &mut tgids, &mut out);
         assert_eq!(a.decode_stats().parse_errors, 1);
         assert_eq!(a.decode_stats().messages, 0);
     }
@@ -363,7 +363,7 @@ mod tests {
         let mut a = analyzer();
         let (mut tgids, mut out) = (Vec::new(), Vec::new());
         a.on_event(
-            packet(0, 1, Direction::Egress, false, vec![1, 2, 3]),
+            &packet(0, 1, Direction::Egress, false, vec![1, 2, 3]),
             &mut tgids,
             &mut out,
         );
@@ -371,7 +371,7 @@ mod tests {
         bad[12] = 0xc0; // compression pointer to itself
         bad[13] = 12;
         a.on_event(
-            packet(0, 1, Direction::Egress, false, bad),
+            &packet(0, 1, Direction::Egress, false, bad),
             &mut tgids,
             &mut out,
         );

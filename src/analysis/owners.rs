@@ -10,14 +10,18 @@
 // cheaper than SipHash, which took 12 % of dnsdoc's CPU at saturation.
 use foldhash::{HashMap, HashMapExt};
 
+use std::rc::Rc;
+
 use crate::capture::PacketEvent;
 
 /// A socket's user as the kernel saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub tgid: u32,
-    /// Thread name from the kernel (for example `isc-net-0000` for dig).
-    pub thread_comm: String,
+    /// Thread name from the kernel (for example `isc-net-0000` for dig). Shared: every
+    /// transaction of the socket carries its owner, and a String per transaction was
+    /// an allocation per query.
+    pub thread_comm: Rc<str>,
 }
 
 #[derive(Debug)]
@@ -64,7 +68,7 @@ impl Owners {
         }
         let owner = Owner {
             tgid,
-            thread_comm: ev.owner_comm.clone(),
+            thread_comm: ev.owner_comm.as_str().into(),
         };
         self.by_cookie.insert(
             ev.cookie,
@@ -87,7 +91,7 @@ impl Owners {
         }
         let owner = Owner {
             tgid,
-            thread_comm: String::new(),
+            thread_comm: "".into(),
         };
         self.by_cookie.insert(
             cookie,

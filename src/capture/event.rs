@@ -67,6 +67,29 @@ pub struct PacketEvent {
     pub payload: Vec<u8>,
 }
 
+impl Default for PacketEvent {
+    fn default() -> Self {
+        PacketEvent {
+            ts_ns: 0,
+            cookie: 0,
+            cgroup_id: 0,
+            owner_tgid: 0,
+            task_tgid: 0,
+            owner_comm: String::new(),
+            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            sport: 0,
+            dport: 0,
+            protocol: Protocol::Udp,
+            direction: Direction::Egress,
+            tcp_flags: 0,
+            tcp_seq: 0,
+            payload_len: 0,
+            payload: Vec::new(),
+        }
+    }
+}
+
 impl PacketEvent {
     /// The local end of the socket: destination on ingress, source on egress.
     pub fn local(&self) -> (IpAddr, u16) {
@@ -134,13 +157,27 @@ fn addr(bytes: &[u8], family: u8) -> IpAddr {
     }
 }
 
-fn comm(bytes: &[u8]) -> String {
+/// Replaces `out` with the NUL-terminated name in `bytes`, reusing its allocation.
+fn comm_into(bytes: &[u8], out: &mut String) {
     let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    out.clear();
+    match std::str::from_utf8(&bytes[..end]) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(&bytes[..end])),
+    }
 }
 
 /// Decodes one ring-buffer record (native byte order: it never leaves this machine).
 pub fn decode(record: &[u8]) -> Result<PacketEvent, DecodeError> {
+    let mut ev = PacketEvent::default();
+    decode_into(record, &mut ev)?;
+    Ok(ev)
+}
+
+/// Decodes one record into `ev`, reusing its payload and name buffers: at hundreds of
+/// thousands of records a second, two allocations per record were a fifth of dnsdoc's
+/// CPU. On error `ev` is left unspecified.
+pub fn decode_into(record: &[u8], ev: &mut PacketEvent) -> Result<(), DecodeError> {
     if record.len() < HEADER_LEN {
         return Err(DecodeError::Short(record.len()));
     }
@@ -168,24 +205,74 @@ pub fn decode(record: &[u8]) -> Result<PacketEvent, DecodeError> {
             present,
         });
     }
-    Ok(PacketEvent {
-        ts_ns: u64_at(b, 0),
-        cookie: u64_at(b, 8),
-        cgroup_id: u64_at(b, 16),
-        owner_tgid: u32_at(b, 24),
-        task_tgid: u32_at(b, 28),
-        owner_comm: comm(&b[32..32 + COMM_LEN]),
-        src: addr(&b[48..64], family),
-        dst: addr(&b[64..80], family),
-        sport: u16_at(b, 80),
-        dport: u16_at(b, 82),
-        protocol,
-        direction,
-        tcp_flags: b[87],
-        tcp_seq: u32_at(b, 88),
-        payload_len: u32_at(b, 92),
-        payload: record[HEADER_LEN..HEADER_LEN + captured].to_vec(),
-    })
+    ev.ts_ns = u64_at(b, 0);
+    ev.cookie = u64_at(b, 8);
+    ev.cgroup_id = u64_at(b, 16);
+    ev.owner_tgid = u32_at(b, 24);
+    ev.task_tgid = u32_at(b, 28);
+    comm_into(&b[32..32 + COMM_LEN], &mut ev.owner_comm);
+    ev.src = addr(&b[48..64], family);
+    ev.dst = addr(&b[64..80], family);
+    ev.sport = u16_at(b, 80);
+    ev.dport = u16_at(b, 82);
+    ev.protocol = protocol;
+    ev.direction = direction;
+    ev.tcp_flags = b[87];
+    ev.tcp_seq = u32_at(b, 88);
+    ev.payload_len = u32_at(b, 92);
+    ev.payload.clear();
+    ev.payload
+        .extend_from_slice(&record[HEADER_LEN..HEADER_LEN + captured]);
+    Ok(())
+}
+
+/// A batch of decoded events whose slots keep their buffers between batches, so a
+/// steady stream of records allocates nothing. Only `events()` are live; the slots
+/// past them are spare capacity.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    slots: Vec<PacketEvent>,
+    len: usize,
+}
+
+impl EventBatch {
+    /// Decodes `record` into the next slot; on error the batch is unchanged.
+    pub fn push_record(&mut self, record: &[u8]) -> Result<(), DecodeError> {
+        if self.len == self.slots.len() {
+            self.slots.push(PacketEvent::default());
+        }
+        decode_into(record, &mut self.slots[self.len])?;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Appends an event that is already decoded (other sources, tests).
+    pub fn push(&mut self, ev: PacketEvent) {
+        if self.len == self.slots.len() {
+            self.slots.push(ev);
+        } else {
+            self.slots[self.len] = ev;
+        }
+        self.len += 1;
+    }
+
+    /// The live events, oldest first.
+    pub fn events(&self) -> &[PacketEvent] {
+        &self.slots[..self.len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets the events and keeps their buffers.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
 }
 
 /// Builds a record the way the BPF program does; for tests and fuzz seeds.
@@ -288,6 +375,28 @@ mod tests {
         let mut bad = rec;
         bad[86] = 2;
         assert_eq!(decode(&bad), Err(DecodeError::Direction(2)));
+    }
+
+    #[test]
+    fn batch_reuses_slots_and_forgets_on_clear() {
+        let mut batch = EventBatch::default();
+        let long = PacketEvent {
+            payload: vec![9; 300],
+            ..sample()
+        };
+        batch.push_record(&encode(&long)).unwrap();
+        batch.push_record(&encode(&sample())).unwrap();
+        assert_eq!(batch.events(), &[long, sample()]);
+        batch.clear();
+        assert!(batch.is_empty());
+        // A shorter record in a used slot leaves nothing of the longer one behind.
+        let mut short = sample();
+        short.payload = vec![7];
+        short.owner_comm = "x".into();
+        batch.push_record(&encode(&short)).unwrap();
+        assert_eq!(batch.events(), &[short]);
+        assert!(batch.push_record(&[0; 3]).is_err());
+        assert_eq!(batch.len(), 1);
     }
 
     #[test]

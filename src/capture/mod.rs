@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, RingBuffer, RingBufferBuilder};
 
-pub use event::{Direction, PacketEvent, Protocol};
+pub use event::{Direction, EventBatch, PacketEvent, Protocol};
 pub use probe::KernelFeatures;
 pub use verifier::unsupported;
 
@@ -135,7 +135,7 @@ pub struct Capture<'obj> {
 
 #[derive(Default)]
 struct Queue {
-    events: Vec<PacketEvent>,
+    events: EventBatch,
     decode_errors: u64,
 }
 
@@ -240,9 +240,8 @@ impl<'obj> Capture<'obj> {
         builder
             .add(&capture.maps.events, move |record: &[u8]| {
                 let mut q = sink.borrow_mut();
-                match event::decode(record) {
-                    Ok(ev) => q.events.push(ev),
-                    Err(_) => q.decode_errors += 1,
+                if q.events.push_record(record).is_err() {
+                    q.decode_errors += 1;
                 }
                 0
             })
@@ -260,8 +259,9 @@ impl<'obj> Capture<'obj> {
     }
 
     /// Waits up to `timeout` (the kernel wakes us early only when the ring is filling
-    /// up), then moves every queued record, decoded, into `out`.
-    pub fn poll(&self, timeout: Duration, out: &mut Vec<PacketEvent>) -> Result<()> {
+    /// up), then hands every queued record, decoded, over in `out` (which must be
+    /// empty: the caller clears it once processed, keeping its buffers for reuse).
+    pub fn poll(&self, timeout: Duration, out: &mut EventBatch) -> Result<()> {
         match self.ring.poll(timeout) {
             Ok(()) => {}
             // EINTR: a signal (Ctrl-C) arrived; the caller checks its flag.
@@ -271,12 +271,10 @@ impl<'obj> Capture<'obj> {
         // Records written without a wakeup are not seen by poll: consume them too.
         self.ring.consume().context("reading the ring buffer")?;
         let queued = &mut self.queue.borrow_mut().events;
-        if out.is_empty() {
-            // The usual case: hand the batch over without moving each event again.
-            std::mem::swap(out, queued);
-        } else {
-            out.append(queued);
-        }
+        debug_assert!(out.is_empty(), "poll into a batch not yet processed");
+        // Swap batches: the caller gets the records, the ring gets back the spare slots.
+        std::mem::swap(out, queued);
+        queued.clear();
         Ok(())
     }
 

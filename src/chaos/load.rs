@@ -310,7 +310,7 @@ fn record(shared: &Shared, outcome: Outcome, elapsed: Duration) {
     match outcome {
         Outcome::Answered(rcode) => {
             s.answered += 1;
-            s.rcodes.add(u8::try_from(rcode).unwrap_or(u8::MAX));
+            s.rcodes.add(rcode);
             s.latency.record(elapsed.as_nanos() as u64);
         }
         Outcome::Timeout => s.timeouts += 1,

@@ -972,6 +972,15 @@ fn minus(all: &Counts, part: &Counts) -> Counts {
             FORMERR: r.FORMERR.saturating_sub(p.FORMERR),
             NOTIMP: r.NOTIMP.saturating_sub(p.NOTIMP),
             other: r.other.saturating_sub(p.other),
+            other_by_name: r
+                .other_by_name
+                .iter()
+                .map(|(k, &v)| {
+                    let part = p.other_by_name.get(k).copied().unwrap_or(0);
+                    (k.clone(), v.saturating_sub(part))
+                })
+                .filter(|&(_, v)| v > 0)
+                .collect(),
         },
         failures: all.failures.saturating_sub(part.failures),
         failure_ratio: 0.0,
