@@ -498,7 +498,7 @@ mod tests {
 
         for rcode in 0..16u16 {
             let parsed = parse_message(&header(1, 0x8000 | rcode, 0, 0, 0, 0)).unwrap();
-            assert_eq!(u16::from(parsed.rcode), rcode);
+            assert_eq!(parsed.rcode, rcode);
         }
     }
 
