@@ -84,7 +84,7 @@ fn main() {
             // Not overhead.rs's --dns-forward-max=10000: it makes dnsmasq about 3x
             // slower here even for names it answers itself (~50K instead of ~160K q/s).
             "dnsmasq" => start_dnsmasq(&cg, port, &[]),
-            "unbound" => start_unbound(&cg, port, &dir),
+            "unbound" => start_unbound(&cg, port, &dir, &[]),
             other => panic!("DNSDOC_BENCH_SERVERS: unknown server {other} (dnsmasq, unbound)"),
         };
         check_answers(&cg, port, server);
@@ -112,58 +112,6 @@ struct Bench<'a> {
     port: u16,
     file: &'a str,
     seconds: u64,
-}
-
-/// unbound on 127.0.0.1:PORT answering the same names as start_dnsmasq from local
-/// data: `*.good.test` -> A 10.0.0.1 / AAAA fd00::1, other `*.test` -> NXDOMAIN. No
-/// upstream is ever asked (all names are local; the iterator alone, no validator).
-fn start_unbound(cg: &TestCgroup, port: u16, dir: &TempDir) -> Guard {
-    let d = dir.path().display();
-    let conf = format!(
-        r#"server:
-    interface: 127.0.0.1@{port}
-    port: {port}
-    do-ip6: no
-    access-control: 127.0.0.0/8 allow
-    num-threads: 1
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{d}"
-    pidfile: ""
-    use-syslog: no
-    logfile: "{d}/unbound.log"
-    verbosity: 0
-    module-config: "iterator"
-    local-zone: "test." static
-    local-zone: "good.test." redirect
-    local-data: "good.test. 300 IN A 10.0.0.1"
-    local-data: "good.test. 300 IN AAAA fd00::1"
-remote-control:
-    control-enable: no
-"#
-    );
-    let path = dir.path().join("unbound.conf");
-    std::fs::write(&path, conf).unwrap();
-    let log = std::fs::File::create(dir.path().join("unbound.stderr")).unwrap();
-    let child = cg
-        .command("unbound", &["-d", "-c", path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn unbound (apt-get install unbound)");
-    let guard = Guard(child);
-    std::thread::sleep(Duration::from_millis(100));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let err = std::fs::read_to_string(dir.path().join("unbound.stderr"));
-            let log = std::fs::read_to_string(dir.path().join("unbound.log"));
-            panic!("unbound did not listen on 127.0.0.1:{port}: {err:?} {log:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    guard
 }
 
 /// The server answers the query file's names before anything is measured.

@@ -3,7 +3,8 @@
  * Packet capture. cgroup_skb programs see every L3 packet of every socket in the
  * attached cgroup subtree, in all network namespaces, for UDP and TCP alike. For each
  * packet to or from a DNS port we emit one ring-buffer record: a `struct dns_event`
- * header plus up to DNSDOC_MAX_PAYLOAD bytes of payload. Parsing, TCP reassembly and
+ * header plus up to DNSDOC_MAX_PAYLOAD bytes of payload, and continuation records for
+ * the rest of a longer payload (large EDNS answers, TCP segments up to 64 KiB). Parsing, TCP reassembly and
  * query/response matching happen in user space. Every lost record is counted.
  */
 #include <linux/bpf.h>
@@ -70,8 +71,10 @@ struct {
 	__type(value, __u32);
 } depth SEC(".maps");
 
-/* Makes the struct visible in the generated skeleton's `types` module. */
+/* Make the record and the counter indices visible in the generated skeleton's `types`
+ * module, so user space reads them from there instead of restating them. */
 struct dns_event _event = {};
+enum dnsdoc_counter _counter = DNSDOC_CTR_PACKETS;
 
 static __always_inline void count(__u32 idx)
 {
@@ -206,40 +209,55 @@ static __always_inline void emit(struct __sk_buff *skb, int egress, struct event
 	ev->payload_len = len;
 	new_owner = fill_owner(skb, ev, egress);
 
-	if (len > DNSDOC_MAX_PAYLOAD) {
-		count(DNSDOC_CTR_CUT);
-		len = DNSDOC_MAX_PAYLOAD;
-	}
-	barrier_var(len);
-	if (len > 0 && len <= DNSDOC_MAX_PAYLOAD) {
-		/* 5.10-6.1 verifiers lose `len >= 1` across the checks above and reject a
-		 * possibly-zero size; the mask keeps 1..=MAX (MAX is a power of two). */
-		len = ((len - 1) & (DNSDOC_MAX_PAYLOAD - 1)) + 1;
-		if (bpf_skb_load_bytes(skb, payload_off, buf->payload, len) < 0) {
-			count(DNSDOC_CTR_DROP_LOAD);
-			return;
-		}
-	} else {
-		len = 0;
-	}
-	ev->captured_len = len;
-	barrier_var(len);
-	if (len > DNSDOC_MAX_PAYLOAD)
-		return;
 	/* Wake user space at once for a socket's first record with a known owner, so it
-	 * reads /proc/PID while a short-lived client (dig) still waits for its answer. */
-	__u64 flags = BPF_RB_NO_WAKEUP;
-
-	/* Past the threshold, wake it once, as the data crosses it, not for every record
+	 * reads /proc/PID while a short-lived client (dig) still waits for its answer.
+	 * Past the threshold, wake it once, as the data crosses it, not for every record
 	 * after: a consumer that lags is already awake, and a wakeup per record cost more
 	 * than the program itself (4-6 us per packet with a slow consumer). If two CPUs
 	 * race past the window, user space's 10 ms drain timer still picks the data up. */
+	__u64 flags = BPF_RB_NO_WAKEUP;
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
 	if (new_owner || (avail >= wakeup_bytes && avail < wakeup_bytes + WAKEUP_WINDOW))
 		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + len, flags) < 0)
-		count(DNSDOC_CTR_DROP_RINGBUF);
+
+	/* The first record, then continuations: user space joins them by (cookie, ts_ns)
+	 * and counts a payload it did not get whole (past 64 KiB, or a continuation lost
+	 * to a full ring) as cut. Ordinary DNS packets take one pass. */
+	for (__u32 i = 0; i < DNSDOC_MAX_CHUNKS; i++) {
+		__u32 off = i * DNSDOC_MAX_PAYLOAD;
+		__u64 n;
+
+		if (i > 0 && off >= len)
+			break;
+		n = len - off;
+		if (n > DNSDOC_MAX_PAYLOAD)
+			n = DNSDOC_MAX_PAYLOAD;
+		barrier_var(n);
+		if (n > 0 && n <= DNSDOC_MAX_PAYLOAD) {
+			/* 5.10-6.1 verifiers lose `n >= 1` across the checks above and reject a
+			 * possibly-zero size; the mask keeps 1..=MAX (MAX is a power of two). */
+			n = ((n - 1) & (DNSDOC_MAX_PAYLOAD - 1)) + 1;
+			if (bpf_skb_load_bytes(skb, payload_off + off, buf->payload, n) < 0) {
+				if (i == 0)
+					count(DNSDOC_CTR_DROP_LOAD);
+				return;
+			}
+		} else {
+			n = 0;
+		}
+		ev->captured_len = n;
+		ev->chunk_off = off;
+		barrier_var(n);
+		if (n > DNSDOC_MAX_PAYLOAD)
+			return;
+		if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + n,
+				       i == 0 ? flags : BPF_RB_NO_WAKEUP) < 0) {
+			if (i == 0)
+				count(DNSDOC_CTR_DROP_RINGBUF);
+			return;
+		}
+	}
 }
 
 SEC("cgroup_skb/egress")

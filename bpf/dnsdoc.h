@@ -7,9 +7,12 @@
 #ifndef DNSDOC_H
 #define DNSDOC_H
 
-/* Bytes of DNS payload copied per packet. Enough for the header, the question and
- * most answers; longer payloads are cut and `payload_len` still says the real length. */
+/* Bytes of DNS payload per ring record. A longer payload follows in continuation
+ * records (chunk_off > 0) of the same packet, up to DNSDOC_MAX_CHUNKS of them: 64 KiB,
+ * the largest DNS message and the largest TCP segment on loopback. Only what is beyond
+ * that is cut; `payload_len` still says the real length. */
 #define DNSDOC_MAX_PAYLOAD 1024
+#define DNSDOC_MAX_CHUNKS 64
 /* How many DNS ports one instance watches (`--port`, repeatable). */
 #define DNSDOC_MAX_PORTS 8
 #define DNSDOC_COMM_LEN 16
@@ -25,7 +28,7 @@ enum dnsdoc_counter {
 	DNSDOC_CTR_DROP_RINGBUF = 1,	/* event lost: ring buffer full */
 	DNSDOC_CTR_DROP_LOAD = 2,	/* event lost: payload could not be read */
 	DNSDOC_CTR_DROP_STORAGE = 3,	/* owner not recorded: socket storage full */
-	DNSDOC_CTR_CUT = 4,		/* payload longer than DNSDOC_MAX_PAYLOAD, cut */
+	DNSDOC_CTR_UNUSED_4 = 4,	/* was: payloads cut (now counted per message in user space) */
 	DNSDOC_CTR_DROP_NESTED = 5,	/* event lost: hooks nested deeper than the scratch slots */
 	DNSDOC_CTR_MAX = 8,
 };
@@ -57,7 +60,7 @@ struct dns_event {
 	__u32 tcp_seq;		/* TCP sequence number of the first payload byte */
 	__u32 payload_len;	/* L4 payload length in the packet */
 	__u32 captured_len;	/* payload bytes that follow this header */
-	__u32 _pad;
+	__u32 chunk_off;	/* offset of those bytes in the payload; > 0: a continuation */
 };
 
 #endif /* DNSDOC_H */

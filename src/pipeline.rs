@@ -199,7 +199,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
             events: decode.events,
             messages: decode.messages,
             dropped,
-            payload_cut: counters.payload_cut,
+            payload_cut: decode.payload_cut,
             owner_unrecorded: counters.owner_storage_full,
             owners_from_sock_diag: sockets.resolved,
             degraded,

@@ -68,7 +68,9 @@ pub struct CaptureHealth {
     /// DNS messages decoded from those records (UDP datagrams and TCP-stream messages).
     pub messages: u64,
     pub dropped: Dropped,
-    /// Packets longer than the capture size; header and question were still read.
+    /// DNS messages not captured whole (beyond 64 KiB of one packet, or a continuation
+    /// record lost); each counted once even when seen at both ends on loopback. Header,
+    /// question and, when within the captured bytes, OPT were still read.
     pub payload_cut: u64,
     /// Packets whose socket owner could not be stored in the kernel (socket storage
     /// allocation failed): their process may show as "(unknown)".

@@ -10,12 +10,14 @@ pub mod owners;
 pub mod streams;
 pub mod tcp;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::capture::{PacketEvent, Protocol};
+use crate::capture::{Direction, PacketEvent, Protocol};
 use matcher::{Matcher, Message, Transaction};
 use owners::Owners;
 use streams::TcpStreams;
+use tcp::TcpMessage;
 
 /// Settings of the analysis.
 #[derive(Debug, Clone)]
@@ -39,6 +41,10 @@ pub struct Attributed {
 pub struct DecodeStats {
     pub events: u64,
     pub messages: u64,
+    /// DNS messages not captured whole (longer than capture takes, or a continuation
+    /// record lost). One message seen leaving one watched socket and arriving at
+    /// another counts once.
+    pub payload_cut: u64,
     pub parse_errors: u64,
     pub tcp_desyncs: u64,
 }
@@ -52,8 +58,23 @@ pub struct Analyzer {
     stats: DecodeStats,
     scratch: Vec<Transaction>,
     /// Reused buffer for the messages one TCP segment completes.
-    tcp_messages: Vec<Vec<u8>>,
+    tcp_messages: Vec<TcpMessage>,
+    /// The last cut messages seen leaving a socket, so that the same message arriving
+    /// at a watched socket is not counted again.
+    recent_cuts: VecDeque<CutKey>,
 }
+
+/// Identifies one message on the wire: both ends and the DNS id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CutKey {
+    src: SocketAddr,
+    dst: SocketAddr,
+    id: u16,
+}
+
+/// Cut messages remembered for pairing egress with ingress (both happen within
+/// microseconds on loopback, so a short memory suffices).
+const RECENT_CUTS: usize = 256;
 
 impl Analyzer {
     pub fn new(cfg: &AnalysisConfig) -> Self {
@@ -66,6 +87,7 @@ impl Analyzer {
             stats: DecodeStats::default(),
             scratch: Vec::new(),
             tcp_messages: Vec::new(),
+            recent_cuts: VecDeque::new(),
         }
     }
 
@@ -85,12 +107,20 @@ impl Analyzer {
         let peer = SocketAddr::from(ev.peer());
         match ev.protocol {
             // One datagram, one message: parsed in place, nothing allocated.
-            Protocol::Udp => self.on_dns_bytes(&ev.payload, ev, local, peer),
+            Protocol::Udp => {
+                if ev.payload.len() < ev.payload_len as usize {
+                    self.count_cut(ev, &ev.payload);
+                }
+                self.on_dns_bytes(&ev.payload, ev, local, peer);
+            }
             Protocol::Tcp => {
                 let mut messages = std::mem::take(&mut self.tcp_messages);
                 self.streams.on_segment(ev, &mut messages);
-                for bytes in messages.drain(..) {
-                    self.on_dns_bytes(&bytes, ev, local, peer);
+                for m in messages.drain(..) {
+                    if m.bytes.len() < usize::from(m.len) {
+                        self.count_cut(ev, &m.bytes);
+                    }
+                    self.on_dns_bytes(&m.bytes, ev, local, peer);
                 }
                 self.tcp_messages = messages;
             }
@@ -122,6 +152,30 @@ impl Analyzer {
             }
             Err(_) => self.stats.parse_errors += 1,
         }
+    }
+
+    /// Counts a cut message once: on loopback the same packet is seen leaving the client
+    /// (egress, first) and arriving at the server (ingress).
+    fn count_cut(&mut self, ev: &PacketEvent, bytes: &[u8]) {
+        let key = CutKey {
+            src: SocketAddr::new(ev.src, ev.sport),
+            dst: SocketAddr::new(ev.dst, ev.dport),
+            id: bytes
+                .get(..2)
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]])),
+        };
+        if ev.direction == Direction::Ingress {
+            if let Some(i) = self.recent_cuts.iter().position(|k| *k == key) {
+                self.recent_cuts.remove(i);
+                return;
+            }
+        } else {
+            if self.recent_cuts.len() == RECENT_CUTS {
+                self.recent_cuts.pop_front();
+            }
+            self.recent_cuts.push_back(key);
+        }
+        self.stats.payload_cut += 1;
     }
 
     /// Whether this event's socket has no known owner yet (see [`crate::sockets`]).

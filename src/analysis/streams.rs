@@ -9,7 +9,7 @@
 // cheaper than SipHash, which took 12 % of dnsdoc's CPU at saturation.
 use foldhash::{HashMap, HashMapExt};
 
-use crate::analysis::tcp::StreamReassembler;
+use crate::analysis::tcp::{StreamReassembler, TcpMessage};
 use crate::capture::event::{TCP_FIN, TCP_RST};
 use crate::capture::{Direction, PacketEvent};
 
@@ -51,18 +51,16 @@ impl TcpStreams {
     }
 
     /// Feeds one TCP segment; appends the DNS messages it completed to `out`.
-    pub fn on_segment(&mut self, ev: &PacketEvent, out: &mut Vec<Vec<u8>>) {
+    pub fn on_segment(&mut self, ev: &PacketEvent, out: &mut Vec<TcpMessage>) {
         let key = (ev.cookie, ev.direction);
         let stream = self.open.entry(key).or_insert_with(|| Stream {
             reassembler: StreamReassembler::new(),
             last_seen_ns: ev.ts_ns,
         });
         stream.last_seen_ns = ev.ts_ns;
-        let mut msgs = Vec::new();
         stream
             .reassembler
-            .push(ev.tcp_seq, ev.payload_len, &ev.payload, &mut msgs);
-        out.extend(msgs.into_iter().map(|m| m.bytes));
+            .push(ev.tcp_seq, ev.payload_len, &ev.payload, out);
 
         if ev.tcp_flags & TCP_RST != 0 {
             self.close((ev.cookie, Direction::Egress));

@@ -226,24 +226,89 @@ pub fn decode_into(record: &[u8], ev: &mut PacketEvent) -> Result<(), DecodeErro
     Ok(())
 }
 
+/// Offset of the payload bytes a record carries (`chunk_off`; > 0: a continuation).
+fn chunk_offset(record: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
+    if record.len() < HEADER_LEN {
+        return Err(DecodeError::Short(record.len()));
+    }
+    let captured = u32_at(record, 96) as usize;
+    let present = record.len() - HEADER_LEN;
+    if captured > present {
+        return Err(DecodeError::PayloadLength {
+            claimed: captured,
+            present,
+        });
+    }
+    Ok((
+        u32_at(record, 100) as usize,
+        &record[HEADER_LEN..HEADER_LEN + captured],
+    ))
+}
+
+/// A payload buffer grown this large by one big packet is given back when its slot is
+/// reused, so a burst of 64 KiB answers does not pin memory for the rest of the run.
+const KEEP_PAYLOAD_CAPACITY: usize = 4096;
+
 /// A batch of decoded events whose slots keep their buffers between batches, so a
 /// steady stream of records allocates nothing. Only `events()` are live; the slots
 /// past them are spare capacity.
+///
+/// A payload longer than one record arrives as a first record and continuations
+/// (bpf/capture.bpf.c); the batch joins them into one event. A continuation whose
+/// first record went out in an earlier batch, or that does not follow on, is not
+/// joined (`late_chunks`): that event is then short of bytes, and the analysis counts
+/// its message as cut (`capture.payload_cut`).
 #[derive(Debug, Default)]
 pub struct EventBatch {
     slots: Vec<PacketEvent>,
     len: usize,
+    /// Slots still waiting for continuations.
+    open: Vec<usize>,
+    late_chunks: u64,
 }
 
 impl EventBatch {
-    /// Decodes `record` into the next slot; on error the batch is unchanged.
+    /// Decodes `record` into the next slot, or appends a continuation to its event; on
+    /// error the batch is unchanged.
     pub fn push_record(&mut self, record: &[u8]) -> Result<(), DecodeError> {
+        let (offset, bytes) = chunk_offset(record)?;
+        if offset > 0 {
+            let (cookie, ts_ns) = (u64_at(record, 8), u64_at(record, 0));
+            let slots = &mut self.slots;
+            let found = self.open.iter().position(|&i| {
+                let ev = &slots[i];
+                ev.cookie == cookie && ev.ts_ns == ts_ns && ev.payload.len() == offset
+            });
+            match found {
+                Some(k) => {
+                    let ev = &mut slots[self.open[k]];
+                    ev.payload.extend_from_slice(bytes);
+                    if ev.payload.len() >= ev.payload_len as usize {
+                        self.open.swap_remove(k);
+                    }
+                }
+                None => self.late_chunks += 1,
+            }
+            return Ok(());
+        }
         if self.len == self.slots.len() {
             self.slots.push(PacketEvent::default());
         }
-        decode_into(record, &mut self.slots[self.len])?;
+        let ev = &mut self.slots[self.len];
+        if ev.payload.capacity() > KEEP_PAYLOAD_CAPACITY {
+            ev.payload = Vec::new();
+        }
+        decode_into(record, ev)?;
+        if ev.payload.len() < ev.payload_len as usize {
+            self.open.push(self.len);
+        }
         self.len += 1;
         Ok(())
+    }
+
+    /// Continuations that could not be joined to their first record (see the type).
+    pub fn late_chunks(&self) -> u64 {
+        self.late_chunks
     }
 
     /// Appends an event that is already decoded (other sources, tests).
@@ -272,6 +337,7 @@ impl EventBatch {
     /// Forgets the events and keeps their buffers.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.open.clear();
     }
 }
 
@@ -309,6 +375,24 @@ pub fn encode(ev: &PacketEvent) -> Vec<u8> {
     b[96..100].copy_from_slice(&(ev.payload.len() as u32).to_ne_bytes());
     b.extend_from_slice(&ev.payload);
     b
+}
+
+/// Splits an event into records of at most `chunk` payload bytes, as the BPF program
+/// does for long payloads; for tests.
+#[doc(hidden)]
+pub fn encode_chunks(ev: &PacketEvent, chunk: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (i, part) in ev.payload.chunks(chunk.max(1)).enumerate() {
+        let mut piece = ev.clone();
+        piece.payload = part.to_vec();
+        let mut rec = encode(&piece);
+        rec[100..104].copy_from_slice(&((i * chunk) as u32).to_ne_bytes());
+        out.push(rec);
+    }
+    if out.is_empty() {
+        out.push(encode(ev));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -397,6 +481,37 @@ mod tests {
         assert_eq!(batch.events(), &[short]);
         assert!(batch.push_record(&[0; 3]).is_err());
         assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn batch_joins_continuations_even_interleaved() {
+        let big = |cookie, fill| PacketEvent {
+            cookie,
+            payload: vec![fill; 2500],
+            payload_len: 2500,
+            ..sample()
+        };
+        let (a, b) = (big(1, 0xaa), big(2, 0xbb));
+        let (ra, rb) = (encode_chunks(&a, 1024), encode_chunks(&b, 1024));
+        assert_eq!(ra.len(), 3);
+        let mut batch = EventBatch::default();
+        // Two CPUs' records interleave in the ring; each packet's stay in order.
+        for rec in [&ra[0], &rb[0], &ra[1], &rb[1], &rb[2], &ra[2]] {
+            batch.push_record(rec).unwrap();
+        }
+        assert_eq!(batch.events(), &[a.clone(), b]);
+        assert_eq!(batch.late_chunks(), 0);
+        // A continuation whose first record went out with an earlier batch.
+        batch.clear();
+        batch.push_record(&ra[1]).unwrap();
+        assert!(batch.is_empty());
+        assert_eq!(batch.late_chunks(), 1);
+        // A missing middle chunk leaves the event short, and the rest unjoined.
+        batch.clear();
+        batch.push_record(&ra[0]).unwrap();
+        batch.push_record(&ra[2]).unwrap();
+        assert_eq!(batch.events()[0].payload.len(), 1024);
+        assert_eq!(batch.late_chunks(), 2);
     }
 
     #[test]

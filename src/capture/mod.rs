@@ -34,8 +34,10 @@ use skel::owner::{OwnerSkel, OwnerSkelBuilder};
 
 /// Mirrors DNSDOC_MAX_PORTS in bpf/dnsdoc.h.
 pub const MAX_PORTS: usize = 8;
-/// Mirrors DNSDOC_MAX_PAYLOAD in bpf/dnsdoc.h.
+/// Mirrors DNSDOC_MAX_PAYLOAD in bpf/dnsdoc.h: payload bytes per ring record.
 pub const MAX_PAYLOAD: usize = 1024;
+/// Mirrors DNSDOC_MAX_CHUNKS: a payload is captured whole up to this many records.
+pub const MAX_CHUNKS: usize = 64;
 
 /// A cgroup hook the capture attaches a program to.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +95,6 @@ pub struct KernelCounters {
     pub dropped_load_error: u64,
     /// Packets whose owner could not be stored (socket storage allocation failed).
     pub owner_storage_full: u64,
-    /// Packets whose payload was longer than MAX_PAYLOAD and was cut.
-    pub payload_cut: u64,
     /// Records lost because hooks nested deeper than the per-CPU scratch slots.
     pub dropped_nested: u64,
 }
@@ -270,11 +270,11 @@ impl<'obj> Capture<'obj> {
         }
         // Records written without a wakeup are not seen by poll: consume them too.
         self.ring.consume().context("reading the ring buffer")?;
-        let queued = &mut self.queue.borrow_mut().events;
+        let mut q = self.queue.borrow_mut();
         debug_assert!(out.is_empty(), "poll into a batch not yet processed");
         // Swap batches: the caller gets the records, the ring gets back the spare slots.
-        std::mem::swap(out, queued);
-        queued.clear();
+        std::mem::swap(out, &mut q.events);
+        q.events.clear();
         Ok(())
     }
 
@@ -297,14 +297,14 @@ impl<'obj> Capture<'obj> {
 
     /// Reads the kernel-side counters.
     pub fn counters(&self) -> Result<KernelCounters> {
-        let read = |idx| sum_percpu_counter(&self.capture.maps.counters, idx);
+        use skel::capture::types::dnsdoc_counter as ctr;
+        let read = |c: ctr| sum_percpu_counter(&self.capture.maps.counters, c.0);
         Ok(KernelCounters {
-            packets: read(0)?,
-            dropped_ringbuf_full: read(1)?,
-            dropped_load_error: read(2)?,
-            owner_storage_full: read(3)?,
-            payload_cut: read(4)?,
-            dropped_nested: read(5)?,
+            packets: read(ctr::DNSDOC_CTR_PACKETS)?,
+            dropped_ringbuf_full: read(ctr::DNSDOC_CTR_DROP_RINGBUF)?,
+            dropped_load_error: read(ctr::DNSDOC_CTR_DROP_LOAD)?,
+            owner_storage_full: read(ctr::DNSDOC_CTR_DROP_STORAGE)?,
+            dropped_nested: read(ctr::DNSDOC_CTR_DROP_NESTED)?,
         })
     }
 }
@@ -360,6 +360,7 @@ mod tests {
         assert_eq!(offset_of!(dns_event, tcp_seq), 88);
         assert_eq!(offset_of!(dns_event, payload_len), 92);
         assert_eq!(offset_of!(dns_event, captured_len), 96);
+        assert_eq!(offset_of!(dns_event, chunk_off), 100);
     }
 
     #[test]

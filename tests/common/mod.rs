@@ -217,6 +217,61 @@ pub fn start_dnsmasq(cg: &TestCgroup, port: u16, extra: &[&str]) -> Guard {
     guard
 }
 
+/// unbound on 127.0.0.1:PORT answering the same names as start_dnsmasq from local
+/// data: `*.good.test` -> A 10.0.0.1 / AAAA fd00::1, other `*.test` -> NXDOMAIN. No
+/// upstream is ever asked (all names are local; the iterator alone, no validator).
+/// `extra`: more `server:` lines (local-data, size limits, ...).
+pub fn start_unbound(cg: &TestCgroup, port: u16, dir: &TempDir, extra: &[&str]) -> Guard {
+    let d = dir.path().display();
+    let extra: String = extra.iter().map(|l| format!("    {l}\n")).collect();
+    let conf = format!(
+        r#"server:
+    interface: 127.0.0.1@{port}
+    port: {port}
+    do-ip6: no
+    access-control: 127.0.0.0/8 allow
+    num-threads: 1
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{d}"
+    pidfile: ""
+    use-syslog: no
+    logfile: "{d}/unbound.log"
+    verbosity: 0
+    module-config: "iterator"
+    local-zone: "test." static
+    local-zone: "good.test." redirect
+    local-data: "good.test. 300 IN A 10.0.0.1"
+    local-data: "good.test. 300 IN AAAA fd00::1"
+{extra}
+remote-control:
+    control-enable: no
+"#
+    );
+    let path = dir.path().join("unbound.conf");
+    std::fs::write(&path, conf).unwrap();
+    let log = std::fs::File::create(dir.path().join("unbound.stderr")).unwrap();
+    let child = cg
+        .command("unbound", &["-d", "-c", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn unbound (apt-get install unbound)");
+    let guard = Guard(child);
+    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let err = std::fs::read_to_string(dir.path().join("unbound.stderr"));
+            let log = std::fs::read_to_string(dir.path().join("unbound.log"));
+            panic!("unbound did not listen on 127.0.0.1:{port}: {err:?} {log:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    guard
+}
+
 /// Waits until something accepts TCP connections (no DNS is sent).
 pub fn wait_for_tcp(addr: (&str, u16)) {
     let deadline = Instant::now() + Duration::from_secs(10);
