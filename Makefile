@@ -46,6 +46,7 @@ lint:
 bench: deps
 	$(CARGO) bench --bench overhead
 	$(CARGO) bench --bench saturation
+	$(CARGO) bench --bench latency
 
 clean:
 	$(CARGO) clean

@@ -1,6 +1,11 @@
-//! The pipeline of one observation window: capture -> analysis -> aggregate ->
+//! The pipeline of one observation window: source -> analysis -> aggregate ->
 //! snapshot. `watch`, `doctor` and `chaos --verify` all call [`observe`]; none of them
-//! calls another command.
+//! calls another command. The event source is one seam ([`EventSource`]): the live
+//! kernel capture is [`live::LiveSource`], and a second source (a pcap file) plugs in
+//! through [`run`] without touching the analysis.
+
+pub mod live;
+pub mod source;
 
 use std::collections::hash_map::Entry;
 use std::io::IsTerminal;
@@ -15,8 +20,10 @@ use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
 use crate::capture::{scope, Capture, CaptureConfig, EventBatch, ObjectStorage};
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
-use crate::sockets::{SocketOwners, Unowned};
+use crate::sockets::Unowned;
 use crate::{procinfo, signals};
+use live::LiveSource;
+pub use source::{EventSource, SourceHealth};
 
 /// Everything one observation window needs.
 #[derive(Debug, Clone)]
@@ -40,7 +47,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
     signals::install().context("installing signal handlers")?;
 
     let mut storage = ObjectStorage::default();
-    let mut capture = Capture::start(
+    let capture = Capture::start(
         &CaptureConfig {
             cgroup: cgroup.clone(),
             ports: opts.ports.clone(),
@@ -48,9 +55,6 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         },
         &mut storage,
     )?;
-    let start_wall = SystemTime::now();
-    let start = Instant::now();
-    let start_mono = signals::monotonic_ns();
     let ports: Vec<String> = opts.ports.iter().map(u16::to_string).collect();
     eprintln!(
         "dnsdoc: watching DNS on port {} in cgroup {} for {} (Ctrl-C to stop early)",
@@ -58,6 +62,21 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         cgroup.display(),
         humantime::format_duration(opts.duration)
     );
+    let mut source = LiveSource::new(capture);
+    let snapshot = run(&mut source, opts, &cgroup.display().to_string());
+    // Free the probes whatever happened (the snapshot is already built).
+    source.close()?;
+    snapshot
+}
+
+/// Runs one window over `source`: source -> analysis -> aggregate -> snapshot. Ends at
+/// the window's duration, on Ctrl-C/SIGTERM, or when the source is exhausted; then
+/// stops the source, drains it and assembles the snapshot. `scope` names what the
+/// source watched (the cgroup), for the snapshot.
+pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> Result<Snapshot> {
+    let start_wall = SystemTime::now();
+    let start = Instant::now();
+    let start_ns = source.now_ns();
 
     let timeout_ns = opts.timeout.as_nanos() as u64;
     let mut analyzer = Analyzer::new(&AnalysisConfig {
@@ -72,21 +91,22 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
     let show_progress = opts.progress && std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
 
-    let mut sockets = SocketOwners::default();
     let mut unowned = Vec::new();
-    let mut feed = |events: &mut EventBatch,
+    let mut feed = |source: &mut dyn EventSource,
+                    events: &mut EventBatch,
                     analyzer: &mut Analyzer,
                     agg: &mut Aggregator,
                     procs: &mut HashMap<u32, ProcessInfo>| {
         // Name the processes the events carry first, while short-lived clients (dig)
-        // still exist. Then sockets no kernel hook has named yet: ask sock_diag and /proc
-        // before matching, so a batch's transactions are attributed to them already.
+        // still exist. Then sockets no kernel hook has named yet: ask the source
+        // (sock_diag and /proc) before matching, so a batch's transactions are
+        // attributed to them already.
         unowned.clear();
         for ev in events.events() {
             let tgid = ev.named_owner();
             if tgid != 0 {
                 name_process(procs, tgid);
-            } else if analyzer.owner_unknown(ev) && sockets.wants(ev.cookie) {
+            } else if analyzer.owner_unknown(ev) && source.wants_owner(ev.cookie) {
                 let key = Unowned {
                     cookie: ev.cookie,
                     protocol: ev.protocol,
@@ -97,10 +117,12 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
                 }
             }
         }
-        let now = signals::monotonic_ns();
-        for (cookie, tgid) in sockets.resolve(&unowned) {
-            if analyzer.teach_owner(cookie, tgid, now) {
-                new_tgids.push(tgid);
+        let now = source.now_ns();
+        if !unowned.is_empty() {
+            for (cookie, tgid) in source.resolve_owners(&unowned) {
+                if analyzer.teach_owner(cookie, tgid, now) {
+                    new_tgids.push(tgid);
+                }
             }
         }
         for ev in events.events() {
@@ -111,7 +133,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
             }
         }
         events.clear();
-        analyzer.tick(signals::monotonic_ns(), &mut txs);
+        analyzer.tick(source.now_ns(), &mut txs);
         for tx in txs.drain(..) {
             if wanted(&tx, &opts.pids) {
                 agg.add(&tx);
@@ -121,42 +143,39 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
 
     loop {
         let elapsed = start.elapsed();
-        if signals::stop_requested() || elapsed >= opts.duration {
+        if signals::stop_requested() || elapsed >= opts.duration || source.exhausted() {
             break;
         }
         // Short waits: the kernel only wakes us when the ring is an eighth full.
         let wait = (opts.duration - elapsed).min(Duration::from_millis(10));
-        capture.poll(wait, &mut events)?;
-        feed(&mut events, &mut analyzer, &mut agg, &mut procs);
+        source.poll(wait, &mut events)?;
+        feed(source, &mut events, &mut analyzer, &mut agg, &mut procs);
         if show_progress && last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
-            let c = capture.counters().unwrap_or_default();
+            let (packets, lost) = source.progress();
             let s = analyzer.decode_stats();
             eprint!(
                 "\r\x1b[2K  {:>5.1}s / {}   packets {}   messages {}   in flight {}   dropped {}",
                 start.elapsed().as_secs_f64(),
                 humantime::format_duration(opts.duration),
-                c.packets,
+                packets,
                 s.messages,
                 analyzer.in_flight(),
-                c.lost()
+                lost
             );
         }
     }
-    // Detach, then drain what the kernel already queued and read the final counters.
-    let end_mono = signals::monotonic_ns();
+    // Stop, then drain what the source already queued and read the final counters.
+    let end_ns = source.now_ns();
     let end_wall = SystemTime::now();
-    capture.detach();
-    capture.poll(Duration::ZERO, &mut events)?;
-    feed(&mut events, &mut analyzer, &mut agg, &mut procs);
-    let counters = capture.counters()?;
-    let decode_errors = capture.decode_errors();
-    let degraded = capture.features().degraded();
-    drop(capture);
+    source.stop();
+    source.poll(Duration::ZERO, &mut events)?;
+    feed(source, &mut events, &mut analyzer, &mut agg, &mut procs);
+    let health = source.health()?;
     if show_progress {
         eprint!("\r\x1b[2K");
     }
-    analyzer.finish(end_mono, &mut txs);
+    analyzer.finish(end_ns, &mut txs);
     let (mut pending_client, mut pending_server) = (0, 0);
     for tx in txs.drain(..).filter(|tx| wanted(tx, &opts.pids)) {
         match (tx.tx.outcome, tx.tx.role) {
@@ -167,16 +186,16 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         agg.add(&tx);
     }
 
-    let duration_s = end_mono.saturating_sub(start_mono) as f64 / 1e9;
+    let duration_s = end_ns.saturating_sub(start_ns) as f64 / 1e9;
     let decode = analyzer.decode_stats();
     let matched = analyzer.matcher_stats();
     let dropped = Dropped {
-        ringbuf_full: counters.dropped_ringbuf_full,
-        load_error: counters.dropped_load_error,
-        decode_error: decode_errors,
-        nested: counters.dropped_nested,
+        ringbuf_full: health.ringbuf_full,
+        load_error: health.load_error,
+        decode_error: health.decode_error,
+        nested: health.nested,
         pending_evicted: matched.evicted,
-        total: counters.lost() + decode_errors + matched.evicted,
+        total: health.lost() + matched.evicted,
     };
     Ok(Snapshot {
         schema: snapshot::SCHEMA,
@@ -191,18 +210,18 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
             kernel: scope::kernel_release(),
         },
         capture: CaptureHealth {
-            cgroup: cgroup.display().to_string(),
+            cgroup: scope.to_string(),
             ports: opts.ports.clone(),
             pids: opts.pids.clone(),
             timeout_ms: opts.timeout.as_millis() as u64,
-            packets: counters.packets,
+            packets: health.packets,
             events: decode.events,
             messages: decode.messages,
             dropped,
             payload_cut: decode.payload_cut,
-            owner_unrecorded: counters.owner_storage_full,
-            owners_from_sock_diag: sockets.resolved,
-            degraded,
+            owner_unrecorded: health.owner_unrecorded,
+            owners_from_sock_diag: health.owners_from_sock_diag,
+            degraded: health.degraded,
             parse_errors: decode.parse_errors,
             tcp_desyncs: decode.tcp_desyncs,
             unmatched_responses: matched.unmatched_responses,

@@ -1,0 +1,80 @@
+//! The live event source: the kernel probes ([`crate::capture`]) plus socket owners
+//! found through sock_diag and /proc ([`crate::sockets`]) for sockets no hook named.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::source::{EventSource, SourceHealth};
+use crate::capture::{Capture, EventBatch};
+use crate::signals;
+use crate::sockets::{SocketOwners, Unowned};
+
+/// Attached probes of one window.
+pub struct LiveSource<'obj> {
+    capture: Option<Capture<'obj>>,
+    sockets: SocketOwners,
+    /// The last counters read while attached (kept when the capture is dropped).
+    final_health: Option<SourceHealth>,
+}
+
+impl<'obj> LiveSource<'obj> {
+    pub fn new(capture: Capture<'obj>) -> Self {
+        LiveSource {
+            capture: Some(capture),
+            sockets: SocketOwners::default(),
+            final_health: None,
+        }
+    }
+
+    /// Reads the final counters and frees the probes (maps, ring buffer).
+    pub fn close(&mut self) -> Result<()> {
+        self.final_health = Some(self.health()?);
+        self.capture = None;
+        Ok(())
+    }
+}
+
+impl EventSource for LiveSource<'_> {
+    fn poll(&mut self, wait: Duration, out: &mut EventBatch) -> Result<()> {
+        match &self.capture {
+            Some(c) => c.poll(wait, out),
+            None => Ok(()),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        signals::monotonic_ns()
+    }
+
+    fn stop(&mut self) {
+        if let Some(c) = &mut self.capture {
+            c.detach();
+        }
+    }
+
+    fn resolve_owners(&mut self, unowned: &[Unowned]) -> Vec<(u64, u32)> {
+        self.sockets.resolve(unowned)
+    }
+
+    fn wants_owner(&self, cookie: u64) -> bool {
+        self.sockets.wants(cookie)
+    }
+
+    fn health(&self) -> Result<SourceHealth> {
+        let Some(capture) = &self.capture else {
+            return Ok(self.final_health.clone().unwrap_or_default());
+        };
+        let k = capture.counters()?;
+        Ok(SourceHealth {
+            packets: k.packets,
+            ringbuf_full: k.dropped_ringbuf_full,
+            load_error: k.dropped_load_error,
+            nested: k.dropped_nested,
+            decode_error: capture.decode_errors(),
+            owner_unrecorded: k.owner_storage_full,
+            owners_from_sock_diag: self.sockets.resolved,
+            degraded: capture.features().degraded(),
+        })
+    }
+}

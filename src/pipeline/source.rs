@@ -1,0 +1,78 @@
+//! The seam between where packets come from and the analysis: an [`EventSource`].
+//!
+//! The live kernel capture ([`super::live::LiveSource`]) is one source; a pcap file
+//! (offline doctor) is meant to be the second. Everything after the seam (analysis,
+//! aggregation, the snapshot) is the same code for both, so both give the same numbers.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::capture::EventBatch;
+use crate::sockets::Unowned;
+
+/// How complete the capture was, as the source saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceHealth {
+    /// DNS packets the source saw (kernel hooks, or packets read from a file).
+    pub packets: u64,
+    /// Records lost because the kernel ring buffer was full.
+    pub ringbuf_full: u64,
+    /// Records lost because the kernel could not read a payload.
+    pub load_error: u64,
+    /// Records lost because hooks nested deeper than their scratch buffers.
+    pub nested: u64,
+    /// Records user space could not decode.
+    pub decode_error: u64,
+    /// Packets whose owner the kernel could not store.
+    pub owner_unrecorded: u64,
+    /// Sockets whose owner was found outside the events (sock_diag and /proc).
+    pub owners_from_sock_diag: u64,
+    /// What this source could not do and how it made up for it, one sentence each.
+    pub degraded: Vec<String>,
+}
+
+impl SourceHealth {
+    /// Events lost before the analysis, for any reason.
+    pub fn lost(&self) -> u64 {
+        self.ringbuf_full + self.load_error + self.nested + self.decode_error
+    }
+}
+
+/// A source of packet events for one observation window.
+pub trait EventSource {
+    /// Waits up to `wait` for events and hands them over in `out` (empty on entry).
+    fn poll(&mut self, wait: Duration, out: &mut EventBatch) -> Result<()>;
+
+    /// The source's clock, in the events' time base (CLOCK_MONOTONIC ns for the kernel;
+    /// a file's own timestamps for a capture file). Queries older than the timeout at
+    /// this time are timeouts.
+    fn now_ns(&self) -> u64;
+
+    /// True when the source has nothing more to give (a file read to its end); a live
+    /// source runs until the window's duration or a signal ends it.
+    fn exhausted(&self) -> bool {
+        false
+    }
+
+    /// Stops producing events; what was already produced can still be polled.
+    fn stop(&mut self);
+
+    /// Owners (cookie, tgid) of sockets no event named, where the source can find them.
+    fn resolve_owners(&mut self, _unowned: &[Unowned]) -> Vec<(u64, u32)> {
+        Vec::new()
+    }
+
+    /// Whether `resolve_owners` would look this socket up (a cheap pre-filter).
+    fn wants_owner(&self, _cookie: u64) -> bool {
+        false
+    }
+
+    /// Counters so far (final once stopped and drained).
+    fn health(&self) -> Result<SourceHealth>;
+
+    /// A live progress counter: packets seen and events lost so far.
+    fn progress(&self) -> (u64, u64) {
+        self.health().map_or((0, 0), |h| (h.packets, h.lost()))
+    }
+}
