@@ -71,6 +71,14 @@ struct {
 	__type(value, __u32);
 } depth SEC(".maps");
 
+/* Processes whose first socket already woke user space (see fill_owner). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} announced_tgids SEC(".maps");
+
 /* Make the record and the counter indices visible in the generated skeleton's `types`
  * module, so user space reads them from there instead of restating them. */
 struct dns_event _event = {};
@@ -85,7 +93,11 @@ static __always_inline void count(__u32 idx)
 }
 
 /* Who owns this socket: from storage, else (egress, where the kernel allows it) the
- * current task. Returns 1 the first time a known owner is reported for this socket. */
+ * current task. Returns 1 the first time a known owner is reported for this socket and
+ * that owner is a process not announced before: user space is then woken at once to
+ * read /proc/PID while a short-lived client still exists. Once per process, not per
+ * socket: a client that opens a socket per query (glibc, dig's worker) would otherwise
+ * pay a wakeup of dnsdoc in every lookup. */
 static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress)
 {
 	struct bpf_sock *sk = skb->sk;
@@ -117,7 +129,12 @@ static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *e
 	ev->cgroup_id = owner->cgroup_id;
 	__builtin_memcpy(ev->owner_comm, owner->comm, sizeof(ev->owner_comm));
 	if (owner->tgid && !owner->announced) {
+		__u8 one = 1;
+
 		owner->announced = 1;
+		if (bpf_map_lookup_elem(&announced_tgids, &owner->tgid))
+			return 0;
+		bpf_map_update_elem(&announced_tgids, &owner->tgid, &one, BPF_ANY);
 		return 1;
 	}
 	return 0;
