@@ -39,10 +39,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Overhead and accuracy benchmark, root, about 6 minutes: dnsperf against dnsmasq at fixed
+## Overhead and accuracy benchmark, root, about 10 minutes: dnsperf against dnsmasq at fixed
 ## rates with and without dnsdoc (overhead), then dnsmasq and unbound at saturation, rounds
-## of baseline / tcpdump / dnsdoc interleaved (saturation). Knobs: DNSDOC_BENCH_SECONDS,
-## DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS (see benches/*.rs).
+## of baseline / tcpdump / dnsdoc interleaved (saturation), then a one-query-at-a-time
+## client's latency with and without dnsdoc (latency). Knobs: DNSDOC_BENCH_SECONDS,
+## DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS, DNSDOC_BENCH_LOOKUPS.
 bench: deps
 	$(CARGO) bench --bench overhead
 	$(CARGO) bench --bench saturation
