@@ -20,11 +20,11 @@ fn main() {
         }
     };
     let result = match &cli.command {
-        Command::Watch(args) => dnsdoc::watch::run(args).map(|()| exit::OK),
-        Command::Doctor(args) => dnsdoc::doctor::run(args),
-        Command::Rules(args) => dnsdoc::doctor::run_rules(args),
-        Command::Chaos(args) => dnsdoc::chaos::run(args),
-        Command::Version(args) => dnsdoc::version::run(args).map(|()| exit::OK),
+        Command::Watch(args) => dnsdoc::watch::run(&args.options()).map(|()| exit::OK),
+        Command::Doctor(args) => dnsdoc::doctor::run(&args.options()),
+        Command::Rules(args) => dnsdoc::doctor::run_rules(&args.task()),
+        Command::Chaos(args) => dnsdoc::chaos::run(&args.options()),
+        Command::Version(args) => dnsdoc::version::run(args.format).map(|()| exit::OK),
     };
     match result {
         Ok(code) => std::process::exit(code),

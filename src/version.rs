@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::capture::{scope, KernelFeatures};
-use crate::cli::{Format, VersionArgs};
+use crate::render::Format;
 
 #[derive(Debug, Serialize)]
 struct VersionReport {
@@ -21,7 +21,7 @@ struct VersionReport {
 
 /// Runs `dnsdoc version`. Never fails for lack of privileges: it says what it could not
 /// probe instead.
-pub fn run(args: &VersionArgs) -> Result<()> {
+pub fn run(format: Format) -> Result<()> {
     let probed = scope::check_privileges().is_ok();
     let features = if probed {
         KernelFeatures::probe()
@@ -44,7 +44,7 @@ pub fn run(args: &VersionArgs) -> Result<()> {
         features,
     };
     let mut out = std::io::stdout().lock();
-    match args.format {
+    match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;

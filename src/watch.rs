@@ -2,20 +2,30 @@
 //! or saves its snapshot.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Format, WatchArgs};
-use crate::pipeline::observe;
-use crate::render;
+use crate::pipeline::{observe, ObserveOptions};
+use crate::render::{self, Format};
 use crate::snapshot::check_output_path;
 
+/// What `dnsdoc watch` was asked to do (parsed from the command line by `cli`).
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub observe: ObserveOptions,
+    /// Write the snapshot here, atomically.
+    pub output: Option<PathBuf>,
+    /// What to print on stdout.
+    pub format: Format,
+}
+
 /// Runs `dnsdoc watch`.
-pub fn run(args: &WatchArgs) -> Result<()> {
+pub fn run(args: &WatchOptions) -> Result<()> {
     if let Some(path) = &args.output {
         check_output_path(path)?;
     }
-    let snap = observe(&args.capture.observe_options())?;
+    let snap = observe(&args.observe)?;
     if let Some(path) = &args.output {
         snap.write_atomic(path)
             .with_context(|| format!("writing snapshot {}", path.display()))?;

@@ -1,186 +1,72 @@
 //! `dnsdoc doctor` and `dnsdoc rules`: judge a window against the health rules, and
-//! the tooling to check and test rule files.
+//! the tooling to check and test rule files. The report itself is `rules::report`.
 //!
 //! Rules are loaded (and validated) before any capture starts, so a typo in a rule
 //! file fails in a second, not after a one-minute window.
-
-pub mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::CaptureArgs;
 use crate::exit;
-use crate::render;
+use crate::pipeline::ObserveOptions;
+use crate::render::{self, ReportFormat};
 use crate::rules::{self, testing, Diag, RuleSet, Scope};
 use crate::snapshot::Snapshot;
 
-pub use report::{FailOn, Report, Status};
+pub use crate::rules::report::{FailOn, Report, Status};
 
-/// The long description of `doctor`, shown after the options by `--help`: the
-/// `Doctor` variant's doc comment in cli.rs sets the about text and would override a
-/// `long_about` given here. A macro so `concat!` can join it with the examples.
-macro_rules! doctor_about {
-    () => {
-        "\
-Evaluate dnsdoc's health rules and say what is wrong with DNS on this node, how sure
-it is, and what to do.
-
-Judges either a live window (the same capture as `watch`; needs root) or a saved
-snapshot (--snapshot FILE; needs no privileges). Built-in rules cover latency,
-failures, timeouts, NXDOMAIN, SERVFAIL, truncation, per-process and per-server
-outliers, local DNS servers, capture loss and silence. Add, override or disable rules
-with --rules and --disable (format: docs/RULES.md).
-
-Exit codes: 0 healthy, 1 WARNING findings with --fail-on warning, 2 CRITICAL findings,
-3 could not collect (no privileges, no BPF, no cgroup v2), 4 invalid rules or snapshot,
-5 other runtime error, 64 bad usage."
-    };
-}
-
-macro_rules! doctor_examples {
-    () => {
-        "\
-Examples:
-  sudo dnsdoc doctor --duration 30s
-  dnsdoc doctor --snapshot dns.json                      # no root needed
-  sudo dnsdoc doctor --fail-on warning --format json     # CI smoke check on a node
-  dnsdoc doctor --snapshot dns.json --format markdown    # paste into the incident
-  dnsdoc doctor --snapshot dns.json --rules /etc/dnsdoc/rules.d --disable dns_nxdomain_ratio
-  dnsdoc doctor --list-rules"
-    };
-}
-
-/// What `doctor` is for, in full: its `long_about` in cli.rs.
-pub const DOCTOR_ABOUT: &str = doctor_about!();
-
-/// Output format of `doctor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DoctorFormat {
-    /// Header, findings table, details (colour on a terminal).
-    Table,
-    /// The report as JSON (schema in docs/RULES.md).
-    Json,
-    /// Markdown, to paste into an incident ticket.
-    Markdown,
-}
-
-#[derive(Debug, Args)]
-#[command(after_help = doctor_examples!())]
-pub struct DoctorArgs {
-    #[command(flatten)]
-    pub capture: CaptureArgs,
-
-    /// Judge this snapshot (from `watch -o` or `doctor -o`) instead of observing.
-    /// Needs no privileges.
-    #[arg(long, value_name = "FILE", conflicts_with_all = [
-        "duration", "timeout", "ports", "cgroup", "pids", "ring_buffer_bytes",
-        "max_pending", "output",
-    ])]
+/// What `dnsdoc doctor` was asked to do (parsed from the command line by `cli`).
+#[derive(Debug, Clone)]
+pub struct DoctorOptions {
+    /// How to observe a live window (ignored with `snapshot`).
+    pub observe: ObserveOptions,
+    /// Judge this snapshot instead of observing.
     pub snapshot: Option<PathBuf>,
-
-    /// Also write the live window's snapshot to this file, atomically.
-    #[arg(short, long, value_name = "FILE")]
+    /// Also write the live window's snapshot here.
     pub output: Option<PathBuf>,
-
-    /// Rule file or directory (its *.toml) adding rules or overriding built-ins by id
-    /// (repeatable; applied in order).
-    #[arg(long = "rules", value_name = "PATH")]
+    /// Rule files or directories, applied in order on top of the built-ins.
     pub rules: Vec<PathBuf>,
-
-    /// Disable a rule by id (repeatable).
-    #[arg(long = "disable", value_name = "RULE_ID")]
+    /// Rule ids to disable.
     pub disable: Vec<String>,
-
-    /// What to print on stdout.
-    #[arg(long, value_enum, default_value_t = DoctorFormat::Table)]
-    pub format: DoctorFormat,
-
-    /// The lowest severity that makes the exit code non-zero.
-    #[arg(long, value_enum, default_value_t = FailOn::Critical)]
+    pub format: ReportFormat,
     pub fail_on: FailOn,
-
-    /// Print the rule catalog (after --rules and --disable) and exit; needs no root.
-    #[arg(long)]
+    /// Print the rule catalog and exit.
     pub list_rules: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct RulesArgs {
-    #[command(subcommand)]
-    pub command: RulesCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RulesCommand {
-    /// Validate rule files and rule test files; every problem with file:line:col.
-    #[command(after_help = "\
-Exit codes: 0 valid, 4 invalid.
-
-Examples:
-  dnsdoc rules check /etc/dnsdoc/rules.d
-  dnsdoc rules check my_rule.toml my_rule.test.toml")]
-    Check {
-        /// Rule files (*.toml), rule test files (*.test.toml) or directories of them.
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-    },
-    /// Run rule tests: snapshots and the findings they must produce.
-    #[command(after_help = "\
-Exit codes: 0 every case passed, 1 a case failed, 4 an invalid test, rule or snapshot file.
-
-Examples:
-  dnsdoc rules test tests/rules/            # every *.test.toml in the directory
-  dnsdoc rules test my_rule.test.toml")]
-    Test {
-        /// Rule test files (*.test.toml) or directories of them.
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-    },
-    /// List the metrics rules can read, per scope.
+/// What `dnsdoc rules` was asked to do.
+#[derive(Debug, Clone)]
+pub enum RulesTask {
+    /// Validate rule files and rule test files.
+    Check(Vec<PathBuf>),
+    /// Run rule test files.
+    Test(Vec<PathBuf>),
+    /// List the metrics rules can read, optionally of one scope.
     Metrics {
-        /// Only the metrics of this scope.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
-            ["node", "process", "server", "qtype", "name", "listener"]))]
         scope: Option<String>,
-        /// Table, JSON, or markdown (the reference table of docs/RULES.md).
-        #[arg(long, value_enum, default_value_t = DoctorFormat::Table)]
-        format: DoctorFormat,
+        format: ReportFormat,
     },
-}
-
-/// Built-ins, then each `--rules` path in order, then `--disable`.
-pub(crate) fn build_rules(paths: &[PathBuf], disable: &[String]) -> Result<RuleSet> {
-    let mut set = RuleSet::builtin()?;
-    for p in paths {
-        set.load_path(p)?;
-    }
-    for id in disable {
-        set.disable(id)?;
-    }
-    Ok(set)
 }
 
 /// Runs `dnsdoc doctor`; returns the exit code.
-pub fn run(args: &DoctorArgs) -> Result<i32> {
+pub fn run(args: &DoctorOptions) -> Result<i32> {
     if let Some(path) = &args.output {
         crate::snapshot::check_output_path(path)?;
     }
-    let rules = build_rules(&args.rules, &args.disable)?;
+    let rules = rules::build(&args.rules, &args.disable)?;
     let mut out = std::io::stdout().lock();
     if args.list_rules {
         match args.format {
-            DoctorFormat::Json => {
+            ReportFormat::Json => {
                 serde_json::to_writer_pretty(&mut out, rules.rules())?;
                 writeln!(out)?;
             }
-            DoctorFormat::Table => {
+            ReportFormat::Table => {
                 write!(out, "{}", render::findings::catalog_table(rules.rules()))?
             }
-            DoctorFormat::Markdown => {
+            ReportFormat::Markdown => {
                 write!(out, "{}", render::findings::catalog_markdown(rules.rules()))?
             }
         }
@@ -189,7 +75,7 @@ pub fn run(args: &DoctorArgs) -> Result<i32> {
     let (snap, source) = match &args.snapshot {
         Some(path) => (Snapshot::read(path)?, path.display().to_string()),
         None => {
-            let snap = crate::pipeline::observe(&args.capture.observe_options())?;
+            let snap = crate::pipeline::observe(&args.observe)?;
             if let Some(path) = &args.output {
                 snap.write_atomic(path)
                     .with_context(|| format!("writing snapshot {}", path.display()))?;
@@ -204,16 +90,16 @@ pub fn run(args: &DoctorArgs) -> Result<i32> {
         args.fail_on,
     );
     match args.format {
-        DoctorFormat::Json => {
+        ReportFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        DoctorFormat::Table => write!(
+        ReportFormat::Table => write!(
             out,
             "{}",
             render::findings::table(&report, render::style::color_stdout())
         )?,
-        DoctorFormat::Markdown => write!(out, "{}", render::findings::markdown(&report))?,
+        ReportFormat::Markdown => write!(out, "{}", render::findings::markdown(&report))?,
     }
     out.flush()?;
     if let Some(path) = &args.output {
@@ -223,16 +109,16 @@ pub fn run(args: &DoctorArgs) -> Result<i32> {
 }
 
 /// Runs `dnsdoc rules ...`; returns the exit code.
-pub fn run_rules(args: &RulesArgs) -> Result<i32> {
-    match &args.command {
-        RulesCommand::Check { paths } => check(paths),
-        RulesCommand::Test { paths } => test(paths),
-        RulesCommand::Metrics { scope, format } => {
+pub fn run_rules(task: &RulesTask) -> Result<i32> {
+    match task {
+        RulesTask::Check(paths) => check(paths),
+        RulesTask::Test(paths) => test(paths),
+        RulesTask::Metrics { scope, format } => {
             let scope = scope.as_deref().and_then(Scope::parse);
             let text = match format {
-                DoctorFormat::Markdown => render::findings::metrics_markdown(scope),
-                DoctorFormat::Json => format!("{:#}\n", render::findings::metrics_json(scope)),
-                DoctorFormat::Table => render::findings::metrics_table(scope),
+                ReportFormat::Markdown => render::findings::metrics_markdown(scope),
+                ReportFormat::Json => format!("{:#}\n", render::findings::metrics_json(scope)),
+                ReportFormat::Table => render::findings::metrics_table(scope),
             };
             print!("{text}");
             Ok(exit::OK)
@@ -360,68 +246,4 @@ fn test(paths: &[PathBuf]) -> Result<i32> {
         if loaded.len() == 1 { "" } else { "s" }
     )?;
     Ok(if failed > 0 { exit::WARNING } else { exit::OK })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
-
-    fn doctor(args: &[&str]) -> Result<DoctorArgs, clap::Error> {
-        let mut v = vec!["dnsdoc", "doctor"];
-        v.extend_from_slice(args);
-        Cli::try_parse_from(v).map(|c| match c.command {
-            Command::Doctor(d) => d,
-            _ => panic!("parsed as doctor"),
-        })
-    }
-
-    #[test]
-    fn doctor_defaults_and_conflicts() {
-        let d = doctor(&[]).unwrap();
-        assert_eq!(d.fail_on, FailOn::Critical);
-        assert_eq!(d.format, DoctorFormat::Table);
-        assert_eq!(d.capture.ports, vec![53]);
-        let d = doctor(&[
-            "--snapshot",
-            "x.json",
-            "--rules",
-            "a",
-            "--rules",
-            "b",
-            "--disable",
-            "dns_servfail",
-        ])
-        .unwrap();
-        assert_eq!(d.rules.len(), 2);
-        assert_eq!(d.disable, ["dns_servfail"]);
-        // A saved snapshot has no capture to configure.
-        for bad in [
-            ["--snapshot", "x", "--duration", "5s"],
-            ["--snapshot", "x", "-o", "y.json"],
-        ] {
-            let e = doctor(&bad).unwrap_err();
-            assert_eq!(
-                e.kind(),
-                clap::error::ErrorKind::ArgumentConflict,
-                "{bad:?}"
-            );
-        }
-        assert!(doctor(&["--fail-on", "info"]).is_err());
-    }
-
-    #[test]
-    fn rules_subcommands_parse() {
-        let c = Cli::try_parse_from(["dnsdoc", "rules", "check", "a.toml", "b"]).unwrap();
-        let Command::Rules(RulesArgs {
-            command: RulesCommand::Check { paths },
-        }) = c.command
-        else {
-            panic!("rules check")
-        };
-        assert_eq!(paths.len(), 2);
-        assert!(Cli::try_parse_from(["dnsdoc", "rules", "check"]).is_err());
-        assert!(Cli::try_parse_from(["dnsdoc", "rules", "metrics", "--scope", "pod"]).is_err());
-    }
 }

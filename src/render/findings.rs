@@ -12,8 +12,8 @@ use comfy_table::{Attribute, Cell, CellAlignment, Color};
 use owo_colors::OwoColorize;
 
 use super::style;
-use crate::doctor::report::{Report, Status};
 use crate::rules::metrics::{registry, Scope};
+use crate::rules::report::{Report, Status};
 use crate::rules::{CheckStatus, Direction, Finding, Rule, Severity, Unit};
 
 /// Findings of one rule shown in the table and markdown; JSON always has them all.

@@ -17,6 +17,7 @@ pub mod builtin;
 pub mod eval;
 pub mod load;
 pub mod metrics;
+pub mod report;
 pub mod template;
 pub mod testing;
 
@@ -26,6 +27,21 @@ pub use eval::{evaluate, evaluate_all, Check, CheckStatus, Evaluation, Evidence,
 pub use load::{Diag, LayerStats, RuleSet};
 pub use metrics::{Scope, Unit};
 pub use template::Template;
+
+use std::path::PathBuf;
+
+/// The rule set a run judges with: built-ins, then each `--rules` path in order, then
+/// `--disable`. `doctor` and `chaos --verify` both build theirs here.
+pub fn build(paths: &[PathBuf], disable: &[String]) -> anyhow::Result<RuleSet> {
+    let mut set = RuleSet::builtin()?;
+    for p in paths {
+        set.load_path(p)?;
+    }
+    for id in disable {
+        set.disable(id)?;
+    }
+    Ok(set)
+}
 
 /// How bad a finding is. Ordered: `Info < Warning < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

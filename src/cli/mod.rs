@@ -1,11 +1,21 @@
-//! Command-line interface definitions (clap). Parsing only; commands live elsewhere.
+//! The command line (clap), in one place: every flag, its help and examples, and the
+//! conversion of parsed arguments into the plain option structs the commands take.
+//! Commands never import this module; `main.rs` parses here and calls them.
+
+mod chaos;
+mod doctor;
+
+pub use chaos::ChaosArgs;
+pub use doctor::{DoctorArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::pipeline::ObserveOptions;
+use crate::render::Format;
+use crate::watch::WatchOptions;
 
 /// dnsdoc: a DNS doctor for Linux nodes.
 ///
@@ -25,12 +35,12 @@ pub enum Command {
     #[command(long_about = WATCH_ABOUT, after_help = WATCH_EXAMPLES)]
     Watch(WatchArgs),
     /// Evaluate the DNS health rules on a live window or a saved snapshot.
-    #[command(long_about = crate::doctor::DOCTOR_ABOUT)]
-    Doctor(crate::doctor::DoctorArgs),
+    #[command(long_about = DOCTOR_ABOUT)]
+    Doctor(DoctorArgs),
     /// Validate and test rule files.
-    Rules(crate::doctor::RulesArgs),
+    Rules(RulesArgs),
     /// Induce a DNS fault on purpose (game day) and check that the rules fire.
-    Chaos(crate::chaos::ChaosArgs),
+    Chaos(ChaosArgs),
     /// Print dnsdoc's version and what this kernel lets its probes do.
     #[command(long_about = VERSION_ABOUT)]
     Version(VersionArgs),
@@ -67,14 +77,6 @@ Examples:
   sudo dnsdoc watch --duration 1m -o dns.json             # save a snapshot for `doctor`
   sudo dnsdoc watch --cgroup system.slice/nginx.service   # one service only
   sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Human-readable tables.
-    Table,
-    /// The snapshot as JSON (schema in docs/SNAPSHOT.md).
-    Json,
-}
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -133,6 +135,17 @@ pub struct CaptureArgs {
     /// No live progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl WatchArgs {
+    /// The plain options `watch::run` takes.
+    pub fn options(&self) -> WatchOptions {
+        WatchOptions {
+            observe: self.capture.observe_options(),
+            output: self.output.clone(),
+            format: self.format,
+        }
+    }
 }
 
 impl CaptureArgs {
