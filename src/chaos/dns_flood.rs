@@ -1,7 +1,7 @@
 //! dns-flood: many concurrent clients flood the target with a realistic mix of names.
 
 use super::names::NameMix;
-use super::scenario::{Intensity, LoadShape, Params, Plan, Scenario};
+use super::scenario::{preset, presets_text, Intensity, LoadShape, Params, Plan, Scenario};
 
 pub struct DnsFlood;
 
@@ -59,22 +59,4 @@ impl Scenario for DnsFlood {
             fault: None,
         }
     }
-}
-
-/// The (qps, concurrency) of an intensity.
-pub(super) fn preset(presets: &[(Intensity, u32, u32)], i: Intensity) -> (u32, u32) {
-    presets
-        .iter()
-        .find(|(p, _, _)| *p == i)
-        .map(|(_, q, c)| (*q, *c))
-        .expect("every intensity has a preset")
-}
-
-/// "low: 5000 qps, 64 workers; medium: ...".
-pub(super) fn presets_text(presets: &[(Intensity, u32, u32)], unit: &str) -> String {
-    presets
-        .iter()
-        .map(|(i, q, c)| format!("{}: {q} qps, {c} {unit}", i.as_str()))
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -17,6 +17,7 @@ pub mod load;
 pub mod loss;
 pub mod names;
 mod nxdomain_storm;
+pub mod registry;
 pub mod report;
 pub mod safety;
 pub mod scenario;
@@ -95,9 +96,9 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
     if args.list {
         let mut out = std::io::stdout().lock();
         match args.format {
-            Format::Table => write!(out, "{}", report::render_list(scenario::registry()))?,
+            Format::Table => write!(out, "{}", report::render_list(registry::registry()))?,
             Format::Json => {
-                serde_json::to_writer_pretty(&mut out, &report::list_json(scenario::registry()))?;
+                serde_json::to_writer_pretty(&mut out, &report::list_json(registry::registry()))?;
                 writeln!(out)?;
             }
         }
@@ -106,14 +107,14 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
     let Some(name) = args.induce.as_deref() else {
         return Err(UsageError(format!(
             "nothing to do: pass --list, or --induce NAME with one of {}",
-            scenario::names().join(", ")
+            registry::names().join(", ")
         ))
         .into());
     };
-    let scenario = scenario::find(name).ok_or_else(|| {
+    let scenario = registry::find(name).ok_or_else(|| {
         UsageError(format!(
             "unknown scenario '{name}' (valid: {}; see `dnsdoc chaos --list`)",
-            scenario::names().join(", ")
+            registry::names().join(", ")
         ))
     })?;
     let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -1,8 +1,7 @@
 //! nxdomain-storm: clients ask for random names that do not exist.
 
-use super::dns_flood::{preset, presets_text};
 use super::names::NameMix;
-use super::scenario::{Intensity, LoadShape, Params, Plan, Scenario};
+use super::scenario::{preset, presets_text, Intensity, LoadShape, Params, Plan, Scenario};
 
 pub struct NxdomainStorm;
 

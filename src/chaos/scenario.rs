@@ -83,90 +83,25 @@ pub trait Scenario: Sync {
     fn plan(&self, params: &Params) -> Plan;
 }
 
-/// Every scenario, in --list order.
-pub fn registry() -> &'static [&'static dyn Scenario] {
-    &[
-        &super::dns_flood::DnsFlood,
-        &super::nxdomain_storm::NxdomainStorm,
-        &super::dns_loss::DnsLoss,
-    ]
-}
-
-/// Looks a scenario up by name.
-pub fn find(name: &str) -> Option<&'static dyn Scenario> {
-    registry().iter().copied().find(|s| s.name() == name)
-}
-
-/// The valid names, for error messages.
-pub fn names() -> Vec<&'static str> {
-    registry().iter().map(|s| s.name()).collect()
-}
-
 /// The query timeout of the load's resolvers (per attempt). Short enough that a run's
 /// lookups all end soon after its duration, long enough that a loaded loopback server
 /// still answers in time.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The (qps, concurrency) of an intensity.
+pub fn preset(presets: &[(Intensity, u32, u32)], i: Intensity) -> (u32, u32) {
+    presets
+        .iter()
+        .find(|(p, _, _)| *p == i)
+        .map(|(_, q, c)| (*q, *c))
+        .expect("every intensity has a preset")
+}
 
-    fn params(intensity: Intensity, baseline: bool) -> Params {
-        Params {
-            intensity,
-            qps: None,
-            concurrency: None,
-            loss: None,
-            domain: "cluster.local".into(),
-            baseline,
-        }
-    }
-
-    #[test]
-    fn registry_names_are_unique_and_findable() {
-        let names = names();
-        assert_eq!(names, ["dns-flood", "nxdomain-storm", "dns-loss"]);
-        for n in &names {
-            assert_eq!(find(n).unwrap().name(), *n);
-        }
-        assert!(find("dns-floods").is_none());
-    }
-
-    #[test]
-    fn every_scenario_pairs_rules_and_explains_why() {
-        for s in registry() {
-            assert!(!s.paired_rules().is_empty(), "{}", s.name());
-            assert!(s.rationale().len() > 40, "{}", s.name());
-            assert!(s.intensities().contains("high"), "{}", s.name());
-            for r in s.paired_rules() {
-                assert!(r.starts_with("dns_"), "{r}");
-            }
-        }
-    }
-
-    #[test]
-    fn intensities_grow_and_overrides_win() {
-        for s in registry() {
-            let lo = s.plan(&params(Intensity::Low, false));
-            let hi = s.plan(&params(Intensity::High, false));
-            let severity = |p: &Plan| match p.fault {
-                Some(Fault::PacketLoss { fraction }) => (fraction * 1e6) as u64,
-                None => u64::from(p.load.qps) * u64::from(p.load.concurrency),
-            };
-            assert!(severity(&lo) < severity(&hi), "{}", s.name());
-            let mut p = params(Intensity::Medium, false);
-            p.qps = Some(123);
-            p.concurrency = Some(7);
-            let plan = s.plan(&p);
-            assert_eq!((plan.load.qps, plan.load.concurrency), (123, 7));
-        }
-    }
-
-    #[test]
-    fn baselines_have_no_fault() {
-        for s in registry() {
-            let plan = s.plan(&params(Intensity::High, true));
-            assert_eq!(plan.fault, None, "{}", s.name());
-        }
-    }
+/// "low: 5000 qps, 64 workers; medium: ...".
+pub fn presets_text(presets: &[(Intensity, u32, u32)], unit: &str) -> String {
+    presets
+        .iter()
+        .map(|(i, q, c)| format!("{}: {q} qps, {c} {unit}", i.as_str()))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
