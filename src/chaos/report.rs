@@ -11,6 +11,7 @@ use super::load::LoadStats;
 use super::loss::LossCounters;
 use super::scenario::{Fault, LoadShape, Scenario};
 use crate::render::style::{ms, pct};
+use crate::rules::{self, CheckStatus, Severity};
 use crate::snapshot::{Latency, Rcodes, Snapshot};
 
 /// Everything a run produced. The JSON form is documented in docs/CHAOS.md.
@@ -98,8 +99,7 @@ pub struct FaultReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct FindingView {
     pub rule: String,
-    /// "INFO", "WARNING" or "CRITICAL".
-    pub severity: String,
+    pub severity: Severity,
     /// Who: "node", "process dnsdoc (pid 42)", "server 127.0.0.1:53/udp".
     pub subject: String,
     pub title: String,
@@ -115,10 +115,11 @@ pub struct Check {
     /// A finding of this rule at WARNING or above exists.
     pub fired: bool,
     /// The highest severity it fired with.
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     /// The rules engine's verdict: fired, pass, insufficient_data (too few samples),
-    /// no_data, disabled; "unknown" when no rule has this id.
-    pub status: String,
+    /// no_data, disabled; `None`, printed "unknown", when no rule has this id.
+    #[serde(serialize_with = "status_or_unknown")]
+    pub status: Option<CheckStatus>,
     pub pass: bool,
 }
 
@@ -136,45 +137,42 @@ pub struct VerifyReport {
 
 /// Checks each paired rule against the findings. A rule fired when a finding with its
 /// id at WARNING or above exists; a scenario expects it to fire, a baseline not to.
-/// `statuses` is the engine's verdict per rule id, to explain a rule that did not fire.
+/// `verdicts` is the engine's check per rule id, to explain a rule that did not fire.
 pub fn checks(
     paired: &[&str],
     findings: &[FindingView],
-    statuses: &[(String, String)],
+    verdicts: &[rules::Check],
     baseline: bool,
 ) -> Vec<Check> {
     paired
         .iter()
         .map(|rule| {
-            let status = statuses
+            let status = verdicts.iter().find(|c| c.rule == *rule).map(|c| c.status);
+            let severity = findings
                 .iter()
-                .find(|(r, _)| r == rule)
-                .map(|(_, s)| s.clone())
-                .unwrap_or_else(|| "unknown".into());
-            let worst = findings
-                .iter()
-                .filter(|f| f.rule == *rule && severity_rank(&f.severity) >= 1)
-                .max_by_key(|f| severity_rank(&f.severity));
-            let fired = worst.is_some();
+                .filter(|f| f.rule == *rule && f.severity >= Severity::Warning)
+                .map(|f| f.severity)
+                .max();
+            let fired = severity.is_some();
             Check {
                 rule: rule.to_string(),
                 expect: if baseline { "quiet" } else { "fire" },
                 fired,
-                severity: worst.map(|f| f.severity.clone()),
+                severity,
                 // A paired rule that does not exist can never pass, baseline or not.
-                pass: status != "unknown" && fired != baseline,
+                pass: status.is_some() && fired != baseline,
                 status,
             }
         })
         .collect()
 }
 
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "CRITICAL" => 2,
-        "WARNING" => 1,
-        _ => 0,
-    }
+/// A check's status as JSON spells it, "unknown" for a rule id with no rule.
+fn status_or_unknown<S: serde::Serializer>(
+    status: &Option<CheckStatus>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.map_or("unknown", CheckStatus::as_str))
 }
 
 /// The `--list` text.
@@ -302,7 +300,10 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
             let _ = writeln!(
                 o,
                 "  {:<9} {:<28} {}: {}",
-                f.severity, f.rule, f.subject, f.summary
+                f.severity.as_str(),
+                f.rule,
+                f.subject,
+                f.summary
             );
         }
         let _ = writeln!(
@@ -321,12 +322,14 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
                 (true, true) => verdict.green().bold().to_string(),
                 (true, false) => verdict.red().bold().to_string(),
             };
-            let what = match (&c.severity, c.fired, c.status.as_str()) {
-                (Some(s), true, _) => format!("fired ({s})"),
-                (_, _, "insufficient_data") => "did not fire: too few samples to judge".into(),
-                (_, _, "no_data") => "did not fire: no data to judge".into(),
-                (_, _, "disabled") => "did not fire: disabled by a rule file".into(),
-                (_, _, "unknown") => "did not fire: no rule has this id".into(),
+            let what = match (c.severity, c.status) {
+                (Some(s), _) => format!("fired ({s})"),
+                (_, Some(CheckStatus::InsufficientData)) => {
+                    "did not fire: too few samples to judge".into()
+                }
+                (_, Some(CheckStatus::NoData)) => "did not fire: no data to judge".into(),
+                (_, Some(CheckStatus::Disabled)) => "did not fire: disabled by a rule file".into(),
+                (_, None) => "did not fire: no rule has this id".into(),
                 _ => "did not fire".to_string(),
             };
             let _ = writeln!(o, "  {verdict}  {:<28} {what}", c.rule);
@@ -346,10 +349,10 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
 mod tests {
     use super::*;
 
-    fn finding(rule: &str, sev: &str) -> FindingView {
+    fn finding(rule: &str, severity: Severity) -> FindingView {
         FindingView {
             rule: rule.into(),
-            severity: sev.into(),
+            severity,
             subject: "node".into(),
             title: "t".into(),
             summary: "s".into(),
@@ -359,17 +362,22 @@ mod tests {
     #[test]
     fn a_paired_rule_passes_when_it_fires_at_warning_or_above() {
         let findings = vec![
-            finding("dns_high_latency", "WARNING"),
-            finding("dns_high_latency", "CRITICAL"),
-            finding("dns_timeouts", "INFO"),
+            finding("dns_high_latency", Severity::Warning),
+            finding("dns_high_latency", Severity::Critical),
+            finding("dns_timeouts", Severity::Info),
         ];
+        let verdict = |rule: &str, status| rules::Check {
+            rule: rule.into(),
+            status,
+            severity: None,
+            judged: 1,
+            below_min_samples: 0,
+            findings: 0,
+        };
         let statuses = vec![
-            ("dns_high_latency".to_string(), "fired".to_string()),
-            ("dns_timeouts".to_string(), "fired".to_string()),
-            (
-                "dns_failure_rate".to_string(),
-                "insufficient_data".to_string(),
-            ),
+            verdict("dns_high_latency", CheckStatus::Fired),
+            verdict("dns_timeouts", CheckStatus::Fired),
+            verdict("dns_failure_rate", CheckStatus::InsufficientData),
         ];
         let c = checks(
             &["dns_high_latency", "dns_timeouts", "dns_failure_rate"],
@@ -378,10 +386,10 @@ mod tests {
             false,
         );
         assert!(c[0].pass && c[0].fired);
-        assert_eq!(c[0].severity.as_deref(), Some("CRITICAL"));
+        assert_eq!(c[0].severity, Some(Severity::Critical));
         assert!(!c[1].pass && !c[1].fired, "INFO does not count");
         assert!(!c[2].pass);
-        assert_eq!(c[2].status, "insufficient_data");
+        assert_eq!(c[2].status, Some(CheckStatus::InsufficientData));
         // The baseline inverts the expectation.
         let b = checks(
             &["dns_high_latency", "dns_failure_rate", "dns_nope"],
@@ -389,7 +397,8 @@ mod tests {
             &statuses,
             true,
         );
-        assert_eq!(b[2].status, "unknown");
+        assert_eq!(b[2].status, None);
+        assert_eq!(serde_json::to_value(&b[2]).unwrap()["status"], "unknown");
         assert!(!b[2].pass, "a missing rule fails even a baseline");
         assert!(!b[0].pass);
         assert!(b[1].pass);

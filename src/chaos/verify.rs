@@ -20,7 +20,7 @@ use super::report::{checks, FindingView, VerifyReport};
 use super::scenario::{Scenario, QUERY_TIMEOUT};
 use crate::capture::scope;
 use crate::pipeline::{observe, ObserveOptions};
-use crate::rules::{evaluate_all, CheckStatus, RuleSet};
+use crate::rules::{evaluate_all, RuleSet};
 use crate::snapshot::Snapshot;
 
 /// Name of the capture's ingress program: attached last, so its arrival means ready.
@@ -129,33 +129,17 @@ pub fn verify(
         .iter()
         .map(|f| FindingView {
             rule: f.rule.clone(),
-            severity: f.severity.as_str().to_string(),
+            severity: f.severity,
             subject: f.subject.clone(),
             title: f.title.clone(),
             summary: f.summary.clone(),
         })
         .collect();
-    let statuses: Vec<(String, String)> = eval
-        .checks
-        .iter()
-        .map(|c| (c.rule.clone(), status_name(c.status).to_string()))
-        .collect();
-    let checks = checks(scenario.paired_rules(), &findings, &statuses, baseline);
+    let checks = checks(scenario.paired_rules(), &findings, &eval.checks, baseline);
     VerifyReport {
         passed: checks.iter().all(|c| c.pass),
         checks,
         findings,
         snapshot,
-    }
-}
-
-/// The rules engine's verdict on one rule, as its JSON spells it.
-fn status_name(s: CheckStatus) -> &'static str {
-    match s {
-        CheckStatus::Pass => "pass",
-        CheckStatus::Fired => "fired",
-        CheckStatus::InsufficientData => "insufficient_data",
-        CheckStatus::NoData => "no_data",
-        CheckStatus::Disabled => "disabled",
     }
 }

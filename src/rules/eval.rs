@@ -69,6 +69,19 @@ pub enum CheckStatus {
     Disabled,
 }
 
+impl CheckStatus {
+    /// The name JSON uses (snake_case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "pass",
+            CheckStatus::Fired => "fired",
+            CheckStatus::InsufficientData => "insufficient_data",
+            CheckStatus::NoData => "no_data",
+            CheckStatus::Disabled => "disabled",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     pub rule: String,
