@@ -213,8 +213,7 @@ impl<'obj> Capture<'obj> {
             .load()
             .map_err(|e| unsupported("loading the capture probes", e))?;
 
-        // Every loaded program, on the hook its section names (owner's, then capture's:
-        // dns_ingress is attached last, which chaos::verify waits for).
+        // Every loaded program, on the hook its section names.
         let loaded: Vec<ProgramMut> = owner
             .object()
             .progs_mut()

@@ -7,15 +7,14 @@
 //! so the first query is observed; the window runs on past the end of the load by the
 //! query timeout so that every unanswered query has matured into a timeout.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::attached::cgroup_skb_programs;
 use super::report::{checks, FindingView, VerifyReport};
 use super::scenario::{Scenario, QUERY_TIMEOUT};
 use crate::capture::scope;
@@ -23,8 +22,6 @@ use crate::pipeline::{observe, ObserveOptions};
 use crate::rules::{evaluate_all, RuleSet};
 use crate::snapshot::Snapshot;
 
-/// Name of the capture's ingress program: attached last, so its arrival means ready.
-const CAPTURE_READY_PROGRAM: &str = "dns_ingress";
 /// Room before the load starts (setting up the workers) and after it ends (lookups in
 /// flight finish or time out, then the matcher declares the timeouts).
 const HEAD: Duration = Duration::from_millis(500);
@@ -51,37 +48,28 @@ impl Observer {
             ring_buffer_bytes: 64 << 20,
             max_pending: 200_000,
             progress: false,
+            attached: None,
         }
     }
 
     /// Starts the capture and returns once its programs are attached.
     pub fn start(cgroup: &Path, target: SocketAddr, duration: Duration) -> Result<Observer> {
-        let before: HashSet<u32> = cgroup_skb_programs(cgroup)?
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
-        let opts = Self::options(cgroup, target, duration);
+        let (tx, attached) = std::sync::mpsc::channel();
+        let opts = ObserveOptions {
+            attached: Some(tx),
+            ..Self::options(cgroup, target, duration)
+        };
         let handle = std::thread::Builder::new()
             .name("dnsdoc-observe".into())
             .spawn(move || observe(&opts))
             .context("starting the capture thread")?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if handle.is_finished() {
-                return Err(join(handle)
-                    .err()
-                    .unwrap_or_else(|| anyhow!("the capture ended before the scenario began")));
-            }
-            let ready = cgroup_skb_programs(cgroup)?
-                .iter()
-                .any(|p| !before.contains(&p.id) && p.name == CAPTURE_READY_PROGRAM);
-            if ready {
-                return Ok(Observer { handle });
-            }
-            if Instant::now() > deadline {
-                bail!("the capture did not attach within 30s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match attached.recv_timeout(Duration::from_secs(30)) {
+            Ok(()) => Ok(Observer { handle }),
+            // The sender is gone: the capture failed before attaching; say why.
+            Err(RecvTimeoutError::Disconnected) => Err(join(handle)
+                .err()
+                .unwrap_or_else(|| anyhow!("the capture ended before the scenario began"))),
+            Err(RecvTimeoutError::Timeout) => bail!("the capture did not attach within 30s"),
         }
     }
 

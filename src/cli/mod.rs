@@ -161,6 +161,7 @@ impl CaptureArgs {
             ring_buffer_bytes: a.ring_buffer_bytes,
             max_pending: a.max_pending,
             progress: !a.no_progress,
+            attached: None,
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct ObserveOptions {
     pub max_pending: usize,
     /// Show a live progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// Told once every probe is attached (for a caller that observes on another thread
+    /// and must not start its load before the capture sees it).
+    pub attached: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// Attaches the probes, observes for the window (or until Ctrl-C/SIGTERM), detaches and
@@ -62,6 +65,10 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         cgroup.display(),
         humantime::format_duration(opts.duration)
     );
+    if let Some(tx) = &opts.attached {
+        // The receiver may have given up waiting; the window runs anyway.
+        let _ = tx.send(());
+    }
     let mut source = LiveSource::new(capture);
     let snapshot = run(&mut source, opts, &cgroup.display().to_string());
     // Free the probes whatever happened (the snapshot is already built).
