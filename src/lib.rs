@@ -26,5 +26,6 @@ pub mod rules;
 pub mod signals;
 pub mod snapshot;
 pub mod sockets;
+pub mod units;
 pub mod version;
 pub mod watch;

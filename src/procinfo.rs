@@ -2,7 +2,12 @@
 
 use std::fs;
 
-use crate::analysis::aggregate::ProcessInfo;
+/// Process facts looked up in /proc while the process was alive.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessInfo {
+    pub comm: String,
+    pub cgroup: Option<String>,
+}
 
 /// Reads the process name (/proc/PID/comm: the main thread's name, `dig` rather than
 /// its `isc-net-0000` worker) and its cgroup v2 path. None when the process is gone.

@@ -11,6 +11,7 @@ use crate::analysis::histogram::Histogram;
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::Attributed;
 use crate::capture::Protocol;
+use crate::procinfo::ProcessInfo;
 use crate::snapshot::{
     Counts, Latency, ListenerStats, NameStats, Names, ProcessStats, QtypeStats, Rcodes, ServerSide,
     ServerStats, Totals,
@@ -88,13 +89,6 @@ impl Group {
     fn latency(&self) -> Latency {
         latency_summary(&self.latency)
     }
-}
-
-/// Process facts looked up in /proc while the process was alive.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ProcessInfo {
-    pub comm: String,
-    pub cgroup: Option<String>,
 }
 
 /// Accumulates transactions of one window.

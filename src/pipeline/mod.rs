@@ -15,13 +15,14 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use foldhash::{HashMap, HashMapExt};
 
-use crate::analysis::aggregate::{Aggregator, ProcessInfo};
+use crate::analysis::aggregate::Aggregator;
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
 use crate::capture::{scope, Capture, CaptureConfig, EventBatch, ObjectStorage};
+use crate::procinfo::{self, ProcessInfo};
+use crate::signals;
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
 use crate::sockets::Unowned;
-use crate::{procinfo, signals};
 use live::LiveSource;
 pub use source::{EventSource, SourceHealth};
 

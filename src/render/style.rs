@@ -5,6 +5,10 @@ use std::io::IsTerminal;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
 
+// Number formatting lives in the leaf module crate::units (the rule engine uses it
+// too); re-exported so tables keep formatting through `style`.
+pub use crate::units::{ms, pct};
+
 /// Whether stdout output may carry ANSI colours.
 pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
@@ -17,41 +21,4 @@ pub fn table(headers: &[&str]) -> Table {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(headers.iter().map(Cell::new));
     t
-}
-
-/// Formats a value in milliseconds for tables: "-" when absent, µs precision below 1 ms.
-pub fn ms(v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
-        Some(v) if v < 1.0 => format!("{v:.3}"),
-        Some(v) if v < 100.0 => format!("{v:.2}"),
-        Some(v) => format!("{v:.0}"),
-    }
-}
-
-/// Formats a ratio as a percentage.
-pub fn pct(r: f64) -> String {
-    if r == 0.0 {
-        "0%".into()
-    } else if r < 0.001 {
-        format!("{:.3}%", r * 100.0)
-    } else {
-        format!("{:.1}%", r * 100.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_numbers_for_people() {
-        assert_eq!(ms(None), "-");
-        assert_eq!(ms(Some(0.0523)), "0.052");
-        assert_eq!(ms(Some(12.345)), "12.35");
-        assert_eq!(ms(Some(1234.5)), "1234");
-        assert_eq!(pct(0.0), "0%");
-        assert_eq!(pct(0.0523), "5.2%");
-        assert_eq!(pct(0.00001), "0.001%");
-    }
 }
