@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::capture::{scope, KernelFeatures};
+use crate::capture::KernelFeatures;
+use crate::host;
 use crate::render::Format;
 
 #[derive(Debug, Serialize)]
@@ -22,19 +23,19 @@ struct VersionReport {
 /// Runs `dnsdoc version`. Never fails for lack of privileges: it says what it could not
 /// probe instead.
 pub fn run(format: Format) -> Result<()> {
-    let probed = scope::check_privileges().is_ok();
+    let probed = host::check_privileges().is_ok();
     let features = if probed {
         KernelFeatures::probe()
     } else {
         KernelFeatures {
-            release: scope::kernel_release(),
+            release: host::kernel_release(),
             ..KernelFeatures::default()
         }
     };
     let report = VersionReport {
         dnsdoc_version: env!("CARGO_PKG_VERSION"),
         kernel: features.release.clone(),
-        cgroup2_mount: scope::cgroup2_mount().ok().map(|p| p.display().to_string()),
+        cgroup2_mount: host::cgroup2_mount().ok().map(|p| p.display().to_string()),
         probed,
         degraded: if probed {
             features.degraded()

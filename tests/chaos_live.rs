@@ -150,7 +150,7 @@ enum CpuBudget {
 impl CpuBudget {
     /// Puts `pid` (already in `leaf`) under a budget of `quota_us` per 100 ms.
     fn apply(leaf: &Leaf, parent: &TestCgroup, pid: u32, quota_us: u32) -> CpuBudget {
-        let v2_root = dnsdoc::capture::scope::cgroup2_mount().unwrap();
+        let v2_root = dnsdoc::host::cgroup2_mount().unwrap();
         let v2_has_cpu = std::fs::read_to_string(v2_root.join("cgroup.controllers"))
             .unwrap_or_default()
             .split_whitespace()

@@ -81,7 +81,7 @@ fn missing_output_directory_is_refused_before_capturing() {
 
 #[test]
 fn unknown_cgroup_is_a_usage_error() {
-    if dnsdoc::capture::scope::cgroup2_mount().is_err() {
+    if dnsdoc::host::cgroup2_mount().is_err() {
         eprintln!("SKIPPED unknown_cgroup_is_a_usage_error: no cgroup v2 mount here");
         return;
     }

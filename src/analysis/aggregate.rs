@@ -11,7 +11,7 @@ use crate::analysis::histogram::Histogram;
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::Attributed;
 use crate::capture::Protocol;
-use crate::procinfo::ProcessInfo;
+use crate::host::ProcessInfo;
 use crate::snapshot::{
     Counts, Latency, ListenerStats, NameStats, Names, ProcessStats, QtypeStats, Rcodes, ServerSide,
     ServerStats, Totals,

@@ -8,7 +8,6 @@
 
 pub mod event;
 pub mod probe;
-pub mod scope;
 mod skel;
 pub mod verifier;
 

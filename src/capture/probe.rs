@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::scope;
+use crate::host;
 
 /// Kernel facts that change what the capture can do. All false when not probed.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -29,7 +29,7 @@ impl KernelFeatures {
     pub fn probe() -> Self {
         use libbpf_sys as sys;
         KernelFeatures {
-            release: scope::kernel_release(),
+            release: host::kernel_release(),
             ringbuf: map_type(sys::BPF_MAP_TYPE_RINGBUF),
             skb_current_task: helper(
                 sys::BPF_PROG_TYPE_CGROUP_SKB,

@@ -80,7 +80,7 @@ pub fn parse_rejection(log: &str) -> Option<Rejection> {
 /// program and the verifier's last message, and saves the whole log to a file.
 pub fn unsupported(what: &str, e: libbpf_rs::Error) -> anyhow::Error {
     let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
-    let kernel = super::scope::kernel_release();
+    let kernel = crate::host::kernel_release();
     if let Some(r) = parse_rejection(&log) {
         let file = save_log(&log);
         let saved = match &file {

@@ -32,8 +32,8 @@ use anyhow::{Context, Result};
 
 pub use attached::{cgroup_skb_programs, AttachedProgram};
 
-use crate::capture::scope;
 use crate::exit::{self, UsageError};
+use crate::host;
 use crate::render::Format;
 use crate::signals;
 use load::{Load, LoadSpec};
@@ -165,8 +165,8 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         } else {
             "--verify runs the same capture as watch"
         };
-        scope::check_privileges().context(why)?;
-        let cg = scope::resolve_cgroup(args.cgroup.as_deref())?;
+        host::check_privileges().context(why)?;
+        let cg = host::resolve_cgroup(args.cgroup.as_deref())?;
         if args.verify && !verify::self_in_cgroup(&cg) {
             return Err(UsageError(format!(
                 "--verify watches dnsdoc's own queries, but dnsdoc is not inside --cgroup {}: \

@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::report::{checks, FindingView, VerifyReport};
 use super::scenario::{Scenario, QUERY_TIMEOUT};
-use crate::capture::scope;
+use crate::host::ProcFs;
 use crate::pipeline::{observe, ObserveOptions};
 use crate::rules::{evaluate_all, RuleSet};
 use crate::snapshot::Snapshot;
@@ -92,16 +92,7 @@ fn join(handle: JoinHandle<Result<Snapshot>>) -> Result<Snapshot> {
 
 /// True when this process lives in `cgroup` or below it.
 pub fn self_in_cgroup(cgroup: &Path) -> bool {
-    let Ok(mount) = scope::cgroup2_mount() else {
-        return false;
-    };
-    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return false;
-    };
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| mount.join(p.trim_start_matches('/')))
-        .is_some_and(|mine| mine.starts_with(cgroup))
+    ProcFs::default().self_in_cgroup(cgroup)
 }
 
 /// Evaluates the rules on the snapshot and checks the scenario's paired rules.

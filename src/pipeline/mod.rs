@@ -18,8 +18,8 @@ use foldhash::{HashMap, HashMapExt};
 use crate::analysis::aggregate::Aggregator;
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
-use crate::capture::{scope, Capture, CaptureConfig, EventBatch, ObjectStorage};
-use crate::procinfo::{self, ProcessInfo};
+use crate::capture::{Capture, CaptureConfig, EventBatch, ObjectStorage};
+use crate::host::{self, ProcFs, ProcessInfo};
 use crate::signals;
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
 use crate::sockets::Unowned;
@@ -46,8 +46,8 @@ pub struct ObserveOptions {
 /// Attaches the probes, observes for the window (or until Ctrl-C/SIGTERM), detaches and
 /// returns the snapshot.
 pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
-    scope::check_privileges()?;
-    let cgroup = scope::resolve_cgroup(opts.cgroup.as_deref())?;
+    host::check_privileges()?;
+    let cgroup = host::resolve_cgroup(opts.cgroup.as_deref())?;
     signals::install().context("installing signal handlers")?;
 
     let mut storage = ObjectStorage::default();
@@ -221,8 +221,8 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
             duration_s: (duration_s * 1e3).round() / 1e3,
         },
         host: Host {
-            hostname: hostname(),
-            kernel: scope::kernel_release(),
+            hostname: host::hostname(),
+            kernel: host::kernel_release(),
         },
         capture: CaptureHealth {
             cgroup: scope.to_string(),
@@ -256,7 +256,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
 /// Reads a process's name and cgroup from /proc, once per process.
 fn name_process(procs: &mut HashMap<u32, ProcessInfo>, tgid: u32) {
     if let Entry::Vacant(slot) = procs.entry(tgid) {
-        if let Some(info) = procinfo::lookup(tgid) {
+        if let Some(info) = ProcFs::default().process_info(tgid) {
             slot.insert(info);
         }
     }
@@ -265,10 +265,4 @@ fn name_process(procs: &mut HashMap<u32, ProcessInfo>, tgid: u32) {
 /// Applies the `--pid` filter.
 fn wanted(tx: &Attributed, pids: &[u32]) -> bool {
     pids.is_empty() || tx.owner.as_ref().is_some_and(|o| pids.contains(&o.tgid))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

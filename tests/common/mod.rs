@@ -19,7 +19,7 @@ use dnsdoc::snapshot::Snapshot;
 /// True when the test may use BPF. Panics when CI demands BPF and it is unavailable.
 pub fn require_bpf(test: &str) -> bool {
     let root = effective_uid() == 0;
-    let cgroup2 = dnsdoc::capture::scope::cgroup2_mount().is_ok();
+    let cgroup2 = dnsdoc::host::cgroup2_mount().is_ok();
     if root && cgroup2 {
         return true;
     }
@@ -96,7 +96,7 @@ pub struct TestCgroup {
 
 impl TestCgroup {
     pub fn new(name: &str) -> Self {
-        let root = dnsdoc::capture::scope::cgroup2_mount().expect("cgroup2 mount");
+        let root = dnsdoc::host::cgroup2_mount().expect("cgroup2 mount");
         let path = root.join(format!(
             "dnsdoc-test-{}-{}-{}",
             name,

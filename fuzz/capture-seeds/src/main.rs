@@ -128,7 +128,7 @@ fn main() -> Res<()> {
             .nth(1)
             .unwrap_or("tests/fuzz-corpus".into()),
     );
-    let root = dnsdoc::capture::scope::cgroup2_mount()?;
+    let root = dnsdoc::host::cgroup2_mount()?;
     let cgroup = root.join(format!("dnsdoc-seeds-{}", std::process::id()));
     fs::create_dir(&cgroup)?;
     let result = capture_all(&cgroup, &out);

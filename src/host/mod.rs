@@ -1,0 +1,79 @@
+//! Host facts, in one place and from maintained crates: /proc and cgroups (`procfs`,
+//! behind [`ProcFs`], whose root tests can point at a fixture), capabilities (`caps`),
+//! the kernel release and hostname (`nix`). Below every other layer: capture, the
+//! pipeline and the commands ask here.
+
+mod proc;
+
+use caps::{CapSet, Capability};
+
+use crate::exit::CollectError;
+
+pub use proc::{ProcFs, ProcessInfo};
+
+/// Checks, before touching BPF, that we can load and attach cgroup programs: that needs
+/// CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN, which implies both on these kernels).
+pub fn check_privileges() -> Result<(), CollectError> {
+    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
+    if has(Capability::CAP_SYS_ADMIN)
+        || (has(Capability::CAP_BPF) && has(Capability::CAP_NET_ADMIN))
+    {
+        return Ok(());
+    }
+    let missing: Vec<&str> = [
+        (Capability::CAP_BPF, "CAP_BPF"),
+        (Capability::CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|&(c, _)| !has(c))
+    .map(|(_, n)| n)
+    .collect();
+    Err(CollectError::NoPrivileges(format!(
+        "loading the DNS probes needs {} (run as root, or grant them with `setcap cap_bpf,cap_net_admin+ep`)",
+        missing.join(" and ")
+    )))
+}
+
+/// The kernel release (`uname -r`), for the snapshot and error messages.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The host name, for the snapshot.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The cgroup v2 mount point of the live system.
+pub fn cgroup2_mount() -> Result<std::path::PathBuf, CollectError> {
+    ProcFs::default().cgroup2_mount()
+}
+
+/// Resolves `--cgroup` on the live system (see [`ProcFs::resolve_cgroup`]).
+pub fn resolve_cgroup(arg: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+    ProcFs::default().resolve_cgroup(arg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_release_and_hostname_match_proc() {
+        let proc = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
+        assert_eq!(kernel_release(), proc("/proc/sys/kernel/osrelease"));
+        assert_eq!(hostname(), proc("/proc/sys/kernel/hostname"));
+    }
+
+    #[test]
+    fn privileges_follow_the_effective_capabilities() {
+        let eff = caps::read(None, CapSet::Effective).unwrap();
+        let expected = eff.contains(&Capability::CAP_SYS_ADMIN)
+            || (eff.contains(&Capability::CAP_BPF) && eff.contains(&Capability::CAP_NET_ADMIN));
+        assert_eq!(check_privileges().is_ok(), expected);
+    }
+}
