@@ -26,8 +26,16 @@ demo-watch: release
 	scripts/demo.sh target/release/dnsdoc
 
 ## The whole test suite: unit tests, CLI tests and the live BPF tests (root).
+## Each live test that skips (not root) adds a line to SKIPPED_LOG; the count is the
+## last line printed. cargo test's exit status is kept.
+SKIPPED_LOG = $(or $(CARGO_TARGET_DIR),target)/skipped-live-tests
 test: deps
-	$(CARGO) test --no-fail-fast
+	@mkdir -p $(dir $(SKIPPED_LOG)) && : > $(SKIPPED_LOG)
+	@echo "$(CARGO) test --no-fail-fast"
+	@$(CARGO) test --no-fail-fast; status=$$?; \
+	n=$$(wc -l < $(SKIPPED_LOG)); s=s; [ "$$n" -ne 1 ] || s=; \
+	[ "$$n" -eq 0 ] || echo "dnsdoc: $$n live test$$s skipped: run as root (or set DNSDOC_REQUIRE_BPF=1 to make skips fail); list in $(SKIPPED_LOG)"; \
+	exit $$status
 
 ## The test binaries as root on Debian's 5.10, 6.1 and 6.12 kernels, each booted under qemu
 ## (TCG, slow); the host's kernel is the one `make test` covers. Needs root.

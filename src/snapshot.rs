@@ -383,17 +383,15 @@ mod tests {
 
     #[test]
     fn atomic_write_round_trips_and_leaves_no_temp_file() {
-        let dir = std::env::temp_dir().join(format!("dnsdoc-snap-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
         sample().write_atomic(&path).unwrap();
         assert_eq!(Snapshot::read(&path).unwrap(), sample());
-        let names: Vec<_> = fs::read_dir(&dir)
+        let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("s.json")]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -407,14 +405,12 @@ mod tests {
 
     #[test]
     fn other_schema_versions_are_refused() {
-        let dir = std::env::temp_dir().join(format!("dnsdoc-schema-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
         let mut s = sample();
         s.schema = 99;
         s.write_atomic(&path).unwrap();
         let err = Snapshot::read(&path).unwrap_err().to_string();
         assert!(err.contains("schema 99 is not supported"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,10 @@
 //! Bad input gets one clear line and the documented exit code; no root needed.
 
+mod common;
+
 use std::process::{Command, Output};
+
+use common::{is_root, require_cgroup2, TempDir};
 
 fn dnsdoc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
@@ -81,8 +85,7 @@ fn missing_output_directory_is_refused_before_capturing() {
 
 #[test]
 fn unknown_cgroup_is_a_usage_error() {
-    if dnsdoc::host::cgroup2_mount().is_err() {
-        eprintln!("SKIPPED unknown_cgroup_is_a_usage_error: no cgroup v2 mount here");
+    if !require_cgroup2("unknown_cgroup_is_a_usage_error") {
         return;
     }
     let o = dnsdoc(&[
@@ -106,11 +109,7 @@ fn unknown_cgroup_is_a_usage_error() {
 #[test]
 fn unprivileged_run_names_the_missing_capabilities() {
     let exe = env!("CARGO_BIN_EXE_dnsdoc");
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    let o = if is_root {
+    let o = if is_root() {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", exe])
             .args(["watch", "--duration", "1s"])
@@ -131,14 +130,12 @@ fn unprivileged_run_names_the_missing_capabilities() {
 
 #[test]
 fn corrupt_snapshot_file_is_rejected_by_the_reader() {
-    let dir = std::env::temp_dir().join(format!("dnsdoc-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.json");
+    let dir = TempDir::new("cli");
+    let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"schema\": 1, \"window\": ").unwrap();
     let err = dnsdoc::snapshot::Snapshot::read(&bad).unwrap_err();
     assert_eq!(dnsdoc::exit::code_for(&err), dnsdoc::exit::INPUT);
     assert!(err.to_string().contains("not a dnsdoc snapshot"), "{err}");
-    let missing = dnsdoc::snapshot::Snapshot::read(&dir.join("absent.json")).unwrap_err();
+    let missing = dnsdoc::snapshot::Snapshot::read(&dir.path().join("absent.json")).unwrap_err();
     assert_eq!(dnsdoc::exit::code_for(&missing), dnsdoc::exit::INPUT);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -258,37 +257,15 @@ fn glibc_getaddrinfo_is_seen_and_attributed() {
         "nameserver 127.0.0.1\noptions attempts:1 timeout:2\n",
     );
     // dnsmasq on 127.0.0.1:53 inside the namespace: glibc only ever uses port 53.
-    let args = ns.wrap(
-        "dnsmasq",
-        &[
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--local=/test/",
-            "--address=/good.test/10.0.0.1",
-            "--address=/good.test/fd00::1",
-            "--pid-file=",
-            "--user=root",
-            "--port=53",
-        ],
+    let _dnsmasq = start_dnsmasq_with(
+        &cg,
+        53,
+        &Dnsmasq {
+            listen: "127.0.0.1",
+            netns: Some(&ns),
+            ..Dnsmasq::default()
+        },
     );
-    let _dnsmasq = Guard(
-        cg.command("ip", &args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // Wait for the listener inside the namespace.
-    for _ in 0..200 {
-        let (_, out) = cg.run("ip", &ns.wrap("ss", &["-ltnH", "sport", "= :53"]));
-        if !out.stdout.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
     let watch = start_watch(&cg, &[53], &[]);
     let (ok_pid, ok) = cg.run("ip", &ns.wrap("getent", &["ahosts", "host1.good.test"]));
     assert!(

@@ -2,11 +2,13 @@
 //! clients, and `dnsdoc watch` scoped to that cgroup and port, so tests neither observe
 //! nor disturb any DNS traffic but their own.
 //!
-//! Tests that need BPF call [`require_bpf`]: without root they skip with a message,
-//! unless DNSDOC_REQUIRE_BPF=1 (set by .ci/run), where they fail.
+//! One skip policy: tests that need BPF call [`require_bpf`], tests that need root but
+//! not BPF [`require_root`], tests that need a cgroup v2 mount [`require_cgroup2`].
+//! Without what they need they skip with a message and a line in [`SKIPPED_LOG`] (which
+//! `make test` counts), unless DNSDOC_REQUIRE_BPF=1 (set by .ci/run), where they fail.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,23 +18,58 @@ use std::time::{Duration, Instant};
 
 use dnsdoc::snapshot::Snapshot;
 
-/// True when the test may use BPF. Panics when CI demands BPF and it is unavailable.
+/// Where every skip is recorded, one line each: `target/skipped-live-tests` (the target
+/// directory's `tmp` is CARGO_TARGET_TMPDIR). The Makefile's `test` target empties it
+/// before `cargo test` and prints how many lines it has after.
+pub const SKIPPED_LOG: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/../skipped-live-tests");
+
+/// True when this process runs as root (effective uid 0). The one uid probe of the tests.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// True when the test may use BPF (root and a cgroup v2 mount). Otherwise skips (false),
+/// or panics when DNSDOC_REQUIRE_BPF=1 says BPF tests must run.
 pub fn require_bpf(test: &str) -> bool {
-    let root = effective_uid() == 0;
-    let cgroup2 = dnsdoc::host::cgroup2_mount().is_ok();
-    if root && cgroup2 {
-        return true;
+    if !is_root() {
+        return skip(test, "needs root (CAP_BPF, CAP_NET_ADMIN)");
     }
-    let why = if !root {
-        "needs root (CAP_BPF, CAP_NET_ADMIN)"
-    } else {
-        "needs a cgroup v2 mount"
-    };
+    require_cgroup2(test)
+}
+
+/// True when the test runs as root. For tests that need root but not BPF (dropping
+/// privileges with setpriv, ...); same policy as [`require_bpf`].
+pub fn require_root(test: &str) -> bool {
+    is_root() || skip(test, "needs root")
+}
+
+/// True when the machine has a cgroup v2 mount; same policy as [`require_bpf`].
+pub fn require_cgroup2(test: &str) -> bool {
+    dnsdoc::host::cgroup2_mount().is_ok() || skip(test, "needs a cgroup v2 mount")
+}
+
+/// The one way a test skips: a line on stderr and in [`SKIPPED_LOG`], or a panic when
+/// DNSDOC_REQUIRE_BPF=1. Always false, for `if !require_...(..) { return; }`.
+fn skip(test: &str, why: &str) -> bool {
     if std::env::var("DNSDOC_REQUIRE_BPF").as_deref() == Ok("1") {
-        panic!("{test}: {why}, and DNSDOC_REQUIRE_BPF=1 says BPF tests must run");
+        panic!("{test}: {why}, and DNSDOC_REQUIRE_BPF=1 says live tests must run");
     }
     eprintln!("SKIPPED {test}: {why} (set DNSDOC_REQUIRE_BPF=1 to make this a failure)");
+    append_line(Path::new(SKIPPED_LOG), &format!("{test}: {why}"));
     false
+}
+
+/// Appends one line to a log file shared by parallel tests: one write(2) with O_APPEND,
+/// so lines never interleave. Errors are ignored (the log is a courtesy).
+fn append_line(path: &Path, line: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
 }
 
 /// False when the test runs on an emulated CPU, where it cannot mean anything: the
@@ -49,27 +86,41 @@ pub fn require_native_speed(test: &str, why: &str) -> bool {
     let line = format!("NEEDS NATIVE SPEED {test}: {why}");
     eprintln!("{line}");
     if let Some(path) = std::env::var_os("DNSDOC_NATIVE_ONLY_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{line}");
-        }
+        append_line(Path::new(&path), &line);
     }
     false
 }
 
-/// The effective uid, read from /proc so the tests need no unsafe libc call.
-fn effective_uid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(u32::MAX)
+/// The built-in rule `id` as dnsdoc loads it, for tests whose numbers follow its
+/// thresholds (rules/*.toml) rather than repeat them.
+pub fn builtin_rule(id: &str) -> dnsdoc::rules::Rule {
+    dnsdoc::rules::RuleSet::builtin()
+        .expect("built-in rules load")
+        .get(id)
+        .unwrap_or_else(|| panic!("no built-in rule {id}"))
+        .clone()
+}
+
+/// The rule test files (`*.test.toml`) of tests/fixtures/rules, sorted.
+pub fn rule_fixture_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// How many test cases (`[[test]]` tables) a rule test file has.
+pub fn rule_test_cases(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    doc.get("test")
+        .and_then(toml::Value::as_array)
+        .map_or(0, Vec::len)
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1 and ::1 right now.
@@ -110,13 +161,7 @@ impl TestCgroup {
     /// A command that runs `program args...` inside this cgroup (its pid is the
     /// program's: `sh` moves itself into the cgroup, then execs).
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("sh");
-        c.arg("-c")
-            .arg("echo $$ > \"$0\" && exec \"$@\"")
-            .arg(self.path.join("cgroup.procs"))
-            .arg(program)
-            .args(args);
-        c
+        command_in_cgroup(&self.path, program, args)
     }
 
     /// Runs a command to completion inside the cgroup.
@@ -131,6 +176,24 @@ impl TestCgroup {
         let out = child.wait_with_output().expect("wait");
         (pid, out)
     }
+}
+
+impl AsRef<Path> for TestCgroup {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A command that runs `program args...` inside the cgroup directory `dir` (its pid is
+/// the program's: `sh` moves itself into the cgroup, then execs).
+pub fn command_in_cgroup(dir: &Path, program: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("echo $$ > \"$0\" && exec \"$@\"")
+        .arg(dir.join("cgroup.procs"))
+        .arg(program)
+        .args(args);
+    c
 }
 
 impl TestCgroup {
@@ -185,35 +248,88 @@ impl Drop for Guard {
     }
 }
 
-/// dnsmasq on 127.0.0.1 and ::1 with a fixed zone:
-/// `*.good.test` -> A 10.0.0.1 / AAAA fd00::1, other `*.test` -> NXDOMAIN,
-/// anything else -> REFUSED (no upstream servers).
-pub fn start_dnsmasq(cg: &TestCgroup, port: u16, extra: &[&str]) -> Guard {
+/// The zone start_dnsmasq answers by default: `*.good.test` -> A 10.0.0.1 / AAAA
+/// fd00::1, other `*.test` -> NXDOMAIN.
+pub const TEST_ZONE: &[&str] = &[
+    "--local=/test/",
+    "--address=/good.test/10.0.0.1",
+    "--address=/good.test/fd00::1",
+];
+
+/// dnsmasq on 127.0.0.1 and ::1 with the fixed [`TEST_ZONE`], anything else -> REFUSED
+/// (no upstream servers). `cg`: a [`TestCgroup`] or any cgroup directory. `extra`: more
+/// options. For another zone, addresses or a network namespace: [`start_dnsmasq_with`].
+pub fn start_dnsmasq(cg: &impl AsRef<Path>, port: u16, extra: &[&str]) -> Guard {
+    start_dnsmasq_with(
+        cg,
+        port,
+        &Dnsmasq {
+            extra,
+            ..Dnsmasq::default()
+        },
+    )
+}
+
+/// How start_dnsmasq_with runs dnsmasq; `Dnsmasq::default()` is what start_dnsmasq does.
+pub struct Dnsmasq<'a> {
+    /// The options that say what it answers (default [`TEST_ZONE`]).
+    pub zone: &'a [&'a str],
+    /// --listen-address (default "127.0.0.1,::1").
+    pub listen: &'a str,
+    /// Run inside this network namespace (`ip netns exec`); readiness is checked there.
+    pub netns: Option<&'a Netns>,
+    /// More options, after all the others.
+    pub extra: &'a [&'a str],
+}
+
+impl Default for Dnsmasq<'_> {
+    fn default() -> Self {
+        Dnsmasq {
+            zone: TEST_ZONE,
+            listen: "127.0.0.1,::1",
+            netns: None,
+            extra: &[],
+        }
+    }
+}
+
+/// The one dnsmasq launcher: dnsmasq in the foreground inside the cgroup `cg`, on
+/// `port`, no upstream servers, no hosts file, logging nowhere; returns once it listens
+/// on TCP `port` (127.0.0.1, or in the namespace). Killed when the guard drops.
+pub fn start_dnsmasq_with(cg: &impl AsRef<Path>, port: u16, opts: &Dnsmasq) -> Guard {
     let port_arg = format!("--port={port}");
+    let listen_arg = format!("--listen-address={}", opts.listen);
     let mut args = vec![
         "--keep-in-foreground",
         "--no-resolv",
         "--no-hosts",
         "--no-poll",
         "--bind-interfaces",
-        "--listen-address=127.0.0.1,::1",
-        "--local=/test/",
-        "--address=/good.test/10.0.0.1",
-        "--address=/good.test/fd00::1",
+        &listen_arg,
+    ];
+    args.extend_from_slice(opts.zone);
+    args.extend_from_slice(&[
         "--pid-file=",
         "--user=root",
         "--log-facility=/dev/null",
         &port_arg,
-    ];
-    args.extend_from_slice(extra);
-    let child = cg
-        .command("dnsmasq", &args)
+    ]);
+    args.extend_from_slice(opts.extra);
+    let cg = cg.as_ref();
+    let mut cmd = match opts.netns {
+        None => command_in_cgroup(cg, "dnsmasq", &args),
+        Some(ns) => command_in_cgroup(cg, "ip", &ns.wrap("dnsmasq", &args)),
+    };
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn dnsmasq (apt-get install dnsmasq-base)");
     let guard = Guard(child);
-    wait_for_tcp(("127.0.0.1", port));
+    match opts.netns {
+        None => wait_for_tcp(("127.0.0.1", port)),
+        Some(ns) => ns.wait_for_tcp_listener(port),
+    }
     guard
 }
 
@@ -382,7 +498,7 @@ pub struct Watch {
 /// until the probes are attached.
 pub fn start_watch(cg: &TestCgroup, ports: &[u16], extra: &[&str]) -> Watch {
     let dir = TempDir::new("watch");
-    let snapshot_path = dir.0.join("snapshot.json");
+    let snapshot_path = dir.path().join("snapshot.json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
     cmd.arg("watch")
         .arg("--cgroup")
@@ -444,29 +560,27 @@ impl Watch {
     }
 }
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A temporary directory (tempfile's, named `dnsdoc-NAME-...`), removed on drop.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "dnsdoc-{}-{}-{}",
-            name,
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dnsdoc-{name}-"))
+            .tempdir()
+            .expect("create a temporary directory");
+        TempDir(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
-}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    /// Writes `text` to the file `name` in this directory; returns its path as a string.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p.display().to_string()
     }
 }
 
@@ -510,6 +624,23 @@ impl Netns {
         let mut v = vec!["netns", "exec", self.name.as_str(), program];
         v.extend_from_slice(args);
         v
+    }
+
+    /// Waits until something listens on TCP `port` inside the namespace (`ss`).
+    pub fn wait_for_tcp_listener(&self, port: u16) {
+        let filter = format!("= :{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let out = Command::new("ip")
+                .args(self.wrap("ss", &["-ltnH", "sport", &filter]))
+                .output()
+                .expect("ip netns exec ss");
+            if !out.stdout.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nothing listens on TCP port {port} in netns {}", self.name);
     }
 }
 
