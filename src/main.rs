@@ -25,6 +25,13 @@ fn main() {
         Command::Rules(args) => dnsdoc::doctor::run_rules(&args.task()),
         Command::Chaos(args) => dnsdoc::chaos::run(&args.options()),
         Command::Version(args) => dnsdoc::version::run(args.format).map(|()| exit::OK),
+        Command::Completions { shell } => {
+            dnsdoc::cli::print_completions(*shell);
+            Ok(exit::OK)
+        }
+        Command::Man => dnsdoc::cli::print_man_page()
+            .map(|()| exit::OK)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => std::process::exit(code),

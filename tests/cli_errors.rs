@@ -139,3 +139,31 @@ fn corrupt_snapshot_file_is_rejected_by_the_reader() {
     let missing = dnsdoc::snapshot::Snapshot::read(&dir.path().join("absent.json")).unwrap_err();
     assert_eq!(dnsdoc::exit::code_for(&missing), dnsdoc::exit::INPUT);
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_same_definitions_as_help() {
+    let o = dnsdoc(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let script = String::from_utf8_lossy(&o.stdout);
+    for word in ["_dnsdoc", "watch", "doctor", "chaos", "--ring-buffer-bytes"] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    let o = dnsdoc(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH dnsdoc 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("doctor"),
+        "the man page lists the subcommands"
+    );
+    let o = dnsdoc(&["completions", "tcsh"]);
+    assert_eq!(
+        o.status.code(),
+        Some(64),
+        "an unknown shell is a usage error"
+    );
+    assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
+}

@@ -44,6 +44,35 @@ pub enum Command {
     /// Print dnsdoc's version and what this kernel lets its probes do.
     #[command(long_about = VERSION_ABOUT)]
     Version(VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  dnsdoc completions bash > /etc/bash_completion.d/dnsdoc
+  dnsdoc completions zsh > \"${fpath[1]}/_dnsdoc\"
+  dnsdoc completions fish > ~/.config/fish/completions/dnsdoc.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from the same definitions as --help.
+    #[command(after_help = "Example:\n  dnsdoc man | gzip > /usr/share/man/man1/dnsdoc.1.gz")]
+    Man,
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn print_completions(shell: clap_complete::Shell) {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "dnsdoc", &mut std::io::stdout());
+}
+
+/// Writes the man page (dnsdoc.1: synopsis, options, the subcommands) to stdout.
+pub fn print_man_page() -> std::io::Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match clap_mangen::Man::new(cmd).render(&mut std::io::stdout().lock()) {
+        // `dnsdoc man | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
 }
 
 const VERSION_ABOUT: &str = "\
