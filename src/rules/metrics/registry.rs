@@ -20,13 +20,54 @@ pub(super) enum Source {
 
 pub(super) type CountsFn = fn(&Counts) -> Option<f64>;
 pub(super) type LatencyFn = fn(&Latency) -> Option<f64>;
+pub(super) type NodeFn = fn(&Snapshot) -> Option<f64>;
+
+/// How a table row reads its value.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Read<F> {
+    /// The field its name names, in the row's snapshot struct (`queries`,
+    /// `rcodes.SERVFAIL`; `latency.p99_ms` in `Latency` is `p99_ms`;
+    /// `capture.packets` in the snapshot): nothing to restate.
+    Field,
+    /// The field at this path (when the name is not the path: `truncated` is
+    /// `totals.truncated`).
+    At(&'static str),
+    /// Computed from several fields.
+    Computed(F),
+}
+
+/// Where a counts/latency metric's value comes from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Val<F> {
+    Path(&'static str),
+    Fn(F),
+}
+
+impl<F> Val<F> {
+    /// Resolves a table row's `Read` for the metric `name` (with `prefix` stripped).
+    fn of(read: Read<F>, name: &'static str, prefix: &str) -> Self {
+        match read {
+            Read::Field => Val::Path(name.strip_prefix(prefix).unwrap_or(name)),
+            Read::At(path) => Val::Path(path),
+            Read::Computed(f) => Val::Fn(f),
+        }
+    }
+}
+
+/// The number at a dotted `path` of `value`'s JSON form; None when absent or null.
+pub(super) fn field_at<T: serde::Serialize>(value: &T, path: &str) -> Option<f64> {
+    let json = serde_json::to_value(value).ok()?;
+    path.split('.')
+        .try_fold(&json, |v, key| v.get(key))?
+        .as_f64()
+}
 
 /// How a metric's value is read from a [`View`](super::View) row.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Get {
-    Counts(Source, CountsFn),
-    Latency(Source, LatencyFn),
-    Node(fn(&Snapshot) -> Option<f64>),
+    Counts(Source, Val<CountsFn>),
+    Latency(Source, Val<LatencyFn>),
+    Node(Val<NodeFn>),
     /// The same counts metric over all other traffic of the view (baseline minus row).
     Rest(CountsFn),
     /// The row's value minus the rest's.
@@ -95,54 +136,54 @@ fn build() -> Registry {
     let grouped = vec![Process, Server, Qtype, Name, Listener];
     let peers = vec![Process, Server, Qtype, Listener];
 
-    for &(name, unit, samples, help, f) in COUNTS {
+    for &(name, unit, samples, help, read) in COUNTS {
         m.push(Metric {
             name: name.into(),
             unit,
             help: help.into(),
             samples: samples.into(),
             scopes: all.clone(),
-            get: Get::Counts(Source::Row, f),
+            get: Get::Counts(Source::Row, Val::of(read, name, "")),
         });
     }
-    for &(name, unit, help, f) in LATENCY {
+    for &(name, unit, help, read) in LATENCY {
         m.push(Metric {
             name: name.into(),
             unit,
             help: help.into(),
             samples: "latency.samples".into(),
             scopes: with_latency.clone(),
-            get: Get::Latency(Source::Row, f),
+            get: Get::Latency(Source::Row, Val::of(read, name, "latency.")),
         });
     }
-    for &(name, unit, samples, help, f) in NODE {
+    for &(name, unit, samples, help, read) in NODE {
         m.push(Metric {
             name: name.into(),
             unit,
             help: help.into(),
             samples: samples.into(),
             scopes: vec![Node],
-            get: Get::Node(f),
+            get: Get::Node(Val::of(read, name, "")),
         });
     }
-    for &(name, unit, samples, help, f) in COUNTS {
+    for &(name, unit, samples, help, read) in COUNTS {
         m.push(Metric {
             name: format!("server_side.{name}"),
             unit,
             help: format!("All local DNS servers: {}", lower_first(help)),
             samples: format!("server_side.{samples}"),
             scopes: vec![Node],
-            get: Get::Counts(Source::ServerSide, f),
+            get: Get::Counts(Source::ServerSide, Val::of(read, name, "")),
         });
     }
-    for &(name, unit, help, f) in LATENCY {
+    for &(name, unit, help, read) in LATENCY {
         m.push(Metric {
             name: format!("server_side.{name}"),
             unit,
             help: format!("Local DNS servers' processing time: {}", lower_first(help)),
             samples: "server_side.latency.samples".into(),
             scopes: vec![Node],
-            get: Get::Latency(Source::ServerSide, f),
+            get: Get::Latency(Source::ServerSide, Val::of(read, name, "latency.")),
         });
     }
     let rest: &[(&str, Unit, &str, &str, CountsFn)] = &[
@@ -224,4 +265,115 @@ fn lower_first(s: &str) -> String {
 pub fn registry() -> &'static Registry {
     static R: OnceLock<Registry> = OnceLock::new();
     R.get_or_init(build)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The dotted paths of every number (or null: an `Option<f64>`) under `v`, lists and
+    /// per-name maps left out (they are rows, not fields).
+    fn numeric_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "other_by_name" {
+                        continue;
+                    }
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    numeric_paths(v, &path, out);
+                }
+            }
+            Value::Number(_) | Value::Null => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+
+    /// The paths the registry reads, per struct.
+    fn read_paths() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+        let (mut counts, mut latency, mut node) = (Vec::new(), Vec::new(), Vec::new());
+        for m in registry().all() {
+            match m.get {
+                Get::Counts(Source::Row, Val::Path(p)) => counts.push(p),
+                // A computed row named after a field covers it (the snapshot's ratios
+                // are rounded copies of what the row computes).
+                Get::Counts(Source::Row, Val::Fn(_)) => {
+                    counts.push(Box::leak(m.name.clone().into_boxed_str()))
+                }
+                Get::Latency(Source::Row, Val::Path(p)) => latency.push(p),
+                Get::Node(Val::Path(p)) => node.push(p),
+                _ => {}
+            }
+        }
+        (counts, latency, node)
+    }
+
+    /// Every numeric field of the snapshot types is a metric, or is listed here as
+    /// deliberately not one: a new field without its row (and help line) fails.
+    #[test]
+    fn every_numeric_snapshot_field_is_a_metric() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/snapshots/incident.json"
+        ))
+        .unwrap();
+        let snap: Snapshot = serde_json::from_str(&text).unwrap();
+        let (counts, latency, node) = read_paths();
+        let not_metrics = [
+            "schema",
+            "capture.timeout_ms",
+            "capture.owners_from_sock_diag",
+        ];
+        let mut missing = Vec::new();
+        let mut paths = Vec::new();
+        numeric_paths(
+            &serde_json::to_value(&snap.totals.counts).unwrap(),
+            "",
+            &mut paths,
+        );
+        missing.extend(paths.drain(..).filter(|p| !counts.contains(&p.as_str())));
+        numeric_paths(
+            &serde_json::to_value(&snap.latency).unwrap(),
+            "",
+            &mut paths,
+        );
+        missing.extend(paths.drain(..).filter(|p| !latency.contains(&p.as_str())));
+        let json = serde_json::to_value(&snap).unwrap();
+        for part in ["capture", "window", "names"] {
+            numeric_paths(&json[part], part, &mut paths);
+        }
+        let totals = serde_json::to_value(&snap.totals).unwrap();
+        let counts_json = serde_json::to_value(&snap.totals.counts).unwrap();
+        for (k, v) in totals.as_object().unwrap() {
+            if counts_json.get(k).is_none() && v.is_number() {
+                paths.push(format!("totals.{k}"));
+            }
+        }
+        missing.extend(
+            paths
+                .into_iter()
+                .filter(|p| !node.contains(&p.as_str()) && !not_metrics.contains(&p.as_str())),
+        );
+        assert!(
+            missing.is_empty(),
+            "snapshot fields with no metric row in rules/metrics/tables.rs: {missing:?}"
+        );
+        // And every path a row reads exists in the snapshot.
+        for m in registry().all() {
+            if let Get::Counts(Source::Row, Val::Path(p)) = m.get {
+                assert!(
+                    field_at(&snap.totals.counts, p).is_some(),
+                    "no Counts field {p}"
+                );
+            }
+        }
+        for p in &node {
+            assert!(field_at(&snap, p).is_some(), "no snapshot field {p}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::registry::{Get, Metric, Source};
+use super::registry::{field_at, Get, Metric, Source, Val};
 use super::Scope;
 use crate::snapshot::{Counts, Latency, Snapshot};
 
@@ -110,11 +110,11 @@ impl<'a> View<'a> {
     pub fn value(&self, metric: &Metric, i: usize, min_samples: u64) -> Option<f64> {
         let row = &self.rows[i];
         let v = match metric.get {
-            Get::Counts(Source::Row, f) => f(row.counts),
-            Get::Counts(Source::ServerSide, f) => f(&self.snapshot.server_side.counts),
-            Get::Latency(Source::Row, f) => row.latency.and_then(f),
-            Get::Latency(Source::ServerSide, f) => f(&self.snapshot.server_side.latency),
-            Get::Node(f) => f(self.snapshot),
+            Get::Counts(Source::Row, v) => read(v, row.counts),
+            Get::Counts(Source::ServerSide, v) => read(v, &self.snapshot.server_side.counts),
+            Get::Latency(Source::Row, v) => row.latency.and_then(|l| read(v, l)),
+            Get::Latency(Source::ServerSide, v) => read(v, &self.snapshot.server_side.latency),
+            Get::Node(v) => read(v, self.snapshot),
             Get::Rest(f) => f(&minus(self.baseline, row.counts)),
             Get::VsRest(f) => match (f(row.counts), f(&minus(self.baseline, row.counts))) {
                 (Some(a), Some(b)) => Some(a - b),
@@ -217,5 +217,13 @@ pub(super) fn median(p: &Peers) -> Option<f64> {
         0 => None,
         _ if n % 2 == 1 => Some(p.get(n / 2)),
         _ => Some((p.get(n / 2 - 1) + p.get(n / 2)) / 2.0),
+    }
+}
+
+/// A metric's value from `of`: the field at its path, or its function.
+fn read<T: serde::Serialize>(v: Val<fn(&T) -> Option<f64>>, of: &T) -> Option<f64> {
+    match v {
+        Val::Path(path) => field_at(of, path),
+        Val::Fn(f) => f(of),
     }
 }
