@@ -172,9 +172,11 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
  * once on its own: inlined, the loop was re-verified on every path through the IP and
  * transport parsing, and loading took 13 times longer (0.4 s; seconds under qemu).
  * Stops at the first record that cannot be read or queued; user space sees the rest
- * missing and counts the message as cut.
+ * missing and counts the message as cut. The last record carries `last_flags` (the
+ * wakeup the first would have had), so user space is not woken mid-packet.
  */
-__noinline int emit_continuations(struct __sk_buff *skb, __u32 payload_off, __u32 len)
+__noinline int emit_continuations(struct __sk_buff *skb, __u32 payload_off, __u32 len,
+				  __u64 last_flags)
 {
 	__u32 zero = 0, slot;
 	struct event_buf *buf;
@@ -207,7 +209,7 @@ __noinline int emit_continuations(struct __sk_buff *skb, __u32 payload_off, __u3
 		buf->hdr.captured_len = n;
 		buf->hdr.chunk_off = off;
 		if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + n,
-				       BPF_RB_NO_WAKEUP) < 0)
+				       off + n >= len ? last_flags : BPF_RB_NO_WAKEUP) < 0)
 			return i;
 	}
 	return 0;
@@ -306,12 +308,13 @@ static __always_inline void emit(struct __sk_buff *skb, int egress, struct event
 	barrier_var(n);
 	if (n > DNSDOC_MAX_PAYLOAD)
 		return;
-	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + n, flags) < 0) {
+	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + n,
+			       len > DNSDOC_MAX_PAYLOAD ? BPF_RB_NO_WAKEUP : flags) < 0) {
 		count(DNSDOC_CTR_DROP_RINGBUF);
 		return;
 	}
 	if (len > DNSDOC_MAX_PAYLOAD)
-		emit_continuations(skb, payload_off, len);
+		emit_continuations(skb, payload_off, len, flags);
 }
 
 SEC("cgroup_skb/egress")

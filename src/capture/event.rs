@@ -245,6 +245,16 @@ fn chunk_offset(record: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
     ))
 }
 
+/// Whether continuation records may still follow for `ev`: its bytes so far fill whole
+/// records and stop short of both its wire length and the capture limit.
+fn expects_more(ev: &PacketEvent) -> bool {
+    let got = ev.payload.len();
+    got > 0
+        && got < ev.payload_len as usize
+        && got % super::MAX_PAYLOAD == 0
+        && got < super::MAX_PAYLOAD * super::MAX_CHUNKS
+}
+
 /// A payload buffer grown this large by one big packet is given back when its slot is
 /// reused, so a burst of 64 KiB answers does not pin memory for the rest of the run.
 const KEEP_PAYLOAD_CAPACITY: usize = 4096;
@@ -265,6 +275,8 @@ pub struct EventBatch {
     /// Slots still waiting for continuations.
     open: Vec<usize>,
     late_chunks: u64,
+    /// The events were held back once already (see `hold_back_open`).
+    carried: bool,
 }
 
 impl EventBatch {
@@ -283,7 +295,7 @@ impl EventBatch {
                 Some(k) => {
                     let ev = &mut slots[self.open[k]];
                     ev.payload.extend_from_slice(bytes);
-                    if ev.payload.len() >= ev.payload_len as usize {
+                    if !expects_more(ev) {
                         self.open.swap_remove(k);
                     }
                 }
@@ -299,7 +311,7 @@ impl EventBatch {
             ev.payload = Vec::new();
         }
         decode_into(record, ev)?;
-        if ev.payload.len() < ev.payload_len as usize {
+        if expects_more(ev) {
             self.open.push(self.len);
         }
         self.len += 1;
@@ -338,6 +350,33 @@ impl EventBatch {
     pub fn clear(&mut self) {
         self.len = 0;
         self.open.clear();
+        self.carried = false;
+    }
+
+    /// Moves the first event still waiting for continuations, and every event after it
+    /// (order matters to the analysis), into the empty batch `rest`, where the
+    /// continuations will land. The consumer can catch a packet between its first
+    /// record and the rest, which the same program run writes microseconds later; the
+    /// next poll then completes it. Events are held back once: a continuation that never
+    /// comes (lost to a full ring) leaves its message cut, not stuck.
+    pub fn hold_back_open(&mut self, rest: &mut EventBatch) {
+        debug_assert!(rest.is_empty());
+        let Some(&first) = self.open.iter().min() else {
+            return;
+        };
+        if self.carried {
+            return;
+        }
+        for i in first..self.len {
+            let ev = std::mem::take(&mut self.slots[i]);
+            if self.open.contains(&i) {
+                rest.open.push(rest.len);
+            }
+            rest.push(ev);
+        }
+        self.len = first;
+        self.open.clear();
+        rest.carried = true;
     }
 }
 
@@ -512,6 +551,41 @@ mod tests {
         batch.push_record(&ra[2]).unwrap();
         assert_eq!(batch.events()[0].payload.len(), 1024);
         assert_eq!(batch.late_chunks(), 2);
+    }
+
+    #[test]
+    fn an_event_caught_before_its_continuations_is_held_back_once() {
+        let big = PacketEvent {
+            cookie: 9,
+            payload: vec![0xcc; 2000],
+            payload_len: 2000,
+            ..sample()
+        };
+        let recs = encode_chunks(&big, 1024);
+        let (mut ring, mut out) = (EventBatch::default(), EventBatch::default());
+        ring.push_record(&encode(&sample())).unwrap();
+        ring.push_record(&recs[0]).unwrap();
+        ring.push_record(&encode(&sample())).unwrap();
+        // A poll now: the first event goes; the open one and the one after it stay.
+        std::mem::swap(&mut out, &mut ring);
+        out.hold_back_open(&mut ring);
+        assert_eq!(out.events(), &[sample()]);
+        assert_eq!(ring.len(), 2);
+        // Its continuation arrives before the next poll and joins it.
+        ring.push_record(&recs[1]).unwrap();
+        assert_eq!(ring.events(), &[big, sample()]);
+        assert_eq!(ring.late_chunks(), 0);
+        // A continuation that never comes: held back once, then handed over short.
+        let (mut ring2, mut out2) = (EventBatch::default(), EventBatch::default());
+        ring2.push_record(&recs[0]).unwrap();
+        std::mem::swap(&mut out2, &mut ring2);
+        out2.hold_back_open(&mut ring2);
+        assert!(out2.is_empty());
+        let mut out3 = EventBatch::default();
+        std::mem::swap(&mut out3, &mut ring2);
+        out3.hold_back_open(&mut ring2);
+        assert_eq!(out3.events()[0].payload.len(), 1024);
+        assert!(ring2.is_empty());
     }
 
     #[test]

@@ -270,9 +270,11 @@ impl<'obj> Capture<'obj> {
         self.ring.consume().context("reading the ring buffer")?;
         let mut q = self.queue.borrow_mut();
         debug_assert!(out.is_empty(), "poll into a batch not yet processed");
-        // Swap batches: the caller gets the records, the ring gets back the spare slots.
+        // Swap batches: the caller gets the records, the ring gets back the spare slots
+        // (and any packet whose continuations are still being written).
         std::mem::swap(out, &mut q.events);
         q.events.clear();
+        out.hold_back_open(&mut q.events);
         Ok(())
     }
 
