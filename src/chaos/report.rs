@@ -11,7 +11,7 @@ use super::load::LoadStats;
 use super::loss::LossCounters;
 use super::scenario::{Fault, LoadShape, Scenario};
 use crate::render::style::{ms, pct};
-use crate::rules::{self, CheckStatus, Severity};
+use crate::rules::{self, CheckStatus, Finding, Severity};
 use crate::snapshot::{Latency, Rcodes, Snapshot};
 
 /// Everything a run produced. The JSON form is documented in docs/CHAOS.md.
@@ -95,17 +95,6 @@ pub struct FaultReport {
     pub dropped: u64,
 }
 
-/// One finding of the rules engine, as chaos reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct FindingView {
-    pub rule: String,
-    pub severity: Severity,
-    /// Who: "node", "process dnsdoc (pid 42)", "server 127.0.0.1:53/udp".
-    pub subject: String,
-    pub title: String,
-    pub summary: String,
-}
-
 /// Did a paired rule behave as the scenario expects?
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -130,7 +119,7 @@ pub struct VerifyReport {
     pub passed: bool,
     pub checks: Vec<Check>,
     /// Every finding, paired or not.
-    pub findings: Vec<FindingView>,
+    pub findings: Vec<Finding>,
     /// What the capture saw (the same format as `watch -o`).
     pub snapshot: Snapshot,
 }
@@ -140,7 +129,7 @@ pub struct VerifyReport {
 /// `verdicts` is the engine's check per rule id, to explain a rule that did not fire.
 pub fn checks(
     paired: &[&str],
-    findings: &[FindingView],
+    findings: &[Finding],
     verdicts: &[rules::Check],
     baseline: bool,
 ) -> Vec<Check> {
@@ -349,13 +338,24 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
 mod tests {
     use super::*;
 
-    fn finding(rule: &str, severity: Severity) -> FindingView {
-        FindingView {
+    fn finding(rule: &str, severity: Severity) -> Finding {
+        Finding {
             rule: rule.into(),
             severity,
-            subject: "node".into(),
             title: "t".into(),
             summary: "s".into(),
+            scope: rules::Scope::Node,
+            subject: "node".into(),
+            metric: "latency.p99_ms".into(),
+            unit: rules::Unit::Ms,
+            value: 1.0,
+            threshold: 1.0,
+            direction: rules::Direction::Above,
+            samples: 1,
+            excess: 0.0,
+            evidence: Vec::new(),
+            remediation: Vec::new(),
+            docs: None,
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::report::{checks, FindingView, VerifyReport};
+use super::report::{checks, VerifyReport};
 use super::scenario::{Scenario, QUERY_TIMEOUT};
 use crate::host::ProcFs;
 use crate::pipeline::{observe, ObserveOptions};
@@ -103,22 +103,16 @@ pub fn verify(
     baseline: bool,
 ) -> VerifyReport {
     let eval = evaluate_all(&snapshot, rules);
-    let findings: Vec<FindingView> = eval
-        .findings
-        .iter()
-        .map(|f| FindingView {
-            rule: f.rule.clone(),
-            severity: f.severity,
-            subject: f.subject.clone(),
-            title: f.title.clone(),
-            summary: f.summary.clone(),
-        })
-        .collect();
-    let checks = checks(scenario.paired_rules(), &findings, &eval.checks, baseline);
+    let checks = checks(
+        scenario.paired_rules(),
+        &eval.findings,
+        &eval.checks,
+        baseline,
+    );
     VerifyReport {
         passed: checks.iter().all(|c| c.pass),
         checks,
-        findings,
+        findings: eval.findings,
         snapshot,
     }
 }
