@@ -1,6 +1,6 @@
-//! Colour policy: colour only on a terminal, never under NO_COLOR (https://no-color.org).
-
-use std::io::IsTerminal;
+//! Colour policy, from the `supports-color` crate (the one owo-colors uses): colour
+//! only on a terminal that has it, never under NO_COLOR (https://no-color.org) or
+//! TERM=dumb, always under FORCE_COLOR.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
@@ -11,7 +11,7 @@ pub use crate::units::{ms, pct};
 
 /// Whether stdout output may carry ANSI colours.
 pub fn color_stdout() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    supports_color::on(supports_color::Stream::Stdout).is_some()
 }
 
 /// A table in dnsdoc's one style: condensed UTF-8 borders, wrapped to the terminal.
