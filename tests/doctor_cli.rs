@@ -530,7 +530,10 @@ fn colour_only_on_a_terminal_and_never_under_no_color() {
                 "{} doctor --snapshot {INCIDENT}",
                 env!("CARGO_BIN_EXE_dnsdoc")
             ))
-            .arg("/dev/null");
+            .arg("/dev/null")
+            // A terminal that says it has colours (TERM=dumb or none: no colour).
+            .env("TERM", "xterm-256color")
+            .env_remove("FORCE_COLOR");
         if no_color {
             c.env("NO_COLOR", "1");
         } else {
