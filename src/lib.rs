@@ -20,6 +20,7 @@ pub mod codes;
 pub mod doctor;
 pub mod exit;
 pub mod host;
+pub mod offline;
 pub mod pipeline;
 pub mod render;
 pub mod rules;

@@ -54,6 +54,11 @@ pub struct Host {
 /// How complete the observation was. Findings on a lossy capture may be biased.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CaptureHealth {
+    /// Where the events came from: the live kernel probes, or a capture file with its
+    /// packet count, link types, first and last timestamps and the addresses taken as
+    /// this node's.
+    #[serde(default)]
+    pub source: String,
     /// The cgroup v2 directory the probes were attached to.
     pub cgroup: String,
     pub ports: Vec<u16>,

@@ -49,6 +49,8 @@ impl Observer {
             max_pending: 200_000,
             progress: false,
             attached: None,
+            pcap: None,
+            local: Vec::new(),
         }
     }
 

@@ -164,6 +164,19 @@ pub struct CaptureArgs {
     /// No live progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Read a capture file (pcap or pcapng, e.g. from `tcpdump -i any -w FILE port 53`)
+    /// instead of the kernel: no root needed. The window is the file's first to last DNS
+    /// packet; client and server roles come from ports; there are no processes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "duration", "cgroup", "pids", "ring_buffer_bytes",
+    ])]
+    pub pcap: Option<PathBuf>,
+
+    /// With --pcap: an address of the node the capture was taken on (repeatable).
+    /// Default: loopback plus the address most DNS packets have at one end.
+    #[arg(long = "local", value_name = "ADDR", requires = "pcap")]
+    pub local: Vec<std::net::IpAddr>,
 }
 
 impl WatchArgs {
@@ -191,6 +204,8 @@ impl CaptureArgs {
             max_pending: a.max_pending,
             progress: !a.no_progress,
             attached: None,
+            pcap: self.pcap.clone(),
+            local: self.local.clone(),
         }
     }
 }

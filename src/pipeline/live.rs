@@ -61,6 +61,10 @@ impl EventSource for LiveSource<'_> {
         self.sockets.wants(cookie)
     }
 
+    fn describe(&self) -> String {
+        "live: the kernel's DNS packets (cgroup_skb and sock_addr probes)".into()
+    }
+
     fn health(&self) -> Result<SourceHealth> {
         let Some(capture) = &self.capture else {
             return Ok(self.final_health.clone().unwrap_or_default());

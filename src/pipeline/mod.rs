@@ -5,6 +5,7 @@
 //! through [`run`] without touching the analysis.
 
 pub mod live;
+pub mod pcap;
 pub mod source;
 
 use std::collections::hash_map::Entry;
@@ -41,11 +42,26 @@ pub struct ObserveOptions {
     /// Told once every probe is attached (for a caller that observes on another thread
     /// and must not start its load before the capture sees it).
     pub attached: Option<std::sync::mpsc::Sender<()>>,
+    /// Read this capture file instead of the kernel (no privileges needed); the window
+    /// is the file's first to last DNS packet and `duration` does not apply.
+    pub pcap: Option<PathBuf>,
+    /// With `pcap`: this node's addresses (default: loopback plus the address most
+    /// packets have at one end).
+    pub local: Vec<std::net::IpAddr>,
 }
 
 /// Attaches the probes, observes for the window (or until Ctrl-C/SIGTERM), detaches and
 /// returns the snapshot.
 pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
+    if let Some(path) = &opts.pcap {
+        signals::install().context("installing signal handlers")?;
+        let mut source = pcap::PcapSource::open(path, &opts.ports, &opts.local)?;
+        let file = ObserveOptions {
+            duration: Duration::MAX,
+            ..opts.clone()
+        };
+        return run(&mut source, &file, "(none: a capture file)");
+    }
     host::check_privileges()?;
     let cgroup = host::resolve_cgroup(opts.cgroup.as_deref())?;
     signals::install().context("installing signal handlers")?;
@@ -82,7 +98,6 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
 /// stops the source, drains it and assembles the snapshot. `scope` names what the
 /// source watched (the cgroup), for the snapshot.
 pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> Result<Snapshot> {
-    let start_wall = SystemTime::now();
     let start = Instant::now();
     let start_ns = source.now_ns();
 
@@ -183,6 +198,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     // Stop, then drain what the source already queued and read the final counters.
     let end_ns = source.now_ns();
     let end_wall = SystemTime::now();
+    let start_wall = end_wall - start.elapsed();
     source.stop();
     source.poll(Duration::ZERO, &mut events)?;
     feed(source, &mut events, &mut analyzer, &mut agg, &mut procs);
@@ -201,6 +217,12 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         agg.add(&tx);
     }
 
+    // A file's window: its own first and last DNS packet (known only after the drain).
+    let end_ns = end_ns.max(source.now_ns());
+    let (start_wall, end_wall) = match (source.wall_clock(start_ns), source.wall_clock(end_ns)) {
+        (Some(s), Some(e)) => (s, e),
+        _ => (start_wall, end_wall),
+    };
     let duration_s = end_ns.saturating_sub(start_ns) as f64 / 1e9;
     let decode = analyzer.decode_stats();
     let matched = analyzer.matcher_stats();
@@ -225,6 +247,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
             kernel: host::kernel_release(),
         },
         capture: CaptureHealth {
+            source: source.describe(),
             cgroup: scope.to_string(),
             ports: opts.ports.clone(),
             pids: opts.pids.clone(),
@@ -245,7 +268,11 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         },
         totals: agg.totals(duration_s, matched.retransmissions),
         latency: agg.latency(),
-        processes: agg.processes(duration_s, &procs),
+        processes: if source.has_processes() {
+            agg.processes(duration_s, &procs)
+        } else {
+            Vec::new()
+        },
         servers: agg.servers(duration_s),
         qtypes: agg.qtypes(duration_s),
         names: agg.names(duration_s),

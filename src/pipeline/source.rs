@@ -71,6 +71,21 @@ pub trait EventSource {
     /// Counters so far (final once stopped and drained).
     fn health(&self) -> Result<SourceHealth>;
 
+    /// The wall-clock time of `ns` in the events' time base, when the source knows it
+    /// (a file's timestamps); `None`: the window is now (live).
+    fn wall_clock(&self, _ns: u64) -> Option<std::time::SystemTime> {
+        None
+    }
+
+    /// One line saying where the events came from, for the snapshot.
+    fn describe(&self) -> String;
+
+    /// False when the events carry no processes (a capture file): the snapshot's
+    /// process table stays empty instead of one "(unknown)" row for everything.
+    fn has_processes(&self) -> bool {
+        true
+    }
+
     /// A live progress counter: packets seen and events lost so far.
     fn progress(&self) -> (u64, u64) {
         self.health().map_or((0, 0), |h| (h.packets, h.lost()))

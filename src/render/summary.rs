@@ -14,21 +14,30 @@ const ROWS: usize = 10;
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::new();
     let c = &s.capture;
-    let _ = writeln!(
-        o,
-        "DNS on {} (kernel {}), {} -> {} ({:.1}s), cgroup {}, port {}",
-        s.host.hostname,
-        s.host.kernel,
-        s.window.start,
-        s.window.end,
-        s.window.duration_s,
-        c.cgroup,
-        c.ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let ports = c
+        .ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if c.source.starts_with("pcap") {
+        let _ = writeln!(
+            o,
+            "DNS in a capture file, {} -> {} ({:.1}s), port {ports}\nsource: {}",
+            s.window.start, s.window.end, s.window.duration_s, c.source
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "DNS on {} (kernel {}), {} -> {} ({:.1}s), cgroup {}, port {ports}",
+            s.host.hostname,
+            s.host.kernel,
+            s.window.start,
+            s.window.end,
+            s.window.duration_s,
+            c.cgroup,
+        );
+    }
     let health = if c.dropped.total == 0 {
         "complete".to_string()
     } else {
