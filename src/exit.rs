@@ -10,7 +10,7 @@ pub const WARNING: i32 = 1;
 pub const CRITICAL: i32 = 2;
 /// Could not collect: no privileges, no BPF support, no cgroup v2.
 pub const COLLECT: i32 = 3;
-/// Invalid input: unreadable or corrupt snapshot, invalid rule files.
+/// Invalid input: unreadable or corrupt snapshot or capture file, invalid rule files.
 pub const INPUT: i32 = 4;
 /// Any other runtime failure (for example the output file cannot be written).
 pub const RUNTIME: i32 = 5;

@@ -30,6 +30,10 @@ pub const SUPPORTED_LINKTYPES: &[(i32, &str)] = &[
 /// and UDP headers plus the 12-byte DNS header.
 pub const MIN_SNAPLEN: u32 = 14 + 20 + 8 + 12;
 
+/// Bytes buffered while reading: more than any record (a 64 KiB snap length, or pcapng
+/// blocks with options), and all the memory a file of any size takes.
+const READ_BUFFER: usize = 1 << 20;
+
 /// One captured frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -87,7 +91,7 @@ impl PcapFile {
             ));
         }
         let file = File::open(path).map_err(|e| input_error(path, e))?;
-        let reader = create_reader(1 << 20, file).map_err(|e| match e {
+        let reader = create_reader(READ_BUFFER, file).map_err(|e| match e {
             PcapError::HeaderNotRecognized => input_error(
                 path,
                 format!(
@@ -133,10 +137,31 @@ impl PcapFile {
                             ),
                         ));
                     }
+                    let buffered = self.reader.data().len();
                     self.reader.refill().map_err(|e| {
                         input_error(&self.format.path, format!("read error: {e:?}"))
                     })?;
+                    // A full buffer that cannot take more: one record claims more than
+                    // the buffer holds (a corrupt length; dnsdoc never loads a file whole).
+                    if self.reader.data().len() == buffered && !self.reader.reader_exhausted() {
+                        return Err(input_error(
+                            &self.format.path,
+                            format!(
+                                "corrupt after {} packets: a record longer than {} bytes",
+                                self.frames, READ_BUFFER
+                            ),
+                        ));
+                    }
                     continue;
+                }
+                Err(PcapError::BufferTooSmall) => {
+                    return Err(input_error(
+                        &self.format.path,
+                        format!(
+                            "corrupt after {} packets: a record longer than {} bytes",
+                            self.frames, READ_BUFFER
+                        ),
+                    ))
                 }
                 Err(e) => {
                     return Err(input_error(
