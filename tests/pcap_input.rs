@@ -152,8 +152,9 @@ fn every_supported_link_type_reads_the_same() {
     let q = dns(7, false, 0, "x.test");
     let r = dns(7, true, 0, "x.test");
     let ip_frame = |to_server: bool, payload: &[u8]| udp_frame(to_server, payload)[14..].to_vec();
-    let cases: Vec<(u32, Box<dyn Fn(bool, &[u8]) -> Vec<u8>>)> = vec![
-        (1, Box::new(|d, p| udp_frame(d, p))),
+    type Framer = Box<dyn Fn(bool, &[u8]) -> Vec<u8>>;
+    let cases: Vec<(u32, Framer)> = vec![
+        (1, Box::new(udp_frame)),
         (101, Box::new(move |d, p| ip_frame(d, p))),
         (228, Box::new(move |d, p| ip_frame(d, p))),
         (
