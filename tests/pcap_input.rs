@@ -137,6 +137,28 @@ fn a_crafted_capture_gives_exact_counts_and_latency() {
         source.contains("7 packets") && source.contains("ETHERNET"),
         "{source}"
     );
+    // No privileges needed: the same as an unprivileged user.
+    if common::is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [dir.path(), Path::new(&path)] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_dnsdoc"))
+            .args([
+                "doctor", "--pcap", &path, "--port", "53", "--local", "10.0.0.5",
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "doctor --pcap as nobody: {:?} {err}",
+            o.status.code()
+        );
+    }
     // Without --local, the address at one end of the most packets is the node: the
     // server 10.0.0.53 (7 of 7) ties the client (7 of 7); either way every query counts
     // once on each side that is local.

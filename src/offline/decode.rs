@@ -187,6 +187,29 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_fragments_are_skipped_as_fragments() {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64);
+        let mut f = udp_frame(b, b"0123456789ab");
+        // More-fragments flag set (byte 6 of the IPv4 header), then a non-first offset.
+        f[6] = 0x20;
+        let fix = |f: &mut Vec<u8>| {
+            f[10] = 0;
+            f[11] = 0;
+            let sum = etherparse::Ipv4HeaderSlice::from_slice(f)
+                .unwrap()
+                .to_header()
+                .calc_header_checksum();
+            f[10..12].copy_from_slice(&sum.to_be_bytes());
+        };
+        fix(&mut f);
+        assert_eq!(decode(228, &f), Err(Skip::Fragment));
+        f[6] = 0x00;
+        f[7] = 0x10;
+        fix(&mut f);
+        assert_eq!(decode(228, &f), Err(Skip::Fragment));
+    }
+
+    #[test]
     fn tcp_segment_keeps_seq_and_flags() {
         let b = PacketBuilder::ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
             .tcp(40000, 53, 1234, 100)
