@@ -150,8 +150,13 @@ fn live_capture_and_its_tcpdump_file_give_the_same_numbers() {
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!((a - b).abs() < 0.3, "{what}: live {a} ms, file {b} ms");
     };
-    close(live.latency.mean_ms, file.latency.mean_ms, "mean latency");
-    close(live.latency.max_ms, file.latency.max_ms, "max latency");
+    if require_native_speed(
+        "live_capture_and_its_tcpdump_file_give_the_same_numbers",
+        "under an emulated CPU the two capture points are up to a millisecond apart",
+    ) {
+        close(live.latency.mean_ms, file.latency.mean_ms, "mean latency");
+        close(live.latency.max_ms, file.latency.max_ms, "max latency");
+    }
     assert!(file.processes.is_empty(), "no processes in a file");
     assert!(
         file.capture.source.starts_with("pcap "),

@@ -304,7 +304,7 @@ mod tests {
 
     fn q(name: &str) -> Option<Question> {
         Some(Question {
-            name: name.to_string(),
+            name: name.into(),
             qtype: 1,
             qclass: 1,
         })

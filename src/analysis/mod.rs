@@ -59,6 +59,8 @@ pub struct Analyzer {
     scratch: Vec<Transaction>,
     /// Reused buffer for the messages one TCP segment completes.
     tcp_messages: Vec<TcpMessage>,
+    /// Names shared between messages (one allocation per distinct name).
+    names: dns::NameCache,
     /// The last cut messages seen leaving a socket, so that the same message arriving
     /// at a watched socket is not counted again.
     recent_cuts: VecDeque<CutKey>,
@@ -87,6 +89,7 @@ impl Analyzer {
             stats: DecodeStats::default(),
             scratch: Vec::new(),
             tcp_messages: Vec::new(),
+            names: dns::NameCache::default(),
             recent_cuts: VecDeque::new(),
         }
     }
@@ -136,7 +139,7 @@ impl Analyzer {
         local: SocketAddr,
         peer: SocketAddr,
     ) {
-        match dns::parse_message(bytes) {
+        match dns::parse_message_with(bytes, &mut self.names) {
             Ok(dns) => {
                 self.stats.messages += 1;
                 let msg = Message {

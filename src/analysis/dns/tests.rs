@@ -90,7 +90,7 @@ fn parses_response_ignoring_compressed_answers() {
     assert!(msg.is_response);
     assert_eq!(msg.id, 0x1234);
     assert_eq!(msg.answer_count, 2);
-    assert_eq!(msg.question.unwrap().name, "example.com.");
+    assert_eq!(&*msg.question.unwrap().name, "example.com.");
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn label_of_63_bytes_is_accepted() {
     msg.extend_from_slice(&wire_name(&[&[b'a'; 63], b"com"]));
     msg.extend_from_slice(&[0x00, 0x01, 0x00, 0x01]);
     let name = parse_message(&msg).unwrap().question.unwrap().name;
-    assert_eq!(name, format!("{}.com.", "a".repeat(63)));
+    assert_eq!(&*name, format!("{}.com.", "a".repeat(63)));
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn mixed_case_name_is_lowercased() {
     msg.extend_from_slice(&wire_name(&[b"WwW", b"ExAmPlE", b"CoM"]));
     msg.extend_from_slice(&[0x00, 0x1c, 0x00, 0x01]);
     let q = parse_message(&msg).unwrap().question.unwrap();
-    assert_eq!(q.name, "www.example.com.");
+    assert_eq!(&*q.name, "www.example.com.");
     assert_eq!(qtype_name(q.qtype), "AAAA");
 }
 
@@ -227,7 +227,7 @@ fn root_name_is_a_single_dot() {
     let mut msg = header(1, 0x0000, 1, 0, 0, 0);
     msg.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, 0x01]);
     let q = parse_message(&msg).unwrap().question.unwrap();
-    assert_eq!(q.name, ".");
+    assert_eq!(&*q.name, ".");
     assert_eq!(qtype_name(q.qtype), "NS");
 }
 
@@ -237,7 +237,7 @@ fn odd_label_bytes_are_escaped() {
     msg.extend_from_slice(&wire_name(&[b"a.B", b"\\ \x00\xff"]));
     msg.extend_from_slice(&[0x00, 0x10, 0x00, 0x03]);
     let q = parse_message(&msg).unwrap().question.unwrap();
-    assert_eq!(q.name, "a\\.b.\\\\\\032\\000\\255.");
+    assert_eq!(&*q.name, "a\\.b.\\\\\\032\\000\\255.");
     assert_eq!((q.qtype, q.qclass), (16, 3));
 }
 
@@ -276,7 +276,7 @@ fn only_first_of_several_questions_is_decoded() {
     // Second question is garbage: a forward pointer.
     msg.extend_from_slice(&[0xc0, 0xff, 0x00]);
     let q = parse_message(&msg).unwrap().question.unwrap();
-    assert_eq!(q.name, "first.test.");
+    assert_eq!(&*q.name, "first.test.");
 }
 
 #[test]
@@ -381,7 +381,7 @@ fn agrees_with_hickory_on_random_messages() {
                     let ours = m.question.expect("question").name;
                     // hickory keeps case and escapes differently: compare plain names.
                     if ours.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.') {
-                        assert_eq!(ours, name.to_lowercase(), "{msg:02x?}");
+                        assert_eq!(&*ours, name.to_lowercase(), "{msg:02x?}");
                     }
                 }
                 agreed_ok += 1;
@@ -419,4 +419,31 @@ fn arbitrary_bytes_never_panic() {
     }
     // Reaching here is the assertion; make it explicit.
     assert!(parse_message(&[0u8; 11]).is_err());
+}
+
+#[test]
+fn names_are_shared_through_the_cache_and_the_cache_is_bounded() {
+    let mut cache = NameCache::default();
+    let a = parse_message_with(DIG_QUERY, &mut cache)
+        .unwrap()
+        .question
+        .unwrap();
+    let b = parse_message_with(DIG_QUERY, &mut cache)
+        .unwrap()
+        .question
+        .unwrap();
+    assert!(
+        std::rc::Rc::ptr_eq(&a.name, &b.name),
+        "one allocation per name"
+    );
+    assert_eq!(&*a.name, "www.example.com.");
+    // Past MAX distinct names the cache starts over instead of growing.
+    let mut msg = header(1, 0x0100, 1, 0, 0, 0);
+    msg.extend_from_slice(&wire_name(&[b"n00000", b"test"]));
+    msg.extend_from_slice(&[0, 1, 0, 1]);
+    for i in 0..NameCache::MAX + 10 {
+        msg[13..19].copy_from_slice(format!("n{i:05}").as_bytes());
+        parse_message_with(&msg, &mut cache).unwrap();
+    }
+    assert!(cache.len() <= NameCache::MAX);
 }
