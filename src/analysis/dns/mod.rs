@@ -236,8 +236,19 @@ fn read_name(msg: &[u8], start: usize, mut out: Option<&mut Vec<u8>>) -> Result<
                 }
                 let label = take(pos + 1, pos + 1 + len, bound)?;
                 if let Some(out) = out.as_deref_mut() {
-                    for &byte in label {
-                        push_escaped(out, byte.to_ascii_lowercase());
+                    // Hostname labels (letters, digits, '-', '_') need no escaping: copy
+                    // them whole; only the odd label goes byte by byte.
+                    if label
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+                    {
+                        let at = out.len();
+                        out.extend_from_slice(label);
+                        out[at..].make_ascii_lowercase();
+                    } else {
+                        for &byte in label {
+                            push_escaped(out, byte.to_ascii_lowercase());
+                        }
                     }
                     out.push(b'.');
                 }
