@@ -393,6 +393,68 @@ mod tests {
         }
     }
 
+    /// The engine's tests carry their own rules (shipped thresholds are tuned freely).
+    const LATENCY_RULE: &str = r#"
+id = "t_latency"
+title = "t"
+description = "t"
+scope = "node"
+metric = "latency.p99_ms"
+warning = 100.0
+critical = 500.0
+min_samples = 20
+summary = "p99 {value}"
+remediation = ["r"]
+"#;
+    const FAILURE_RULES: &str = r#"
+[[rule]]
+id = "t_failure_rate"
+title = "t"
+description = "t"
+scope = "node"
+metric = "failure_ratio"
+warning = 0.01
+critical = 0.05
+min_samples = 20
+when = ["failures >= 3"]
+summary = "{value}"
+remediation = ["r"]
+
+[[rule]]
+id = "t_servfail"
+title = "t"
+description = "t"
+scope = "node"
+metric = "servfail_ratio"
+warning = 0.01
+critical = 0.05
+min_samples = 20
+when = ["rcodes.SERVFAIL >= 3"]
+summary = "{value}"
+remediation = ["r"]
+"#;
+    const OUTLIER_RULE: &str = r#"
+id = "t_outlier"
+title = "t"
+description = "t"
+scope = "process"
+metric = "latency.p99_ms"
+warning = 100.0
+critical = 500.0
+min_samples = 20
+when = ["latency.p99_vs_peers > 4"]
+summary = "{subject} {value}"
+remediation = ["r"]
+"#;
+
+    fn inline(texts: &[&str]) -> RuleSet {
+        let mut set = RuleSet::empty();
+        for (i, t) in texts.iter().enumerate() {
+            set.load_str(&format!("t{i}.toml"), t).unwrap();
+        }
+        set
+    }
+
     fn only(rules: &RuleSet, id: &str) -> RuleSet {
         let mut r = rules.clone();
         let ids: Vec<String> = r.rules().iter().map(|x| x.id.clone()).collect();
@@ -404,7 +466,7 @@ mod tests {
 
     #[test]
     fn latency_levels_and_min_samples() {
-        let rules = only(&RuleSet::builtin().unwrap(), "dns_high_latency");
+        let rules = inline(&[LATENCY_RULE]);
         let fire = |samples, p99| {
             evaluate_all(&snap(counts(samples, 0, 0), latency(samples, p99)), &rules)
         };
@@ -424,17 +486,13 @@ mod tests {
             low.findings.is_empty(),
             "three queries never raise an alarm"
         );
-        let check = low
-            .checks
-            .iter()
-            .find(|c| c.rule == "dns_high_latency")
-            .unwrap();
+        let check = low.checks.iter().find(|c| c.rule == "t_latency").unwrap();
         assert_eq!(check.status, CheckStatus::InsufficientData);
     }
 
     #[test]
     fn guards_and_ranking() {
-        let rules = RuleSet::builtin().unwrap();
+        let rules = inline(&[LATENCY_RULE, FAILURE_RULES]);
         // 1000 queries, 3% failures (SERVFAIL): failure rate WARNING, servfail WARNING.
         let e = evaluate_all(&snap(counts(1000, 0, 30), latency(1000, 900.0)), &rules);
         let ids: Vec<(&str, Severity)> = e
@@ -442,19 +500,16 @@ mod tests {
             .iter()
             .map(|f| (f.rule.as_str(), f.severity))
             .collect();
-        assert_eq!(ids[0], ("dns_high_latency", Severity::Critical), "{ids:?}");
+        assert_eq!(ids[0], ("t_latency", Severity::Critical), "{ids:?}");
         assert!(
-            ids.contains(&("dns_failure_rate", Severity::Warning)),
+            ids.contains(&("t_failure_rate", Severity::Warning)),
             "{ids:?}"
         );
-        assert!(
-            ids.contains(&("dns_servfail", Severity::Warning)),
-            "{ids:?}"
-        );
+        assert!(ids.contains(&("t_servfail", Severity::Warning)), "{ids:?}");
         // Ranked: critical first, then warnings by excess (servfail 3% vs 1%: 2.0;
         // failure rate 3% vs 1%: 2.0, tie broken by id).
         let warn: Vec<&str> = e.findings[1..].iter().map(|f| f.rule.as_str()).collect();
-        assert_eq!(warn, ["dns_failure_rate", "dns_servfail"]);
+        assert_eq!(warn, ["t_failure_rate", "t_servfail"]);
         // Two failures: below the `failures >= 3` guard.
         let e = evaluate(&snap(counts(20, 0, 2), latency(20, 1.0)), &rules);
         assert!(e.is_empty(), "{e:?}");
@@ -509,7 +564,7 @@ mod tests {
 
     #[test]
     fn one_slow_process_among_thousands_is_found_once() {
-        let rules = only(&RuleSet::builtin().unwrap(), "dns_process_latency_outlier");
+        let rules = inline(&[OUTLIER_RULE]);
         let mut s = snap(counts(100_000, 0, 0), latency(100_000, 5.0));
         s.processes = (0..5000)
             .map(|i| process(i + 1, 20, 3.0 + (i % 7) as f64))
