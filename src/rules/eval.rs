@@ -455,15 +455,6 @@ remediation = ["r"]
         set
     }
 
-    fn only(rules: &RuleSet, id: &str) -> RuleSet {
-        let mut r = rules.clone();
-        let ids: Vec<String> = r.rules().iter().map(|x| x.id.clone()).collect();
-        for other in ids.iter().filter(|x| *x != id) {
-            r.disable(other).unwrap();
-        }
-        r
-    }
-
     #[test]
     fn latency_levels_and_min_samples() {
         let rules = inline(&[LATENCY_RULE]);
