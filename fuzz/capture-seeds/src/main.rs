@@ -239,11 +239,13 @@ fn in_cgroup(cgroup: &Path, program: &str, args: &[&str]) -> Command {
 /// Polls until the ring buffer has been quiet for 300 ms.
 fn drain(capture: &Capture<'_>) -> Res<Vec<PacketEvent>> {
     let mut evs = Vec::new();
+    let mut batch = dnsdoc::capture::EventBatch::default();
     let mut quiet = 0;
     while quiet < 3 {
-        let before = evs.len();
-        capture.poll(Duration::from_millis(100), &mut evs)?;
-        quiet = if evs.len() == before { quiet + 1 } else { 0 };
+        capture.poll(Duration::from_millis(100), &mut batch)?;
+        quiet = if batch.is_empty() { quiet + 1 } else { 0 };
+        evs.extend(batch.events().iter().cloned());
+        batch.clear();
     }
     Ok(evs)
 }
