@@ -7,11 +7,7 @@ use std::process::{Command, Output};
 use common::{is_root, require_cgroup2, TempDir};
 
 fn dnsdoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run dnsdoc")
+    common::run_dnsdoc(args)
 }
 
 fn stderr(o: &Output) -> String {

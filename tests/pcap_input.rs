@@ -11,11 +11,7 @@ mod common;
 use common::TempDir;
 
 fn dnsdoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run dnsdoc")
+    common::run_dnsdoc(args)
 }
 
 /// A DNS message for `name` A: a query, or a response with `rcode`.

@@ -652,3 +652,13 @@ impl Drop for Netns {
         let _ = std::fs::remove_dir_all(&self.etc);
     }
 }
+
+/// Runs the dnsdoc binary with `args`, NO_COLOR set, and returns its output.
+#[allow(dead_code)]
+pub fn run_dnsdoc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run dnsdoc")
+}
