@@ -76,9 +76,21 @@ stage1() {
 	mount -t overlay overlay -o lowerdir=/lower,upperdir=/ovl/upper,workdir=/ovl/work /newroot ||
 		die "overlay on the host root"
 	R=/newroot
+	# A checkout under /tmp or /run (a CI clone may live there) must stay visible under the
+	# fresh tmpfs below: carry its (writable, overlaid) view across.
+	case "$KT_REPO" in
+	/tmp/* | /run/*)
+		mkdir -p /ovl/repo
+		mount -o bind "$R$KT_REPO" /ovl/repo || die "bind $KT_REPO"
+		;;
+	esac
 	# Fresh, empty /tmp and /run, like a booted system has.
 	mount -t tmpfs -o mode=1777 tmp "$R/tmp" || die "tmpfs on /tmp"
 	mount -t tmpfs -o mode=0755 run "$R/run" || die "tmpfs on /run"
+	if [ -d /ovl/repo ]; then
+		mkdir -p "$R$KT_REPO"
+		mount -o move /ovl/repo "$R$KT_REPO" || die "move $KT_REPO back"
+	fi
 	mkdir -p "$R/run/kt/out" "$R/run/lock"
 	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 ktout "$R/run/kt/out" ||
 		die "mount results share"
