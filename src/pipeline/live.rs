@@ -10,37 +10,24 @@ use crate::capture::{Capture, EventBatch};
 use crate::signals;
 use crate::sockets::{SocketOwners, Unowned};
 
-/// Attached probes of one window.
+/// Attached probes of one window; dropping it frees them (maps, ring buffer).
 pub struct LiveSource<'obj> {
-    capture: Option<Capture<'obj>>,
+    capture: Capture<'obj>,
     sockets: SocketOwners,
-    /// The last counters read while attached (kept when the capture is dropped).
-    final_health: Option<SourceHealth>,
 }
 
 impl<'obj> LiveSource<'obj> {
     pub fn new(capture: Capture<'obj>) -> Self {
         LiveSource {
-            capture: Some(capture),
+            capture,
             sockets: SocketOwners::default(),
-            final_health: None,
         }
-    }
-
-    /// Reads the final counters and frees the probes (maps, ring buffer).
-    pub fn close(&mut self) -> Result<()> {
-        self.final_health = Some(self.health()?);
-        self.capture = None;
-        Ok(())
     }
 }
 
 impl EventSource for LiveSource<'_> {
     fn poll(&mut self, wait: Duration, out: &mut EventBatch) -> Result<()> {
-        match &self.capture {
-            Some(c) => c.poll(wait, out),
-            None => Ok(()),
-        }
+        self.capture.poll(wait, out)
     }
 
     fn now_ns(&self) -> u64 {
@@ -48,9 +35,7 @@ impl EventSource for LiveSource<'_> {
     }
 
     fn stop(&mut self) {
-        if let Some(c) = &mut self.capture {
-            c.detach();
-        }
+        self.capture.detach();
     }
 
     fn resolve_owners(&mut self, unowned: &[Unowned]) -> Vec<(u64, u32)> {
@@ -66,9 +51,7 @@ impl EventSource for LiveSource<'_> {
     }
 
     fn health(&self) -> Result<SourceHealth> {
-        let Some(capture) = &self.capture else {
-            return Ok(self.final_health.clone().unwrap_or_default());
-        };
+        let capture = &self.capture;
         let k = capture.counters()?;
         Ok(SourceHealth {
             packets: k.packets,

@@ -87,10 +87,8 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         let _ = tx.send(());
     }
     let mut source = LiveSource::new(capture);
-    let snapshot = run(&mut source, opts, &cgroup.display().to_string());
-    // Free the probes whatever happened (the snapshot is already built).
-    source.close()?;
-    snapshot
+    // The probes are freed when `source` is dropped, whatever `run` returned.
+    run(&mut source, opts, &cgroup.display().to_string())
 }
 
 /// Runs one window over `source`: source -> analysis -> aggregate -> snapshot. Ends at

@@ -654,7 +654,6 @@ impl Drop for Netns {
 }
 
 /// Runs the dnsdoc binary with `args`, NO_COLOR set, and returns its output.
-#[allow(dead_code)]
 pub fn run_dnsdoc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
         .args(args)

@@ -302,9 +302,7 @@ mod tests {
                 Get::Counts(Source::Row, Val::Path(p)) => counts.push(p),
                 // A computed row named after a field covers it (the snapshot's ratios
                 // are rounded copies of what the row computes).
-                Get::Counts(Source::Row, Val::Fn(_)) => {
-                    counts.push(Box::leak(m.name.clone().into_boxed_str()))
-                }
+                Get::Counts(Source::Row, Val::Fn(_)) => counts.push(m.name.as_str()),
                 Get::Latency(Source::Row, Val::Path(p)) => latency.push(p),
                 Get::Node(Val::Path(p)) => node.push(p),
                 _ => {}
