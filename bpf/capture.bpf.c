@@ -19,12 +19,11 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Wake user space only once this much data waits; it also drains on a short timer.
- * Waking it per record cost a context switch per packet (a quarter of its CPU). */
+/* Wake user space only about once this much data waits (each of the n_cpus CPUs after
+ * its share); it also drains on a short timer. Waking it per record cost a context
+ * switch per packet (a quarter of its CPU). */
 const volatile __u64 wakeup_bytes = 0;
-/* Records that land in [wakeup_bytes, wakeup_bytes + WAKEUP_WINDOW) of waiting data wake
- * user space: a few per crossing (records are at most 1128 bytes). */
-#define WAKEUP_WINDOW 4096
+const volatile __u32 n_cpus = 1;
 /* Set by user space when this kernel lets cgroup_skb programs call
  * bpf_get_current_pid_tgid/comm (6.18 does; 5.10-6.12 reject them). When 0 the verifier
  * prunes those calls and owners come only from the sock_addr hooks, socket storage
@@ -43,33 +42,13 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* A record is assembled here, then copied into the ring buffer with its real size. */
-struct event_buf {
-	struct dns_event hdr;
-	__u8 payload[DNSDOC_MAX_PAYLOAD];
-};
-
-/*
- * One scratch slot per nesting level. Egress runs in process context with softirqs
- * enabled, so an ingress (or softirq egress) program can interrupt it on the same CPU;
- * a single per-CPU buffer would then be overwritten mid-record. Interrupts nest like a
- * stack, so a per-CPU depth counter hands each level its own slot.
- */
-#define SCRATCH_SLOTS 4
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SCRATCH_SLOTS);
-	__type(key, __u32);
-	__type(value, struct event_buf);
-} scratch SEC(".maps");
-
+/* Bytes queued on this CPU since it last woke user space (see wake_flags). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} depth SEC(".maps");
+	__type(value, __u64);
+} unannounced_bytes SEC(".maps");
 
 /* Processes whose first socket already woke user space (see fill_owner). */
 struct {
@@ -140,59 +119,92 @@ static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *e
 	return 0;
 }
 
-static __always_inline void emit(struct __sk_buff *skb, int egress, struct event_buf *buf);
-
-static __always_inline int handle(struct __sk_buff *skb, int egress)
+/* Wake user space once this CPU has queued its share of wakeup_bytes since it last
+ * did; user space also drains on a short timer. A per-CPU count, not the ring's fill
+ * level: reading the ring's consumer position pulled a cache line user space writes on
+ * every poll. */
+static __always_inline __u64 wake_flags(__u64 bytes)
 {
-	__u32 zero = 0, slot;
-	struct event_buf *buf;
-	__u32 *level;
+	__u32 zero = 0;
+	__u64 *queued = bpf_map_lookup_elem(&unannounced_bytes, &zero);
 
-	level = bpf_map_lookup_elem(&depth, &zero);
-	if (!level)
-		return 1;
-	slot = *level;
-	if (slot >= SCRATCH_SLOTS) {
-		count(DNSDOC_CTR_DROP_NESTED);
-		return 1;
-	}
-	buf = bpf_map_lookup_elem(&scratch, &slot);
-	if (!buf)
-		return 1;
-	*level = slot + 1;
-	emit(skb, egress, buf);
-	*level = slot;
-	return 1;
+	if (!queued)
+		return 0;
+	*queued += bytes;
+	if (*queued < wakeup_bytes / n_cpus)
+		return BPF_RB_NO_WAKEUP;
+	*queued = 0;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 /*
- * Emits the payload bytes past the first record of the packet whose record the current
- * scratch slot holds, DNSDOC_MAX_PAYLOAD per record (chunk_off = their offset), up to
- * DNSDOC_MAX_CHUNKS records in all. A global function, so the verifier checks its loop
- * once on its own: inlined, the loop was re-verified on every path through the IP and
- * transport parsing, and loading took 13 times longer (0.4 s; seconds under qemu).
- * Stops at the first record that cannot be read or queued; user space sees the rest
- * missing and counts the message as cut. The last record carries `last_flags` (the
- * wakeup the first would have had), so user space is not woken mid-packet.
+ * Reserves a record with room for `room` payload bytes (a constant: the verifier wants
+ * one per reserve call), copies the header and `n` <= room payload bytes from the packet
+ * straight into it and submits it. Reserving in place, rather than assembling in a
+ * scratch buffer and copying, saves a copy and the scratch bookkeeping per packet.
+ * Returns 0, or -1 when the ring is full or the payload cannot be read (the caller
+ * counts which).
  */
-__noinline int emit_continuations(struct __sk_buff *skb, __u32 payload_off, __u32 len,
-				  __u64 last_flags)
+static __always_inline int submit(struct __sk_buff *skb, const struct dns_event *hdr,
+				  __u32 payload_off, __u32 n, const __u32 room, __u64 flags)
 {
-	__u32 zero = 0, slot;
-	struct event_buf *buf;
-	__u32 *level;
+	struct dns_event *rec;
+
+	rec = bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + room, 0);
+	if (!rec)
+		return -1;
+	__builtin_memcpy(rec, hdr, sizeof(*rec));
+	if (n > room)
+		n = room;
+	/* 1..=room for the verifier (room is a power of two); n == 0 reads nothing. The
+	 * barrier keeps clang from proving the mask redundant and dropping it: 5.10-6.18
+	 * verifiers lose the bounds across the clamp above. */
+	barrier_var(n);
+	if (n > 0 && bpf_skb_load_bytes(skb, payload_off, rec + 1, ((n - 1) & (room - 1)) + 1) < 0) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		return -2;
+	}
+	bpf_ringbuf_submit(rec, flags);
+	return 0;
+}
+
+/* One record of `n` payload bytes in the smallest size class that holds them: most DNS
+ * messages are far shorter than DNSDOC_MAX_PAYLOAD, and the ring fills with what is
+ * reserved, not with what is used. */
+static __always_inline int submit_sized(struct __sk_buff *skb, const struct dns_event *hdr,
+					__u32 payload_off, __u32 n, __u64 flags)
+{
+	if (n <= 128)
+		return submit(skb, hdr, payload_off, n, 128, flags);
+	if (n <= 256)
+		return submit(skb, hdr, payload_off, n, 256, flags);
+	if (n <= 512)
+		return submit(skb, hdr, payload_off, n, 512, flags);
+	return submit(skb, hdr, payload_off, n, DNSDOC_MAX_PAYLOAD, flags);
+}
+
+/*
+ * Emits the payload bytes past the first record, DNSDOC_MAX_PAYLOAD per record
+ * (chunk_off = their offset), up to DNSDOC_MAX_CHUNKS records in all. Continuations
+ * carry only what user space joins them by: the first record's cookie and ts_ns.
+ * A global function, so the verifier checks its loop once on its own: inlined, the loop
+ * was re-verified on every path through the IP and transport parsing, and loading took
+ * 13 times longer (0.4 s; seconds under qemu). Stops at the first record that cannot be
+ * read or queued; user space sees the rest missing and counts the message as cut. The
+ * last record carries `last_flags`, so user space is not woken mid-packet.
+ * `off_len`: payload offset in the upper 32 bits, payload length in the lower.
+ */
+__noinline int emit_continuations(struct __sk_buff *skb, __u64 off_len, __u64 cookie,
+				  __u64 ts_ns, __u64 last_flags)
+{
+	__u32 payload_off = off_len >> 32, len = (__u32)off_len;
+	struct dns_event hdr = {};
 
 	if (!skb)
 		return 0;
-	level = bpf_map_lookup_elem(&depth, &zero);
-	if (!level || *level == 0)
-		return 0;
-	slot = *level - 1;
-	if (slot >= SCRATCH_SLOTS)
-		return 0;
-	buf = bpf_map_lookup_elem(&scratch, &slot);
-	if (!buf)
-		return 0;
+	hdr.ts_ns = ts_ns;
+	hdr.cookie = cookie;
+	hdr.payload_len = len;
 	for (__u32 i = 1; i < DNSDOC_MAX_CHUNKS; i++) {
 		__u32 off = i * DNSDOC_MAX_PAYLOAD;
 		__u32 n;
@@ -202,119 +214,71 @@ __noinline int emit_continuations(struct __sk_buff *skb, __u32 payload_off, __u3
 		n = len - off;
 		if (n > DNSDOC_MAX_PAYLOAD)
 			n = DNSDOC_MAX_PAYLOAD;
-		/* 1..=MAX for the verifier (see emit). */
-		n = ((n - 1) & (DNSDOC_MAX_PAYLOAD - 1)) + 1;
-		if (bpf_skb_load_bytes(skb, payload_off + off, buf->payload, n) < 0)
-			return i;
-		buf->hdr.captured_len = n;
-		buf->hdr.chunk_off = off;
-		if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + n,
-				       off + n >= len ? last_flags : BPF_RB_NO_WAKEUP) < 0)
+		hdr.captured_len = n;
+		hdr.chunk_off = off;
+		if (submit(skb, &hdr, payload_off + off, n, DNSDOC_MAX_PAYLOAD,
+			   off + n >= len ? last_flags : BPF_RB_NO_WAKEUP) < 0)
 			return i;
 	}
 	return 0;
 }
 
-/* Builds the record for one packet in `buf` and copies it into the ring buffer. */
-static __always_inline void emit(struct __sk_buff *skb, int egress, struct event_buf *buf)
+/* Builds the record for one packet and queues it in the ring buffer. */
+static __always_inline int handle(struct __sk_buff *skb, int egress)
 {
-	__u32 l4off, payload_off;
-	struct dns_event *ev;
+	struct dns_event ev = {};
+	__u32 payload_off;
 	struct l3 l3 = {};
-	int new_owner;
-	__u64 len, n;
-	int proto;
-
-	ev = &buf->hdr;
-	__builtin_memset(ev, 0, sizeof(*ev));
+	__u64 flags;
+	__u32 len, n;
+	int rc;
 
 	if (parse_l3(skb, &l3) < 0)
-		return;
-	ev->family = l3.family;
-	__builtin_memcpy(ev->saddr, l3.saddr, 16);
-	__builtin_memcpy(ev->daddr, l3.daddr, 16);
-	proto = l3.protocol;
-	l4off = l3.l4off;
-	if (proto == IPPROTO_UDP) {
-		struct udphdr uh;
-
-		if (bpf_skb_load_bytes(skb, l4off, &uh, sizeof(uh)) < 0)
-			return;
-		ev->sport = bpf_ntohs(uh.source);
-		ev->dport = bpf_ntohs(uh.dest);
-		payload_off = l4off + sizeof(uh);
-	} else if (proto == IPPROTO_TCP) {
-		struct tcphdr th;
-
-		if (bpf_skb_load_bytes(skb, l4off, &th, sizeof(th)) < 0)
-			return;
-		ev->sport = bpf_ntohs(th.source);
-		ev->dport = bpf_ntohs(th.dest);
-		ev->tcp_seq = bpf_ntohl(th.seq);
-		/* Byte 13 of the TCP header holds the flags. */
-		ev->tcp_flags = ((__u8 *)&th)[13];
-		payload_off = l4off + th.doff * 4;
-	} else {
-		return;
-	}
-	if (!is_dns_port(ev->sport) && !is_dns_port(ev->dport))
-		return;
+		return 1;
+	if (parse_l4(skb, &l3, &ev, &payload_off) < 0)
+		return 1;
+	if (!is_dns_port(ev.sport) && !is_dns_port(ev.dport))
+		return 1;
 	if (payload_off >= skb->len) {
 		/* No payload: only FIN and RST matter (they end a TCP stream). */
-		if (proto != IPPROTO_TCP || !(ev->tcp_flags & 0x05))
-			return;
+		if (l3.protocol != IPPROTO_TCP || !(ev.tcp_flags & 0x05))
+			return 1;
 		len = 0;
 	} else {
 		len = skb->len - payload_off;
 	}
 
 	count(DNSDOC_CTR_PACKETS);
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->cookie = bpf_get_socket_cookie(skb);
-	ev->protocol = proto;
-	ev->direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
-	ev->payload_len = len;
-	new_owner = fill_owner(skb, ev, egress);
+	ev.family = l3.family;
+	__builtin_memcpy(ev.saddr, l3.saddr, 16);
+	__builtin_memcpy(ev.daddr, l3.daddr, 16);
+	ev.ts_ns = bpf_ktime_get_ns();
+	ev.cookie = bpf_get_socket_cookie(skb);
+	ev.protocol = l3.protocol;
+	ev.direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
+	ev.payload_len = len;
+	n = len > DNSDOC_MAX_PAYLOAD ? DNSDOC_MAX_PAYLOAD : len;
+	ev.captured_len = n;
 
 	/* Wake user space at once for a socket's first record with a known owner, so it
-	 * reads /proc/PID while a short-lived client (dig) still waits for its answer.
-	 * Past the threshold, wake it once, as the data crosses it, not for every record
-	 * after: a consumer that lags is already awake, and a wakeup per record cost more
-	 * than the program itself (4-6 us per packet with a slow consumer). If two CPUs
-	 * race past the window, user space's 10 ms drain timer still picks the data up. */
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-
-	if (new_owner || (avail >= wakeup_bytes && avail < wakeup_bytes + WAKEUP_WINDOW))
+	 * reads /proc/PID while a short-lived client (dig) still waits for its answer. */
+	flags = wake_flags(sizeof(ev) + n);
+	if (fill_owner(skb, &ev, egress))
 		flags = BPF_RB_FORCE_WAKEUP;
 
 	/* The first record here; the rest of a longer payload in continuation records,
 	 * which user space joins by (cookie, ts_ns) and counts as cut when it does not get
 	 * them all (past 64 KiB, or a continuation lost to a full ring). */
-	n = len > DNSDOC_MAX_PAYLOAD ? DNSDOC_MAX_PAYLOAD : len;
-	barrier_var(n);
-	if (n > 0 && n <= DNSDOC_MAX_PAYLOAD) {
-		/* 5.10-6.1 verifiers lose `n >= 1` across the checks above and reject a
-		 * possibly-zero size; the mask keeps 1..=MAX (MAX is a power of two). */
-		n = ((n - 1) & (DNSDOC_MAX_PAYLOAD - 1)) + 1;
-		if (bpf_skb_load_bytes(skb, payload_off, buf->payload, n) < 0) {
-			count(DNSDOC_CTR_DROP_LOAD);
-			return;
-		}
-	} else {
-		n = 0;
-	}
-	ev->captured_len = n;
-	barrier_var(n);
-	if (n > DNSDOC_MAX_PAYLOAD)
-		return;
-	if (bpf_ringbuf_output(&events, buf, sizeof(struct dns_event) + n,
-			       len > DNSDOC_MAX_PAYLOAD ? BPF_RB_NO_WAKEUP : flags) < 0) {
-		count(DNSDOC_CTR_DROP_RINGBUF);
-		return;
+	rc = submit_sized(skb, &ev, payload_off, n,
+			  len > DNSDOC_MAX_PAYLOAD ? BPF_RB_NO_WAKEUP : flags);
+	if (rc < 0) {
+		count(rc == -1 ? DNSDOC_CTR_DROP_RINGBUF : DNSDOC_CTR_DROP_LOAD);
+		return 1;
 	}
 	if (len > DNSDOC_MAX_PAYLOAD)
-		emit_continuations(skb, payload_off, len, flags);
+		emit_continuations(skb, ((__u64)payload_off << 32) | len, ev.cookie, ev.ts_ns,
+				   flags);
+	return 1;
 }
 
 SEC("cgroup_skb/egress")

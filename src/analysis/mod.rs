@@ -9,6 +9,7 @@ pub mod matcher;
 pub mod owners;
 pub mod streams;
 pub mod tcp;
+mod twins;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use matcher::{Matcher, Message, Transaction};
 use owners::Owners;
 use streams::TcpStreams;
 use tcp::TcpMessage;
+use twins::Twins;
 
 /// Settings of the analysis.
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ pub struct Analyzer {
     /// The last cut messages seen leaving a socket, so that the same message arriving
     /// at a watched socket is not counted again.
     recent_cuts: VecDeque<CutKey>,
+    /// Parsed egress datagrams whose ingress copy is still to come (loopback).
+    twins: Twins,
 }
 
 /// Identifies one message on the wire: both ends and the DNS id.
@@ -91,6 +95,7 @@ impl Analyzer {
             tcp_messages: Vec::new(),
             names: dns::NameCache::default(),
             recent_cuts: VecDeque::new(),
+            twins: Twins::default(),
         }
     }
 
@@ -114,7 +119,7 @@ impl Analyzer {
                 if ev.payload.len() < ev.payload_len as usize {
                     self.count_cut(ev, &ev.payload);
                 }
-                self.on_dns_bytes(&ev.payload, ev, local, peer);
+                self.on_datagram(ev, local, peer);
             }
             Protocol::Tcp => {
                 let mut messages = std::mem::take(&mut self.tcp_messages);
@@ -131,6 +136,32 @@ impl Analyzer {
         self.attribute(out);
     }
 
+    /// One UDP datagram: its egress twin's parse when there is one (loopback), else
+    /// parsed here (and remembered for its ingress twin).
+    fn on_datagram(&mut self, ev: &PacketEvent, local: SocketAddr, peer: SocketAddr) {
+        let (src, dst) = (
+            SocketAddr::new(ev.src, ev.sport),
+            SocketAddr::new(ev.dst, ev.dport),
+        );
+        if !twins::both_local(&src, &dst) {
+            return self.on_dns_bytes(&ev.payload, ev, local, peer);
+        }
+        let dns = match ev.direction {
+            Direction::Ingress => match self.twins.take(src, dst, &ev.payload) {
+                Some(dns) => dns,
+                None => return self.on_dns_bytes(&ev.payload, ev, local, peer),
+            },
+            Direction::Egress => match dns::parse_message_with(&ev.payload, &mut self.names) {
+                Ok(dns) => {
+                    self.twins.remember(src, dst, &ev.payload, &dns);
+                    dns
+                }
+                Err(_) => return self.stats.parse_errors += 1,
+            },
+        };
+        self.on_dns(dns, ev, local, peer);
+    }
+
     /// Parses one DNS message of `ev`'s socket and hands it to the matcher.
     fn on_dns_bytes(
         &mut self,
@@ -140,21 +171,30 @@ impl Analyzer {
         peer: SocketAddr,
     ) {
         match dns::parse_message_with(bytes, &mut self.names) {
-            Ok(dns) => {
-                self.stats.messages += 1;
-                let msg = Message {
-                    ts_ns: ev.ts_ns,
-                    cookie: ev.cookie,
-                    protocol: ev.protocol,
-                    direction: ev.direction,
-                    local,
-                    peer,
-                    dns,
-                };
-                self.matcher.on_message(msg, &mut self.scratch);
-            }
+            Ok(dns) => self.on_dns(dns, ev, local, peer),
             Err(_) => self.stats.parse_errors += 1,
         }
+    }
+
+    /// Hands one parsed message of `ev`'s socket to the matcher.
+    fn on_dns(
+        &mut self,
+        dns: dns::DnsMessage,
+        ev: &PacketEvent,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) {
+        self.stats.messages += 1;
+        let msg = Message {
+            ts_ns: ev.ts_ns,
+            cookie: ev.cookie,
+            protocol: ev.protocol,
+            direction: ev.direction,
+            local,
+            peer,
+            dns,
+        };
+        self.matcher.on_message(msg, &mut self.scratch);
     }
 
     /// Counts a cut message once: on loopback the same packet is seen leaving the client

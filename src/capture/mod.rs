@@ -197,6 +197,9 @@ impl<'obj> Capture<'obj> {
         ro.n_ports = cfg.ports.len() as u32;
         let ring_bytes = ring_size(cfg.ring_buffer_bytes);
         ro.wakeup_bytes = u64::from(ring_bytes / 8);
+        ro.n_cpus = libbpf_rs::num_possible_cpus()
+            .context("counting the possible CPUs")?
+            .max(1) as u32;
         ro.skb_has_task = u32::from(features.skb_current_task);
         open_capture
             .maps

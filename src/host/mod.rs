@@ -4,6 +4,7 @@
 //! pipeline and the commands ask here.
 
 mod proc;
+pub mod sched;
 
 use caps::{CapSet, Capability};
 
