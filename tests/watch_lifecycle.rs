@@ -123,8 +123,16 @@ fn pid_filter_keeps_only_that_process() {
     let cg = TestCgroup::new("pid");
     let port = free_port();
     let _dnsmasq = start_dnsmasq(&cg, port, &[]);
-    // A client whose pid we know before it queries: sh sleeps, then execs dig.
-    let script = format!("sleep 1.5; exec dig @127.0.0.1 -p {port} wanted.good.test +tries=1");
+    // A client whose pid we know before it queries: sh waits until the watch is
+    // attached (a flag file; at most 30 s), then execs dig. A fixed sleep raced the
+    // attach on a slow kernel under qemu.
+    let dir = TempDir::new("pid");
+    let flag = dir.path().join("attached");
+    let script = format!(
+        "i=0; while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+         exec dig @127.0.0.1 -p {port} wanted.good.test +tries=1",
+        flag.display()
+    );
     let client = cg
         .command("sh", &["-c", &script])
         .stdout(std::process::Stdio::null())
@@ -133,6 +141,7 @@ fn pid_filter_keeps_only_that_process() {
     let pid = client.id();
     let client = Guard(client);
     let watch = start_watch(&cg, &[port], &["--pid", &pid.to_string()]);
+    std::fs::write(&flag, b"").unwrap();
     dig(&cg, port, "other.good.test");
     let mut child = client;
     assert!(child.0.wait().unwrap().success());
