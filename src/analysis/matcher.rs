@@ -87,12 +87,28 @@ pub struct MatcherStats {
 /// O(1) per message whatever a peer sends.
 const MAX_PER_KEY: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     role: Role,
     cookie: u64,
     peer: SocketAddr,
     id: u16,
+}
+
+/// Three integer writes instead of the derived field-by-field hash (the address enum,
+/// its octets, flow info and scope id one by one): keys are hashed three times per
+/// transaction. Equal keys hash equally; the rest only needs to spread well.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let ip = match self.peer.ip() {
+            std::net::IpAddr::V4(a) => u128::from(a.to_bits()),
+            std::net::IpAddr::V6(a) => a.to_bits() ^ (1 << 127),
+        };
+        state.write_u64(self.cookie);
+        state.write_u128(ip);
+        let role = u64::from(self.role == Role::Server);
+        state.write_u64((role << 32) | (u64::from(self.peer.port()) << 16) | u64::from(self.id));
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -204,10 +220,12 @@ impl Matcher {
     }
 
     fn on_response(&mut self, key: Key, m: Message, out: &mut Vec<Transaction>) {
-        let Some(entries) = self.pending.get_mut(&key) else {
+        // One hash lookup for both the match and the removal.
+        let std::collections::hash_map::Entry::Occupied(mut slot) = self.pending.entry(key) else {
             self.stats.unmatched_responses += 1;
             return;
         };
+        let entries = slot.get_mut();
         // A response without a question (some FORMERR replies) matches only when the
         // socket, peer and id leave exactly one candidate.
         let idx = match &m.dns.question {
@@ -221,7 +239,7 @@ impl Matcher {
         };
         let p = entries.swap_remove(idx);
         if entries.is_empty() {
-            self.pending.remove(&key);
+            slot.remove();
         }
         self.len -= 1;
         self.order.remove(&(p.ts_ns, p.seq));

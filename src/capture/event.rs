@@ -160,6 +160,10 @@ fn addr(bytes: &[u8], family: u8) -> IpAddr {
 /// Replaces `out` with the NUL-terminated name in `bytes`, reusing its allocation.
 fn comm_into(bytes: &[u8], out: &mut String) {
     let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
+    // A reused slot usually held the same socket's record: skip the UTF-8 check.
+    if out.as_bytes() == &bytes[..end] {
+        return;
+    }
     out.clear();
     match std::str::from_utf8(&bytes[..end]) {
         Ok(s) => out.push_str(s),
