@@ -2,9 +2,8 @@
 //!
 //! A throughput ratio at a fixed rate below capacity is 1.0 by construction, so this
 //! bench drives dnsmasq, then unbound, with dnsperf at no rate limit (`-c 8 -T 1`) and
-//! interleaves rounds: baseline, `tcpdump -w /dev/null` (the reference collector),
-//! `dnsdoc watch`, and `dnsdoc watch --cpu-priority normal` (what yielding the CPU at high
-//! packet rates gives), DNSDOC_BENCH_ROUNDS times (default 3) of DNSDOC_BENCH_SECONDS each
+//! interleaves rounds: baseline, `tcpdump -w /dev/null` (the reference collector), and
+//! `dnsdoc watch`, DNSDOC_BENCH_ROUNDS times (default 3) of DNSDOC_BENCH_SECONDS each
 //! (default 10). Per server it prints every round, the median throughput ratio of each
 //! collector to the baseline of its round, dnsdoc's CPU per 10K q/s, the BPF cost per
 //! run of each of dnsdoc's programs (kernel.bpf_stats_enabled, switched on only for one
@@ -142,8 +141,6 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]
     );
     let (mut base, mut tcpd, mut dnsd) = (Vec::new(), Vec::new(), Vec::new());
-    // dnsdoc with `--cpu-priority normal`: the same run without yielding the CPU.
-    let mut normal = Vec::new();
     // Rounds where something outside the benchmark took CPU (see `other`).
     let mut disturbed = 0;
     for r in 1..=rounds {
@@ -154,36 +151,28 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         print_row(&r, "baseline", &base_round, None, &sent);
         let (t, stats) = tcpdump_round(b);
         print_row(&r, "tcpdump", &t, Some(perf.qps), &stats);
-        let d = dnsdoc_round(b, false, &[]);
+        let d = dnsdoc_round(b, false);
         print_row(&r, "dnsdoc", &d.load, Some(perf.qps), &d.notes);
         println!("{:>6}{}", "", d.counts);
-        let n = dnsdoc_round(b, false, &["--cpu-priority", "normal"]);
-        print_row(&r, "dnsdoc-n", &n.load, Some(perf.qps), &n.notes);
-        println!("{:>6}{}", "", n.counts);
-        disturbed += [&base_round, &t, &d.load, &n.load]
+        disturbed += [&base_round, &t, &d.load]
             .iter()
             .filter(|l| l.other_pct > OTHER_PCT_LIMIT)
             .count();
         base.push(perf.qps);
         tcpd.push(t.perf.qps / perf.qps);
-        normal.push(n.load.perf.qps / perf.qps);
         dnsd.push(d);
-        dnsd.push(n);
     }
     // bpf_stats cost something themselves (two clock reads per program run), so they
     // are on only for this extra round, which is in no throughput or CPU median; its
     // ratio is to the median baseline.
-    let st = dnsdoc_round(b, true, &[]);
+    let st = dnsdoc_round(b, true);
     print_row("stats", "dnsdoc", &st.load, Some(median(&base)), &st.notes);
     println!("{:>6}{}", "", st.counts);
     disturbed += usize::from(st.load.other_pct > OTHER_PCT_LIMIT);
 
     let ratio_t = median(&tcpd);
-    let ratio_n = median(&normal);
-    // dnsd holds (default, normal-priority) pairs, round by round.
     let ratios: Vec<f64> = dnsd
         .iter()
-        .step_by(2)
         .zip(&base)
         .map(|(d, q)| d.load.perf.qps / q)
         .collect();
@@ -191,7 +180,6 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
     let cpu = median(
         &dnsd
             .iter()
-            .step_by(2)
             .map(|d| d.load.collector_per_10k)
             .collect::<Vec<_>>(),
     );
@@ -213,7 +201,7 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         println!(
             "\n{server}: {disturbed} of {} runs had other > {OTHER_PCT_LIMIT} % of a core: \
              something else ran on the box, and their numbers mean less",
-            4 * rounds + 1
+            3 * rounds + 1
         );
     }
     println!(
@@ -245,12 +233,6 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         format!("{ratio_d:.3}"),
         &format!(">= {TARGET_RATIO} and > tcpdump"),
         Some(ratio_d >= TARGET_RATIO && ratio_d > ratio_t),
-    );
-    line(
-        "  the same at --cpu-priority normal (median)",
-        format!("{ratio_n:.3}"),
-        "(what yielding gives)",
-        None,
     );
     line(
         "dnsdoc CPU, % of a core per 10K q/s (median)",
@@ -484,12 +466,8 @@ struct DnsdocRound {
     bpf: BTreeMap<String, (u64, u64)>,
 }
 
-/// `extra`: more `dnsdoc watch` arguments (`--cpu-priority normal` for the round that
-/// shows what yielding the CPU gives).
-fn dnsdoc_round(b: &Bench, bpf_stats: bool, extra: &[&str]) -> DnsdocRound {
-    let mut args = vec!["--timeout", "2s"];
-    args.extend_from_slice(extra);
-    let watch = start_watch(b.cg, &[b.port], &args);
+fn dnsdoc_round(b: &Bench, bpf_stats: bool) -> DnsdocRound {
+    let watch = start_watch(b.cg, &[b.port], &["--timeout", "2s"]);
     let progs = bpf_stats::attached_programs(&b.cg.path);
     let stats_on = bpf_stats.then(bpf_stats::Enabled::switch_on);
     let before = bpf_stats::read(&progs);
@@ -508,12 +486,11 @@ fn dnsdoc_round(b: &Bench, bpf_stats: bool, extra: &[&str]) -> DnsdocRound {
         dropped: snap.capture.dropped.total,
         exact,
         notes: format!(
-            "peak RSS {:.1} MiB (heap {:.1}), dropped {}, exact {}, priority raised {}",
+            "peak RSS {:.1} MiB (heap {:.1}), dropped {}, exact {}",
             l.collector.peak_rss_mib,
             l.collector.rss_anon_mib,
             snap.capture.dropped.total,
-            if exact { "yes" } else { "NO" },
-            snap.capture.analysis_priority_raised
+            if exact { "yes" } else { "NO" }
         ),
         counts: format!(
             "dnsperf sent {} completed {}; dnsdoc queries {} responses {} timeouts {} \

@@ -84,10 +84,6 @@ pub struct CaptureHealth {
     /// Sockets whose owner no kernel hook recorded, found through sock_diag and /proc.
     #[serde(default)]
     pub owners_from_sock_diag: u64,
-    /// Times the analysis, running at idle CPU priority because the packet rate was
-    /// high (`--cpu-priority auto`), fell behind and was put back to normal priority.
-    #[serde(default)]
-    pub analysis_priority_raised: u64,
     /// What this kernel could not do and how the capture made up for it (empty on a
     /// kernel with every feature). Nothing here loses data; it says where owners came from.
     #[serde(default)]

@@ -47,8 +47,6 @@ impl Observer {
             // A flood produces ~4 events per lookup (client and server side).
             ring_buffer_bytes: 64 << 20,
             max_pending: 200_000,
-            // The load is ours and the ring is large: exact evidence first.
-            yield_cpu: false,
             progress: false,
             attached: None,
             pcap: None,

@@ -161,20 +161,6 @@ pub struct CaptureArgs {
     )]
     pub max_pending: usize,
 
-    /// CPU priority of the analysis. auto: at high packet rates (20K/s and up) it runs at
-    /// idle priority (SCHED_IDLE) and takes only CPU the node leaves idle, so a saturated
-    /// DNS server keeps its throughput; the kernel ring buffer holds the packets
-    /// meanwhile, and a watchdog restores normal priority when the analysis falls behind.
-    /// normal: never yield.
-    #[arg(
-        long,
-        value_enum,
-        value_name = "WHEN",
-        default_value = "auto",
-        hide_short_help = true
-    )]
-    pub cpu_priority: CpuPriority,
-
     /// No live progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
@@ -216,22 +202,12 @@ impl CaptureArgs {
             pids: a.pids.clone(),
             ring_buffer_bytes: a.ring_buffer_bytes,
             max_pending: a.max_pending,
-            yield_cpu: a.cpu_priority == CpuPriority::Auto,
             progress: !a.no_progress,
             attached: None,
             pcap: self.pcap.clone(),
             local: self.local.clone(),
         }
     }
-}
-
-/// `--cpu-priority`: whether the analysis yields the CPU at high packet rates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CpuPriority {
-    /// Idle priority at high packet rates, normal otherwise.
-    Auto,
-    /// Always normal priority.
-    Normal,
 }
 
 /// A duration such as "30s"; shared by every command's duration flags.

@@ -4,7 +4,6 @@
 //! pipeline and the commands ask here.
 
 mod proc;
-pub mod sched;
 
 use caps::{CapSet, Capability};
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::source::{EventSource, SourceHealth};
-use super::yield_cpu::CpuYield;
 use crate::capture::{Capture, EventBatch};
 use crate::signals;
 use crate::sockets::{SocketOwners, Unowned};
@@ -15,32 +14,20 @@ use crate::sockets::{SocketOwners, Unowned};
 pub struct LiveSource<'obj> {
     capture: Capture<'obj>,
     sockets: SocketOwners,
-    /// Yields the CPU to the workload at high packet rates (`--cpu-priority auto`).
-    cpu: Option<CpuYield>,
-    /// `cpu`'s count of priority raises, kept when it is dropped at stop.
-    priority_raised: u64,
 }
 
 impl<'obj> LiveSource<'obj> {
-    /// `yield_cpu`: run the calling (polling) thread at idle priority while the packet
-    /// rate is high (see [`super::yield_cpu`]).
-    pub fn new(capture: Capture<'obj>, yield_cpu: bool) -> Self {
+    pub fn new(capture: Capture<'obj>) -> Self {
         LiveSource {
             capture,
             sockets: SocketOwners::default(),
-            cpu: yield_cpu.then(CpuYield::for_current_thread),
-            priority_raised: 0,
         }
     }
 }
 
 impl EventSource for LiveSource<'_> {
     fn poll(&mut self, wait: Duration, out: &mut EventBatch) -> Result<()> {
-        self.capture.poll(wait, out)?;
-        if let Some(cpu) = &mut self.cpu {
-            cpu.after_poll(out.events().len() as u64);
-        }
-        Ok(())
+        self.capture.poll(wait, out)
     }
 
     fn now_ns(&self) -> u64 {
@@ -49,10 +36,6 @@ impl EventSource for LiveSource<'_> {
 
     fn stop(&mut self) {
         self.capture.detach();
-        // Drain and finish at normal priority: nothing is left to compete with.
-        if let Some(cpu) = self.cpu.take() {
-            self.priority_raised = cpu.boosts();
-        }
     }
 
     fn resolve_owners(&mut self, unowned: &[Unowned]) -> Vec<(u64, u32)> {
@@ -78,10 +61,6 @@ impl EventSource for LiveSource<'_> {
             decode_error: capture.decode_errors(),
             owner_unrecorded: k.owner_storage_full,
             owners_from_sock_diag: self.sockets.resolved,
-            priority_raised: self
-                .cpu
-                .as_ref()
-                .map_or(self.priority_raised, CpuYield::boosts),
             degraded: capture.features().degraded(),
         })
     }

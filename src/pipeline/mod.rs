@@ -7,7 +7,6 @@
 pub mod live;
 pub mod pcap;
 pub mod source;
-mod yield_cpu;
 
 use std::collections::hash_map::Entry;
 use std::io::IsTerminal;
@@ -38,9 +37,6 @@ pub struct ObserveOptions {
     pub pids: Vec<u32>,
     pub ring_buffer_bytes: u32,
     pub max_pending: usize,
-    /// Run the analysis at idle CPU priority while the packet rate is high, so a
-    /// saturated DNS server keeps its CPU (`--cpu-priority auto`).
-    pub yield_cpu: bool,
     /// Show a live progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
     /// Told once every probe is attached (for a caller that observes on another thread
@@ -90,7 +86,7 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         // The receiver may have given up waiting; the window runs anyway.
         let _ = tx.send(());
     }
-    let mut source = LiveSource::new(capture, opts.yield_cpu);
+    let mut source = LiveSource::new(capture);
     // The probes are freed when `source` is dropped, whatever `run` returned.
     run(&mut source, opts, &cgroup.display().to_string())
 }
@@ -261,7 +257,6 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
             payload_cut: decode.payload_cut,
             owner_unrecorded: health.owner_unrecorded,
             owners_from_sock_diag: health.owners_from_sock_diag,
-            analysis_priority_raised: health.priority_raised,
             degraded: health.degraded,
             parse_errors: decode.parse_errors,
             tcp_desyncs: decode.tcp_desyncs,

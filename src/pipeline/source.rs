@@ -28,9 +28,6 @@ pub struct SourceHealth {
     pub owner_unrecorded: u64,
     /// Sockets whose owner was found outside the events (sock_diag and /proc).
     pub owners_from_sock_diag: u64,
-    /// Times the analysis, yielding the CPU at a high packet rate, fell behind and was
-    /// put back to normal priority (see `pipeline::yield_cpu`).
-    pub priority_raised: u64,
     /// What this source could not do and how it made up for it, one sentence each.
     pub degraded: Vec<String>,
 }

@@ -326,7 +326,6 @@ mod tests {
             "schema",
             "capture.timeout_ms",
             "capture.owners_from_sock_diag",
-            "capture.analysis_priority_raised",
         ];
         let mut missing = Vec::new();
         let mut paths = Vec::new();
