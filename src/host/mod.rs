@@ -1,15 +1,19 @@
 //! Host facts, in one place and from maintained crates: /proc and cgroups (`procfs`,
 //! behind [`ProcFs`], whose root tests can point at a fixture), capabilities (`caps`),
-//! the kernel release and hostname (`nix`). Below every other layer: capture, the
+//! the kernel release and hostname (`nix`), Kubernetes pods from the node's own files
+//! ([`kube`]) and processes' resolver configuration ([`ResolvConf`]). Below every other layer: capture, the
 //! pipeline and the commands ask here.
 
+pub mod kube;
 mod proc;
+mod resolv;
 
 use caps::{CapSet, Capability};
 
 use crate::exit::CollectError;
 
 pub use proc::{ProcFs, ProcessInfo};
+pub use resolv::ResolvConf;
 
 /// Checks, before touching BPF, that we can load and attach cgroup programs: that needs
 /// CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN, which implies both on these kernels).
