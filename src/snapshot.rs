@@ -526,6 +526,23 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_snapshots_are_still_read_without_pods_or_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let mut v = serde_json::to_value(sample()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.insert("schema".into(), 1.into());
+        o.remove("pods");
+        o.remove("lookups");
+        std::fs::write(&path, v.to_string()).unwrap();
+        let s = Snapshot::read(&path).unwrap();
+        assert_eq!(s.schema, 1);
+        assert!(s.pods.is_empty());
+        assert_eq!(s.lookups, LookupSummary::default());
+        assert_eq!(s.totals.counts.queries, 42);
+    }
+
+    #[test]
     fn other_schema_versions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");

@@ -123,7 +123,12 @@ impl LookupTracker {
             }
         }
         let name = t.name;
-        let pos = chains.iter().position(|c| joins(c, name, t.qtype, resolv));
+        // The name's readings under the search list, computed once for every chain.
+        let cands: Option<Vec<(String, Option<String>)>> =
+            resolv.map(|r| candidates(name, r).collect());
+        let pos = chains
+            .iter()
+            .position(|c| joins(c, name, t.qtype, cands.as_deref()));
         let idx = match pos {
             Some(i) => i,
             None => {
@@ -179,7 +184,12 @@ impl LookupTracker {
 }
 
 /// Whether query (`name`, `qtype`) continues chain `c`.
-fn joins(c: &Chain, name: &Rc<str>, qtype: u16, resolv: Option<&ResolvConf>) -> bool {
+fn joins(
+    c: &Chain,
+    name: &Rc<str>,
+    qtype: u16,
+    cands: Option<&[(String, Option<String>)]>,
+) -> bool {
     if let Some((_, types)) = c.names.iter().find(|(n, _)| n == name) {
         // The sibling type of a name already tried; the same type again is a new lookup.
         return !types.contains(&qtype);
@@ -187,8 +197,8 @@ fn joins(c: &Chain, name: &Rc<str>, qtype: u16, resolv: Option<&ResolvConf>) -> 
     if c.answered {
         return false;
     }
-    match (&c.base, resolv) {
-        (Some(base), Some(r)) => candidates(name, r).any(|(b, _)| b == **base),
+    match (&c.base, cands) {
+        (Some(base), Some(cands)) => cands.iter().any(|(b, _)| *b == **base),
         (Some(base), None) => **name == **base || suffix_of(name, base).is_some(),
         (None, _) => {
             // Only one name tried: they share leading labels, and differ.
@@ -313,11 +323,16 @@ fn common_labels(a: &str, b: &str) -> usize {
     if a == b {
         return 0;
     }
-    labels(a)
-        .iter()
-        .zip(labels(b))
-        .take_while(|(x, y)| **x == *y)
+    split_labels(a)
+        .zip(split_labels(b))
+        .take_while(|(x, y)| x == y)
         .count()
+}
+
+/// The labels of a name, without allocating (the root has none).
+fn split_labels(n: &str) -> impl Iterator<Item = &str> {
+    let n = n.trim_end_matches('.');
+    n.split('.').take(if n.is_empty() { 0 } else { usize::MAX })
 }
 
 #[cfg(test)]

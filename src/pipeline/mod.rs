@@ -156,6 +156,8 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     // is drained, but nothing is analysed (the snapshot then counts nothing).
     let discard = std::env::var_os("DNSDOC_DISCARD_EVENTS").is_some();
     let mut unowned = Vec::new();
+    // The cgroup each owner's packets carry, for processes gone before /proc was read.
+    let mut cgroup_ids: HashMap<u32, u64> = HashMap::new();
     let mut feed = |source: &mut dyn EventSource,
                     events: &mut EventBatch,
                     analyzer: &mut Analyzer,
@@ -175,6 +177,9 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
             let tgid = ev.named_owner();
             if tgid != 0 {
                 name_process(procs, tgid);
+                if ev.cgroup_id != 0 {
+                    cgroup_ids.entry(tgid).or_insert(ev.cgroup_id);
+                }
             } else if analyzer.owner_unknown(ev) && source.wants_owner(ev.cookie) {
                 let key = Unowned {
                     cookie: ev.cookie,
@@ -289,6 +294,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         pending_evicted: matched.evicted,
         total: health.lost() + matched.evicted,
     };
+    cgroups_of_exited(&mut procs, &cgroup_ids);
     let mut processes = if source.has_processes() {
         agg.processes(duration_s, &procs)
     } else {
@@ -344,6 +350,28 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         pods: parts.pods,
         lookups: parts.lookups,
     })
+}
+
+/// Gives processes that exited before /proc was read the cgroup their packets carried
+/// (so a short-lived client in a pod is still the pod's).
+fn cgroups_of_exited(procs: &mut HashMap<u32, ProcessInfo>, ids: &HashMap<u32, u64>) {
+    let missing: Vec<(u32, u64)> = ids
+        .iter()
+        .filter(|(tgid, _)| procs.get(tgid).is_none_or(|i| i.cgroup.is_none()))
+        .map(|(&t, &id)| (t, id))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut wanted: Vec<u64> = missing.iter().map(|&(_, id)| id).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let paths = host::cgroup_paths(&wanted);
+    for (tgid, id) in missing {
+        if let Some(path) = paths.get(&id) {
+            procs.entry(tgid).or_default().cgroup = Some(path.clone());
+        }
+    }
 }
 
 /// Hands a client query to the lookup tracker, with its process's search list.

@@ -5,7 +5,7 @@
 //! (`At`) or how (`Computed`). A unit test checks that every numeric snapshot field has
 //! a row. Only ever read by [`registry`](mod@super::registry).
 
-use super::registry::{CountsFn, LatencyFn, NodeFn, Read, Read::*};
+use super::registry::{CountsFn, LatencyFn, LookupsFn, NodeFn, Read, Read::*};
 use super::Unit;
 use crate::snapshot::Counts;
 
@@ -184,6 +184,74 @@ pub(super) const LATENCY: &[(&str, Unit, &str, Read<LatencyFn>)] = &[
     ),
     ("latency.max_ms", Unit::Ms, "Slowest answer.", Field),
     ("latency.mean_ms", Unit::Ms, "Mean latency.", Field),
+];
+
+/// Lookups: search-list chains grouped into the lookup they served (node, process,
+/// pod, looked-up name). (name, unit, samples, help, getter)
+pub(super) const LOOKUPS: &[(&str, Unit, &str, &str, Read<LookupsFn>)] = &[
+    (
+        "lookups.lookups",
+        Unit::Count,
+        "lookups.lookups",
+        "Lookups: a name and the search-suffix expansions the resolver tried for it, counted once.",
+        Field,
+    ),
+    (
+        "lookups.queries",
+        Unit::Count,
+        "lookups.lookups",
+        "Queries those lookups sent (A and AAAA both count).",
+        Field,
+    ),
+    (
+        "lookups.queries_per_lookup",
+        Unit::Count,
+        "lookups.lookups",
+        "lookups.queries / lookups.lookups: the search-path amplification (2.0 for a plain A+AAAA lookup).",
+        Field,
+    ),
+    (
+        "lookups.expanded",
+        Unit::Count,
+        "lookups.lookups",
+        "Lookups that tried more than one name.",
+        Field,
+    ),
+    (
+        "lookups.expansion_nxdomain",
+        Unit::Count,
+        "lookups.lookups",
+        "NXDOMAIN answers to search-suffix expansions.",
+        Field,
+    ),
+    (
+        "lookups.unanswered",
+        Unit::Count,
+        "lookups.lookups",
+        "Lookups whose every name failed.",
+        Field,
+    ),
+    (
+        "lookups.time_lost_ms",
+        Unit::Ms,
+        "lookups.lookups",
+        "Time spent on names before the one each lookup ended on, summed.",
+        Field,
+    ),
+    (
+        "lookups.time_lost_mean_ms",
+        Unit::Ms,
+        "lookups.lookups",
+        "Time lost per lookup, on average.",
+        Field,
+    ),
+    (
+        "lookups.time_lost_max_ms",
+        Unit::Ms,
+        "lookups.lookups",
+        "Time lost by the worst lookup.",
+        Field,
+    ),
 ];
 
 /// Node-only facts. (name, unit, samples, help, getter)
