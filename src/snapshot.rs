@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{InputError, UsageError};
 
-/// Current snapshot schema version. 2 added `pods`, `lookups` and `processes[].pod`
-/// and `processes[].lookups`.
+/// Current snapshot schema version. 2 added `pods`, `lookups`, `node_counters`,
+/// `processes[].pod` and `processes[].lookups`.
 pub const SCHEMA: u32 = 2;
 /// Oldest schema this dnsdoc still reads: schema 1 lacks only what 2 added.
 pub const OLDEST_READABLE_SCHEMA: u32 = 1;
@@ -46,6 +46,24 @@ pub struct Snapshot {
     /// they served.
     #[serde(default)]
     pub lookups: LookupSummary,
+    /// The node's UDP error counters over the window (deltas); null when they could not
+    /// be read or the window was not live (a capture file).
+    #[serde(default)]
+    pub node_counters: Option<NodeCounters>,
+}
+
+/// What the node's network stack dropped during the window: deltas of /proc/net/snmp
+/// and /proc/net/snmp6 (IPv4 and IPv6 summed) in dnsdoc's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NodeCounters {
+    /// UDP datagrams dropped because a socket's receive buffer was full.
+    pub udp_rcvbuf_errors: u64,
+    /// UDP datagrams not delivered (includes udp_rcvbuf_errors, bad checksums...).
+    pub udp_in_errors: u64,
+    /// UDP sends that failed for a full send buffer.
+    pub udp_sndbuf_errors: u64,
+    /// IP datagrams whose fragments could not be reassembled (large UDP answers).
+    pub ip_reasm_fails: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

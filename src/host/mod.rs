@@ -5,6 +5,7 @@
 //! pipeline and the commands ask here.
 
 pub mod kube;
+mod netstat;
 mod proc;
 mod resolv;
 
@@ -12,6 +13,7 @@ use caps::{CapSet, Capability};
 
 use crate::exit::CollectError;
 
+pub use netstat::UdpCounters;
 pub use proc::{ProcFs, ProcessInfo};
 pub use resolv::ResolvConf;
 

@@ -137,6 +137,10 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
 pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> Result<Snapshot> {
     let start = Instant::now();
     let start_ns = source.now_ns();
+    let counters_before = source
+        .is_this_node_now()
+        .then(host::UdpCounters::read)
+        .flatten();
 
     let timeout_ns = opts.timeout.as_nanos() as u64;
     let mut analyzer = Analyzer::new(&AnalysisConfig {
@@ -250,6 +254,17 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     // Stop, then drain what the source already queued and read the final counters.
     let end_ns = source.now_ns();
     let end_wall = SystemTime::now();
+    let node_counters = counters_before
+        .zip(host::UdpCounters::read())
+        .map(|(before, after)| {
+            let d = before.delta(&after);
+            snapshot::NodeCounters {
+                udp_rcvbuf_errors: d.rcvbuf_errors,
+                udp_in_errors: d.in_errors,
+                udp_sndbuf_errors: d.sndbuf_errors,
+                ip_reasm_fails: d.reasm_fails,
+            }
+        });
     let start_wall = end_wall - start.elapsed();
     source.stop();
     source.poll(Duration::ZERO, &mut events)?;
@@ -349,6 +364,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         server_side: agg.server_side(duration_s, &procs, matched.server_retransmissions),
         pods: parts.pods,
         lookups: parts.lookups,
+        node_counters,
     })
 }
 

@@ -356,7 +356,7 @@ mod tests {
         );
         missing.extend(paths.drain(..).filter(|p| !latency.contains(&p.as_str())));
         let json = serde_json::to_value(&snap).unwrap();
-        for part in ["capture", "window", "names"] {
+        for part in ["capture", "window", "names", "node_counters"] {
             numeric_paths(&json[part], part, &mut paths);
         }
         let totals = serde_json::to_value(&snap.totals).unwrap();
