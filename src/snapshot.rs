@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{InputError, UsageError};
 
-/// Current snapshot schema version.
-pub const SCHEMA: u32 = 1;
+/// Current snapshot schema version. 2 added `pods`, `lookups`, `node_counters`,
+/// `processes[].pod` and `processes[].lookups`.
+pub const SCHEMA: u32 = 2;
+/// Oldest schema this dnsdoc still reads: schema 1 lacks only what 2 added.
+pub const OLDEST_READABLE_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Snapshot {
@@ -35,6 +38,32 @@ pub struct Snapshot {
     pub names: Names,
     /// Server-side view: queries received by local DNS servers and their processing time.
     pub server_side: ServerSide,
+    /// Client-side traffic of Kubernetes pods on this node (from process cgroups),
+    /// busiest first; empty on a node without pods.
+    #[serde(default)]
+    pub pods: Vec<PodStats>,
+    /// Client-side lookups: search-list chains of queries grouped into the one lookup
+    /// they served.
+    #[serde(default)]
+    pub lookups: LookupSummary,
+    /// The node's UDP error counters over the window (deltas); null when they could not
+    /// be read or the window was not live (a capture file).
+    #[serde(default)]
+    pub node_counters: Option<NodeCounters>,
+}
+
+/// What the node's network stack dropped during the window: deltas of /proc/net/snmp
+/// and /proc/net/snmp6 (IPv4 and IPv6 summed) in dnsdoc's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NodeCounters {
+    /// UDP datagrams dropped because a socket's receive buffer was full.
+    pub udp_rcvbuf_errors: u64,
+    /// UDP datagrams not delivered (includes udp_rcvbuf_errors, bad checksums...).
+    pub udp_in_errors: u64,
+    /// UDP sends that failed for a full send buffer.
+    pub udp_sndbuf_errors: u64,
+    /// IP datagrams whose fragments could not be reassembled (large UDP answers).
+    pub ip_reasm_fails: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -222,9 +251,115 @@ pub struct ProcessStats {
     pub comm: String,
     /// cgroup v2 path from /proc/PID/cgroup, when known.
     pub cgroup: Option<String>,
+    /// The Kubernetes pod and container it runs in; absent for host processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
     #[serde(flatten)]
     pub counts: Counts,
     pub latency: Latency,
+    /// Its lookups (search-list chains grouped).
+    #[serde(default)]
+    pub lookups: LookupStats,
+}
+
+/// Which pod and container a process runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PodRef {
+    /// Empty when the node has no record of the pod's names.
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// containerd, crio, docker, or unknown (a bare id under the cgroupfs driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+impl PodRef {
+    /// "namespace/pod", or the UID when the node does not name it.
+    pub fn label(&self) -> String {
+        if self.pod.is_empty() {
+            format!("(uid {})", self.uid)
+        } else {
+            format!("{}/{}", self.namespace, self.pod)
+        }
+    }
+}
+
+/// One pod's client-side DNS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodStats {
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    /// guaranteed, burstable or besteffort (its cgroup level).
+    pub qos: String,
+    /// Containers whose processes sent queries (names, or ids when unnamed).
+    pub containers: Vec<String>,
+    /// The pod's cgroup v2 path.
+    pub cgroup: String,
+    /// Processes of this pod that sent queries.
+    pub processes: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency: Latency,
+    pub lookups: LookupStats,
+}
+
+/// Lookups of one group (node, process, pod, looked-up name): each a chain of queries
+/// for one name and its search-list expansions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LookupStats {
+    /// Lookups finished in the window.
+    pub lookups: u64,
+    /// Queries those lookups sent (A and AAAA both count).
+    pub queries: u64,
+    /// queries / lookups: the amplification (2.0 for a plain A+AAAA lookup).
+    pub queries_per_lookup: f64,
+    /// Lookups that tried more than one name.
+    pub expanded: u64,
+    /// NXDOMAIN answers to search-suffix expansions.
+    pub expansion_nxdomain: u64,
+    /// Lookups whose every name failed (NXDOMAIN, errors, timeouts).
+    pub unanswered: u64,
+    /// Time from a lookup's first query to the first query of the name it ended on,
+    /// summed, averaged and at worst.
+    pub time_lost_ms: f64,
+    pub time_lost_mean_ms: f64,
+    pub time_lost_max_ms: f64,
+    /// Search suffixes tried, most tried first (at most 16).
+    pub suffixes: Vec<SuffixTries>,
+}
+
+/// How often one search suffix was tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuffixTries {
+    pub suffix: String,
+    pub tries: u64,
+}
+
+/// Node-wide lookups and the names that cost the most queries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LookupSummary {
+    #[serde(flatten)]
+    pub stats: LookupStats,
+    /// Looked-up names with the most queries, worst first (at most 20).
+    pub by_name: Vec<LookupNameStats>,
+}
+
+/// One looked-up name (the name asked for, before search suffixes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LookupNameStats {
+    pub name: String,
+    /// Who looked it up: pods ("namespace/pod") or processes ("comm (pid N)"), at most 5.
+    pub by: Vec<String>,
+    #[serde(flatten)]
+    pub lookups: LookupStats,
+    /// The answers its queries got.
+    pub answers: Counts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,9 +473,9 @@ impl Snapshot {
     pub fn from_json(json: serde_json::Value, path: &Path) -> Result<Snapshot, String> {
         let snap: Snapshot = serde_json::from_value(json)
             .map_err(|e| format!("{}: not a dnsdoc snapshot: {e}", path.display()))?;
-        if snap.schema != SCHEMA {
+        if !(OLDEST_READABLE_SCHEMA..=SCHEMA).contains(&snap.schema) {
             return Err(format!(
-                "{}: snapshot schema {} is not supported (this dnsdoc reads schema {SCHEMA})",
+                "{}: snapshot schema {} is not supported (this dnsdoc reads schemas {OLDEST_READABLE_SCHEMA} to {SCHEMA})",
                 path.display(),
                 snap.schema
             ));
@@ -406,6 +541,23 @@ mod tests {
         assert_eq!(v["totals"]["rcodes"]["NXDOMAIN"], 1);
         assert_eq!(v["latency"]["p99_ms"], 12.5);
         assert!(v["latency"]["p50_ms"].is_null());
+    }
+
+    #[test]
+    fn schema_1_snapshots_are_still_read_without_pods_or_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let mut v = serde_json::to_value(sample()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.insert("schema".into(), 1.into());
+        o.remove("pods");
+        o.remove("lookups");
+        std::fs::write(&path, v.to_string()).unwrap();
+        let s = Snapshot::read(&path).unwrap();
+        assert_eq!(s.schema, 1);
+        assert!(s.pods.is_empty());
+        assert_eq!(s.lookups, LookupSummary::default());
+        assert_eq!(s.totals.counts.queries, 42);
     }
 
     #[test]

@@ -61,6 +61,23 @@ impl Tally {
         }
     }
 
+    fn merge(&mut self, o: &Tally) {
+        self.queries += o.queries;
+        self.responses += o.responses;
+        self.timeouts += o.timeouts;
+        let (r, p) = (&mut self.rcodes, &o.rcodes);
+        r.NOERROR += p.NOERROR;
+        r.NXDOMAIN += p.NXDOMAIN;
+        r.SERVFAIL += p.SERVFAIL;
+        r.REFUSED += p.REFUSED;
+        r.FORMERR += p.FORMERR;
+        r.NOTIMP += p.NOTIMP;
+        r.other += p.other;
+        for (k, v) in &p.other_by_name {
+            *r.other_by_name.entry(k.clone()).or_default() += v;
+        }
+    }
+
     /// What makes a name "failing" for the top list: NXDOMAIN counts here too.
     fn bad(&self) -> u64 {
         self.timeouts + self.rcodes.failed() + self.rcodes.NXDOMAIN
@@ -224,8 +241,10 @@ impl Aggregator {
                     pid,
                     comm: process_name(pid, info, thread_comm),
                     cgroup: info.and_then(|i| i.cgroup.clone()),
+                    pod: None,
                     counts: g.counts(duration_s),
                     latency: g.latency(),
+                    lookups: Default::default(),
                 }
             })
             .collect();
@@ -236,6 +255,29 @@ impl Aggregator {
                 .then(a.pid.cmp(&b.pid))
         });
         rows
+    }
+
+    /// Client-side counts and latency of groups of processes (a pod's), merged per
+    /// `key(pid)`; processes without a key are left out. Also how many processes each
+    /// group has. Unordered.
+    pub fn process_groups<K: std::hash::Hash + Eq>(
+        &self,
+        duration_s: f64,
+        key: impl Fn(u32) -> Option<K>,
+    ) -> Vec<(K, Counts, Latency, u64)> {
+        let mut groups: HashMap<K, (Group, u64)> = HashMap::default();
+        for (&pid, (g, _)) in &self.processes {
+            if let Some(k) = key(pid) {
+                let (m, n) = groups.entry(k).or_default();
+                m.tally.merge(&g.tally);
+                m.latency.merge(&g.latency);
+                *n += 1;
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(k, (g, n))| (k, g.counts(duration_s), g.latency(), n))
+            .collect()
     }
 
     pub fn servers(&self, duration_s: f64) -> Vec<ServerStats> {
@@ -455,6 +497,7 @@ mod tests {
             ProcessInfo {
                 comm: "app".into(),
                 cgroup: Some("/svc".into()),
+                resolv: None,
             },
         )]);
         let rows = agg.processes(10.0, &procs);

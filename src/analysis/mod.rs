@@ -5,6 +5,8 @@
 pub mod aggregate;
 pub mod dns;
 pub mod histogram;
+pub mod lookup_stats;
+pub mod lookups;
 pub mod matcher;
 pub mod owners;
 pub mod streams;

@@ -51,6 +51,7 @@ impl Observer {
             attached: None,
             pcap: None,
             local: Vec::new(),
+            kube: Default::default(),
         }
     }
 

@@ -57,7 +57,7 @@ pub struct DoctorArgs {
     /// Needs no privileges.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "duration", "timeout", "ports", "cgroup", "pids", "ring_buffer_bytes",
-        "max_pending", "output", "pcap",
+        "max_pending", "output", "pcap", "namespaces", "pods",
     ])]
     pub snapshot: Option<PathBuf>,
 

@@ -105,6 +105,7 @@ Examples:
   sudo dnsdoc watch --duration 30s
   sudo dnsdoc watch --duration 1m -o dns.json             # save a snapshot for `doctor`
   sudo dnsdoc watch --cgroup system.slice/nginx.service   # one service only
+  sudo dnsdoc watch --namespace shop --pod web-7d9f       # one Kubernetes pod
   sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency";
 
 #[derive(Debug, Args)]
@@ -146,6 +147,22 @@ pub struct CaptureArgs {
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
+    /// Only the Kubernetes pods of this namespace (repeatable). Pods are found from
+    /// their cgroups and named from the node's files (see --node-root); no API server.
+    #[arg(long = "namespace", value_name = "NS", conflicts_with = "cgroup")]
+    pub namespaces: Vec<String>,
+
+    /// Only the Kubernetes pod with this name or UID (repeatable; with --namespace,
+    /// both must match).
+    #[arg(long = "pod", value_name = "NAME", conflicts_with = "cgroup")]
+    pub pods: Vec<String>,
+
+    /// The node's root directory, where var/log/pods and run/containerd are read for
+    /// pod and container names: `/` on the node, the host mount when dnsdoc runs in a
+    /// pod (e.g. /host).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub node_root: PathBuf,
+
     /// Kernel ring buffer size in bytes (rounded up to a power of two). The default holds
     /// about 70 ms of a saturated 2-core node's DNS (400K packets/s); lost records are
     /// counted and mark the capture PARTIAL.
@@ -169,7 +186,7 @@ pub struct CaptureArgs {
     /// instead of the kernel: no root needed. The window is the file's first to last DNS
     /// packet; client and server roles come from ports; there are no processes.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
-        "duration", "cgroup", "pids", "ring_buffer_bytes",
+        "duration", "cgroup", "pids", "ring_buffer_bytes", "namespaces", "pods",
     ])]
     pub pcap: Option<PathBuf>,
 
@@ -206,6 +223,14 @@ impl CaptureArgs {
             attached: None,
             pcap: self.pcap.clone(),
             local: self.local.clone(),
+            kube: crate::pipeline::KubeOptions {
+                pods: crate::host::kube::PodFilter {
+                    namespaces: a.namespaces.clone(),
+                    pods: a.pods.clone(),
+                },
+                node_root: a.node_root.clone(),
+                cgroups: Vec::new(),
+            },
         }
     }
 }

@@ -1,15 +1,21 @@
 //! Host facts, in one place and from maintained crates: /proc and cgroups (`procfs`,
 //! behind [`ProcFs`], whose root tests can point at a fixture), capabilities (`caps`),
-//! the kernel release and hostname (`nix`). Below every other layer: capture, the
+//! the kernel release and hostname (`nix`), Kubernetes pods from the node's own files
+//! ([`kube`]) and processes' resolver configuration ([`ResolvConf`]). Below every other layer: capture, the
 //! pipeline and the commands ask here.
 
+pub mod kube;
+mod netstat;
 mod proc;
+mod resolv;
 
 use caps::{CapSet, Capability};
 
 use crate::exit::CollectError;
 
+pub use netstat::UdpCounters;
 pub use proc::{ProcFs, ProcessInfo};
+pub use resolv::ResolvConf;
 
 /// Checks, before touching BPF, that we can load and attach cgroup programs: that needs
 /// CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN, which implies both on these kernels).
@@ -58,6 +64,41 @@ pub fn resolve_cgroup(arg: Option<&std::path::Path>) -> anyhow::Result<std::path
     ProcFs::default().resolve_cgroup(arg)
 }
 
+/// The cgroup v2 paths (as in /proc/PID/cgroup) of kernel cgroup ids, found by walking
+/// the live cgroup2 mount: on cgroup v2 a cgroup's id is its directory's inode number.
+/// For processes that exited before /proc could be read: their packets carry the id.
+/// Ids whose cgroup is gone are left out.
+pub fn cgroup_paths(ids: &[u64]) -> std::collections::HashMap<u64, String> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(mount) = cgroup2_mount() else {
+        return out;
+    };
+    let mut stack = vec![(mount.clone(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        if out.len() == ids.len() {
+            break;
+        }
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            use std::os::unix::fs::MetadataExt;
+            if ids.contains(&meta.ino()) {
+                let rel = dir.strip_prefix(&mount).unwrap_or(&dir);
+                out.insert(meta.ino(), format!("/{}", rel.display()));
+            }
+        }
+        if depth >= 12 {
+            continue;
+        }
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.filter_map(Result::ok) {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push((e.path(), depth + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +108,20 @@ mod tests {
         let proc = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
         assert_eq!(kernel_release(), proc("/proc/sys/kernel/osrelease"));
         assert_eq!(hostname(), proc("/proc/sys/kernel/hostname"));
+    }
+
+    #[test]
+    fn cgroup_ids_are_directory_inodes() {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(mount) = cgroup2_mount() else { return };
+        let Some(mine) = ProcFs::default().self_cgroup() else {
+            return;
+        };
+        let dir = mount.join(mine.trim_start_matches('/'));
+        let id = std::fs::metadata(&dir).unwrap().ino();
+        let paths = cgroup_paths(&[id, u64::MAX]);
+        assert_eq!(paths.get(&id), Some(&mine));
+        assert_eq!(paths.len(), 1);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct ProcessInfo {
     pub comm: String,
     /// Its cgroup v2 path (`/system.slice/dnsmasq.service`).
     pub cgroup: Option<String>,
+    /// Its resolver configuration (search list, ndots), from its own root.
+    pub resolv: Option<super::ResolvConf>,
 }
 
 /// A /proc tree: the live one, or a fixture.
@@ -46,6 +48,13 @@ impl ProcFs {
         Some(ProcessInfo {
             comm,
             cgroup: cgroup_v2_of(&p),
+            // Through the magic link, so a container's or mount namespace's own file.
+            resolv: super::ResolvConf::read(
+                &self
+                    .root
+                    .join(tgid.to_string())
+                    .join("root/etc/resolv.conf"),
+            ),
         })
     }
 
@@ -138,6 +147,13 @@ mod tests {
                 "4:memory:/a/b\n1:cpu:/\n0::/system.slice/dnsmasq.service\n",
             )
             .unwrap();
+            // /proc/PID/root is the process's root directory.
+            std::fs::create_dir_all(p.join("root/etc")).unwrap();
+            std::fs::write(
+                p.join("root/etc/resolv.conf"),
+                "search example.test\noptions ndots:2\n",
+            )
+            .unwrap();
             std::fs::write(
                 p.join("mountinfo"),
                 "25 1 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro\n\
@@ -158,6 +174,10 @@ mod tests {
             Some(ProcessInfo {
                 comm: "dnsmasq".into(),
                 cgroup: Some("/system.slice/dnsmasq.service".into()),
+                resolv: Some(crate::host::ResolvConf {
+                    search: vec!["example.test".into()],
+                    ndots: 2,
+                }),
             })
         );
         assert_eq!(proc.process_info(7), None, "a process that is gone");

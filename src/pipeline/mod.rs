@@ -4,6 +4,7 @@
 //! kernel capture is [`live::LiveSource`], and a second source (a pcap file) plugs in
 //! through [`run`] without touching the analysis.
 
+pub mod kube;
 pub mod live;
 pub mod pcap;
 pub mod source;
@@ -17,9 +18,11 @@ use anyhow::{Context, Result};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::analysis::aggregate::Aggregator;
+use crate::analysis::lookups::{LookupTracker, Try};
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
 use crate::capture::{Capture, CaptureConfig, EventBatch, ObjectStorage};
+use crate::exit::UsageError;
 use crate::host::{self, ProcFs, ProcessInfo};
 use crate::signals;
 use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
@@ -48,6 +51,31 @@ pub struct ObserveOptions {
     /// With `pcap`: this node's addresses (default: loopback plus the address most
     /// packets have at one end).
     pub local: Vec<std::net::IpAddr>,
+    /// Kubernetes: where the node's files are, and which pods to observe.
+    pub kube: KubeOptions,
+}
+
+/// Kubernetes options of a window.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// Only these pods (`--namespace`, `--pod`); empty: every process.
+    pub pods: host::kube::PodFilter,
+    /// The node's root directory, under which `var/log/pods` and `run/containerd` are
+    /// read for pod names (`/`, or `/host` when dnsdoc runs in a pod).
+    pub node_root: PathBuf,
+    /// Only processes in these cgroups (as in /proc/PID/cgroup) or below: the pods
+    /// `pods` selected, filled by [`observe`].
+    pub cgroups: Vec<String>,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions {
+            pods: Default::default(),
+            node_root: PathBuf::from("/"),
+            cgroups: Vec::new(),
+        }
+    }
 }
 
 /// Attaches the probes, observes for the window (or until Ctrl-C/SIGTERM), detaches and
@@ -63,6 +91,17 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         return run(&mut source, &file, "(none: a capture file)");
     }
     host::check_privileges()?;
+    let mut opts = opts.clone();
+    if !opts.kube.pods.is_empty() {
+        // The pods' cgroups: attach where they meet, count only their processes.
+        let mount = host::cgroup2_mount()?;
+        let names = host::kube::NodeNames::read(&opts.kube.node_root);
+        let pods = host::kube::select(&mount, &names, &opts.kube.pods).map_err(UsageError)?;
+        let dirs: Vec<PathBuf> = pods.iter().map(|p| p.dir.clone()).collect();
+        opts.cgroup = host::kube::common_ancestor(&dirs);
+        opts.kube.cgroups = pods.into_iter().map(|p| p.info.cgroup).collect();
+    }
+    let opts = &opts;
     let cgroup = host::resolve_cgroup(opts.cgroup.as_deref())?;
     signals::install().context("installing signal handlers")?;
 
@@ -98,6 +137,10 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
 pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> Result<Snapshot> {
     let start = Instant::now();
     let start_ns = source.now_ns();
+    let counters_before = source
+        .is_this_node_now()
+        .then(host::UdpCounters::read)
+        .flatten();
 
     let timeout_ns = opts.timeout.as_nanos() as u64;
     let mut analyzer = Analyzer::new(&AnalysisConfig {
@@ -105,6 +148,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         max_pending: opts.max_pending,
     });
     let mut agg = Aggregator::new();
+    let mut lookups = LookupTracker::new(timeout_ns);
     let mut procs: HashMap<u32, ProcessInfo> = HashMap::new();
     let mut events = EventBatch::default();
     let mut new_tgids = Vec::new();
@@ -116,10 +160,13 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     // is drained, but nothing is analysed (the snapshot then counts nothing).
     let discard = std::env::var_os("DNSDOC_DISCARD_EVENTS").is_some();
     let mut unowned = Vec::new();
+    // The cgroup each owner's packets carry, for processes gone before /proc was read.
+    let mut cgroup_ids: HashMap<u32, u64> = HashMap::new();
     let mut feed = |source: &mut dyn EventSource,
                     events: &mut EventBatch,
                     analyzer: &mut Analyzer,
                     agg: &mut Aggregator,
+                    lookups: &mut LookupTracker,
                     procs: &mut HashMap<u32, ProcessInfo>| {
         // Name the processes the events carry first, while short-lived clients (dig)
         // still exist. Then sockets no kernel hook has named yet: ask the source
@@ -134,6 +181,9 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
             let tgid = ev.named_owner();
             if tgid != 0 {
                 name_process(procs, tgid);
+                if ev.cgroup_id != 0 {
+                    cgroup_ids.entry(tgid).or_insert(ev.cgroup_id);
+                }
             } else if analyzer.owner_unknown(ev) && source.wants_owner(ev.cookie) {
                 let key = Unowned {
                     cookie: ev.cookie,
@@ -163,8 +213,9 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         events.clear();
         analyzer.tick(source.now_ns(), &mut txs);
         for tx in txs.drain(..) {
-            if wanted(&tx, &opts.pids) {
+            if wanted(&tx, opts, procs) {
                 agg.add(&tx);
+                track_lookup(lookups, &tx, procs);
             }
         }
     };
@@ -177,7 +228,14 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         // Short waits: the kernel only wakes us when the ring is an eighth full.
         let wait = (opts.duration - elapsed).min(Duration::from_millis(10));
         source.poll(wait, &mut events)?;
-        feed(source, &mut events, &mut analyzer, &mut agg, &mut procs);
+        feed(
+            source,
+            &mut events,
+            &mut analyzer,
+            &mut agg,
+            &mut lookups,
+            &mut procs,
+        );
         if show_progress && last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
             let (packets, lost) = source.progress();
@@ -196,23 +254,42 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     // Stop, then drain what the source already queued and read the final counters.
     let end_ns = source.now_ns();
     let end_wall = SystemTime::now();
+    let node_counters = counters_before
+        .zip(host::UdpCounters::read())
+        .map(|(before, after)| {
+            let d = before.delta(&after);
+            snapshot::NodeCounters {
+                udp_rcvbuf_errors: d.rcvbuf_errors,
+                udp_in_errors: d.in_errors,
+                udp_sndbuf_errors: d.sndbuf_errors,
+                ip_reasm_fails: d.reasm_fails,
+            }
+        });
     let start_wall = end_wall - start.elapsed();
     source.stop();
     source.poll(Duration::ZERO, &mut events)?;
-    feed(source, &mut events, &mut analyzer, &mut agg, &mut procs);
+    feed(
+        source,
+        &mut events,
+        &mut analyzer,
+        &mut agg,
+        &mut lookups,
+        &mut procs,
+    );
     let health = source.health()?;
     if show_progress {
         eprint!("\r\x1b[2K");
     }
     analyzer.finish(end_ns, &mut txs);
     let (mut pending_client, mut pending_server) = (0, 0);
-    for tx in txs.drain(..).filter(|tx| wanted(tx, &opts.pids)) {
+    for tx in txs.drain(..).filter(|tx| wanted(tx, opts, &procs)) {
         match (tx.tx.outcome, tx.tx.role) {
             (Outcome::Pending, Role::Client) => pending_client += 1,
             (Outcome::Pending, Role::Server) => pending_server += 1,
             _ => {}
         }
         agg.add(&tx);
+        track_lookup(&mut lookups, &tx, &procs);
     }
 
     // A file's window: its own first and last DNS packet (known only after the drain).
@@ -232,6 +309,20 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         pending_evicted: matched.evicted,
         total: health.lost() + matched.evicted,
     };
+    cgroups_of_exited(&mut procs, &cgroup_ids);
+    let mut processes = if source.has_processes() {
+        agg.processes(duration_s, &procs)
+    } else {
+        Vec::new()
+    };
+    let parts = kube::assemble(
+        &agg,
+        duration_s,
+        &procs,
+        &mut processes,
+        &lookups.finish_all(),
+        &opts.kube.node_root,
+    );
     Ok(Snapshot {
         schema: snapshot::SCHEMA,
         dnsdoc_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -266,16 +357,54 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         },
         totals: agg.totals(duration_s, matched.retransmissions),
         latency: agg.latency(),
-        processes: if source.has_processes() {
-            agg.processes(duration_s, &procs)
-        } else {
-            Vec::new()
-        },
+        processes,
         servers: agg.servers(duration_s),
         qtypes: agg.qtypes(duration_s),
         names: agg.names(duration_s),
         server_side: agg.server_side(duration_s, &procs, matched.server_retransmissions),
+        pods: parts.pods,
+        lookups: parts.lookups,
+        node_counters,
     })
+}
+
+/// Gives processes that exited before /proc was read the cgroup their packets carried
+/// (so a short-lived client in a pod is still the pod's).
+fn cgroups_of_exited(procs: &mut HashMap<u32, ProcessInfo>, ids: &HashMap<u32, u64>) {
+    let missing: Vec<(u32, u64)> = ids
+        .iter()
+        .filter(|(tgid, _)| procs.get(tgid).is_none_or(|i| i.cgroup.is_none()))
+        .map(|(&t, &id)| (t, id))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut wanted: Vec<u64> = missing.iter().map(|&(_, id)| id).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let paths = host::cgroup_paths(&wanted);
+    for (tgid, id) in missing {
+        if let Some(path) = paths.get(&id) {
+            procs.entry(tgid).or_default().cgroup = Some(path.clone());
+        }
+    }
+}
+
+/// Hands a client query to the lookup tracker, with its process's search list.
+fn track_lookup(lookups: &mut LookupTracker, a: &Attributed, procs: &HashMap<u32, ProcessInfo>) {
+    let (Role::Client, Some(q), Some(owner)) = (a.tx.role, &a.tx.question, &a.owner) else {
+        return;
+    };
+    lookups.add(
+        Try {
+            tgid: owner.tgid,
+            query_ts_ns: a.tx.query_ts_ns,
+            name: &q.name,
+            qtype: q.qtype,
+            outcome: a.tx.outcome,
+        },
+        procs.get(&owner.tgid).and_then(|i| i.resolv.as_ref()),
+    );
 }
 
 /// Reads a process's name and cgroup from /proc, once per process.
@@ -287,7 +416,22 @@ fn name_process(procs: &mut HashMap<u32, ProcessInfo>, tgid: u32) {
     }
 }
 
-/// Applies the `--pid` filter.
-fn wanted(tx: &Attributed, pids: &[u32]) -> bool {
-    pids.is_empty() || tx.owner.as_ref().is_some_and(|o| pids.contains(&o.tgid))
+/// Applies the `--pid` filter and the pods' cgroups of `--namespace`/`--pod`.
+fn wanted(tx: &Attributed, opts: &ObserveOptions, procs: &HashMap<u32, ProcessInfo>) -> bool {
+    let pids = &opts.pids;
+    let cgroups = &opts.kube.cgroups;
+    let pid_ok = pids.is_empty() || tx.owner.as_ref().is_some_and(|o| pids.contains(&o.tgid));
+    let cgroup_ok = cgroups.is_empty()
+        || tx
+            .owner
+            .as_ref()
+            .and_then(|o| procs.get(&o.tgid)?.cgroup.as_deref())
+            .is_some_and(|c| {
+                cgroups.iter().any(|p| {
+                    c == p
+                        || c.strip_prefix(p.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                })
+            });
+    pid_ok && cgroup_ok
 }

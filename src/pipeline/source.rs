@@ -86,6 +86,12 @@ pub trait EventSource {
         true
     }
 
+    /// True when the events are this machine's, now: the node's own counters
+    /// (/proc/net/snmp) then describe the same window. False for a capture file.
+    fn is_this_node_now(&self) -> bool {
+        self.has_processes()
+    }
+
     /// A live progress counter: packets seen and events lost so far.
     fn progress(&self) -> (u64, u64) {
         self.health().map_or((0, 0), |h| (h.packets, h.lost()))

@@ -2,6 +2,7 @@
 //! the commands offer.
 
 pub mod findings;
+mod kube;
 pub mod style;
 pub mod summary;
 

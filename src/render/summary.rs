@@ -95,6 +95,7 @@ pub fn render(s: &Snapshot) -> String {
         ms(s.latency.max_ms),
     ]));
     let _ = writeln!(o, "{tab}");
+    o.push_str(&super::kube::lookups_line(s));
 
     if !s.processes.is_empty() {
         let _ = writeln!(o, "\nBy process");
@@ -116,6 +117,8 @@ pub fn render(s: &Snapshot) -> String {
         }
         let _ = writeln!(o, "{tab}");
     }
+
+    o.push_str(&super::kube::pods_table(s));
 
     if !s.servers.is_empty() {
         let _ = writeln!(o, "\nBy server");
@@ -201,11 +204,11 @@ pub fn render(s: &Snapshot) -> String {
     o
 }
 
-const GROUP_COLS: &[&str] = &[
+pub(super) const GROUP_COLS: &[&str] = &[
     "queries", "q/s", "failed", "NXDOMAIN", "timeouts", "p50 ms", "p99 ms",
 ];
 
-fn group_cells(c: &Counts, l: &Latency) -> Vec<String> {
+pub(super) fn group_cells(c: &Counts, l: &Latency) -> Vec<String> {
     vec![
         c.queries.to_string(),
         format!("{:.1}", c.queries_per_s),
@@ -218,7 +221,7 @@ fn group_cells(c: &Counts, l: &Latency) -> Vec<String> {
 }
 
 /// Right-aligns numeric-looking cells.
-fn num_row(cells: Vec<String>) -> Vec<Cell> {
+pub(super) fn num_row(cells: Vec<String>) -> Vec<Cell> {
     cells
         .into_iter()
         .map(|c| {

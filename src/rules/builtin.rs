@@ -31,6 +31,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../rules/dns_nxdomain_ratio.toml"),
     ),
     (
+        "rules/dns_node_udp_drops.toml",
+        include_str!("../../rules/dns_node_udp_drops.toml"),
+    ),
+    (
+        "rules/dns_search_path_amplification.toml",
+        include_str!("../../rules/dns_search_path_amplification.toml"),
+    ),
+    (
         "rules/dns_truncation_tcp_fallback.toml",
         include_str!("../../rules/dns_truncation_tcp_fallback.toml"),
     ),

@@ -390,6 +390,7 @@ mod tests {
             qtypes: vec![],
             names: Names::default(),
             server_side: ServerSide::default(),
+            ..Snapshot::default()
         }
     }
 
@@ -511,8 +512,10 @@ remediation = ["r"]
             pid,
             comm: format!("p{pid}"),
             cgroup: None,
+            pod: None,
             counts: counts(samples, 0, 0),
             latency: latency(samples, p99),
+            lookups: LookupStats::default(),
         }
     }
 

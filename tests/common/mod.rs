@@ -8,6 +8,8 @@
 //! `make test` counts), unless DNSDOC_REQUIRE_BPF=1 (set by .ci/run), where they fail.
 #![allow(dead_code)]
 
+pub mod kube;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -5,9 +5,9 @@
 use std::sync::OnceLock;
 
 use super::suggest::edit_distance;
-use super::tables::{completed, ratio, COUNTS, LATENCY, NODE};
+use super::tables::{completed, ratio, COUNTS, LATENCY, LOOKUPS, NODE};
 use super::{Scope, Unit};
-use crate::snapshot::{Counts, Latency, Snapshot};
+use crate::snapshot::{Counts, Latency, LookupStats, Snapshot};
 
 /// Which counts/latency of the node a node-scope metric reads.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +21,7 @@ pub(super) enum Source {
 pub(super) type CountsFn = fn(&Counts) -> Option<f64>;
 pub(super) type LatencyFn = fn(&Latency) -> Option<f64>;
 pub(super) type NodeFn = fn(&Snapshot) -> Option<f64>;
+pub(super) type LookupsFn = fn(&LookupStats) -> Option<f64>;
 
 /// How a table row reads its value.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +69,8 @@ pub(super) enum Get {
     Counts(Source, Val<CountsFn>),
     Latency(Source, Val<LatencyFn>),
     Node(Val<NodeFn>),
+    /// The row's lookups (node, process, pod, looked-up name).
+    Lookups(Val<LookupsFn>),
     /// The same counts metric over all other traffic of the view (baseline minus row).
     Rest(CountsFn),
     /// The row's value minus the rest's.
@@ -133,8 +136,9 @@ fn build() -> Registry {
     let mut m = Vec::new();
     let all = Scope::ALL.to_vec();
     let with_latency: Vec<Scope> = Scope::ALL.into_iter().filter(|s| s.has_latency()).collect();
-    let grouped = vec![Process, Server, Qtype, Name, Listener];
-    let peers = vec![Process, Server, Qtype, Listener];
+    let grouped = vec![Process, Server, Qtype, Name, Listener, Pod, Lookup];
+    let peers = vec![Process, Server, Qtype, Listener, Pod];
+    let with_lookups: Vec<Scope> = Scope::ALL.into_iter().filter(|s| s.has_lookups()).collect();
 
     for &(name, unit, samples, help, read) in COUNTS {
         m.push(Metric {
@@ -154,6 +158,16 @@ fn build() -> Registry {
             samples: "latency.samples".into(),
             scopes: with_latency.clone(),
             get: Get::Latency(Source::Row, Val::of(read, name, "latency.")),
+        });
+    }
+    for &(name, unit, samples, help, read) in LOOKUPS {
+        m.push(Metric {
+            name: name.into(),
+            unit,
+            help: help.into(),
+            samples: samples.into(),
+            scopes: with_lookups.clone(),
+            get: Get::Lookups(Val::of(read, name, "lookups.")),
         });
     }
     for &(name, unit, samples, help, read) in NODE {
@@ -342,7 +356,7 @@ mod tests {
         );
         missing.extend(paths.drain(..).filter(|p| !latency.contains(&p.as_str())));
         let json = serde_json::to_value(&snap).unwrap();
-        for part in ["capture", "window", "names"] {
+        for part in ["capture", "window", "names", "node_counters"] {
             numeric_paths(&json[part], part, &mut paths);
         }
         let totals = serde_json::to_value(&snap.totals).unwrap();
@@ -356,6 +370,27 @@ mod tests {
             paths
                 .into_iter()
                 .filter(|p| !node.contains(&p.as_str()) && !not_metrics.contains(&p.as_str())),
+        );
+        // Lookups: every number of LookupStats is a `lookups.` metric.
+        let lookup_paths: Vec<&str> = registry()
+            .all()
+            .iter()
+            .filter_map(|m| match m.get {
+                Get::Lookups(Val::Path(p)) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let mut paths = Vec::new();
+        numeric_paths(
+            &serde_json::to_value(crate::snapshot::LookupStats::default()).unwrap(),
+            "",
+            &mut paths,
+        );
+        missing.extend(
+            paths
+                .into_iter()
+                .filter(|p| !lookup_paths.contains(&p.as_str()))
+                .map(|p| format!("lookups.{p}")),
         );
         assert!(
             missing.is_empty(),

@@ -22,16 +22,22 @@ pub enum Scope {
     Name,
     /// Each local DNS server socket that answered (`server_side.listeners[]`).
     Listener,
+    /// Each Kubernetes pod that sent queries (`pods[]`).
+    Pod,
+    /// Each looked-up name with the most queries (`lookups.by_name[]`).
+    Lookup,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::Node,
         Scope::Process,
         Scope::Server,
         Scope::Qtype,
         Scope::Name,
         Scope::Listener,
+        Scope::Pod,
+        Scope::Lookup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +48,8 @@ impl Scope {
             Scope::Qtype => "qtype",
             Scope::Name => "name",
             Scope::Listener => "listener",
+            Scope::Pod => "pod",
+            Scope::Lookup => "lookup",
         }
     }
 
@@ -59,7 +67,15 @@ impl Scope {
     }
 
     pub(super) fn has_latency(self) -> bool {
-        self != Scope::Name
+        !matches!(self, Scope::Name | Scope::Lookup)
+    }
+
+    /// Whether subjects of this scope carry lookups (search-list chains).
+    pub(super) fn has_lookups(self) -> bool {
+        matches!(
+            self,
+            Scope::Node | Scope::Process | Scope::Pod | Scope::Lookup
+        )
     }
 }
 

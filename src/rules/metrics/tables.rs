@@ -5,7 +5,7 @@
 //! (`At`) or how (`Computed`). A unit test checks that every numeric snapshot field has
 //! a row. Only ever read by [`registry`](mod@super::registry).
 
-use super::registry::{CountsFn, LatencyFn, NodeFn, Read, Read::*};
+use super::registry::{CountsFn, LatencyFn, LookupsFn, NodeFn, Read, Read::*};
 use super::Unit;
 use crate::snapshot::Counts;
 
@@ -186,6 +186,74 @@ pub(super) const LATENCY: &[(&str, Unit, &str, Read<LatencyFn>)] = &[
     ("latency.mean_ms", Unit::Ms, "Mean latency.", Field),
 ];
 
+/// Lookups: search-list chains grouped into the lookup they served (node, process,
+/// pod, looked-up name). (name, unit, samples, help, getter)
+pub(super) const LOOKUPS: &[(&str, Unit, &str, &str, Read<LookupsFn>)] = &[
+    (
+        "lookups.lookups",
+        Unit::Count,
+        "lookups.lookups",
+        "Lookups: a name and the search-suffix expansions the resolver tried for it, counted once.",
+        Field,
+    ),
+    (
+        "lookups.queries",
+        Unit::Count,
+        "lookups.lookups",
+        "Queries those lookups sent (A and AAAA both count).",
+        Field,
+    ),
+    (
+        "lookups.queries_per_lookup",
+        Unit::Count,
+        "lookups.lookups",
+        "lookups.queries / lookups.lookups: the search-path amplification (2.0 for a plain A+AAAA lookup).",
+        Field,
+    ),
+    (
+        "lookups.expanded",
+        Unit::Count,
+        "lookups.lookups",
+        "Lookups that tried more than one name.",
+        Field,
+    ),
+    (
+        "lookups.expansion_nxdomain",
+        Unit::Count,
+        "lookups.lookups",
+        "NXDOMAIN answers to search-suffix expansions.",
+        Field,
+    ),
+    (
+        "lookups.unanswered",
+        Unit::Count,
+        "lookups.lookups",
+        "Lookups whose every name failed.",
+        Field,
+    ),
+    (
+        "lookups.time_lost_ms",
+        Unit::Ms,
+        "lookups.lookups",
+        "Time spent on names before the one each lookup ended on, summed.",
+        Field,
+    ),
+    (
+        "lookups.time_lost_mean_ms",
+        Unit::Ms,
+        "lookups.lookups",
+        "Time lost per lookup, on average.",
+        Field,
+    ),
+    (
+        "lookups.time_lost_max_ms",
+        Unit::Ms,
+        "lookups.lookups",
+        "Time lost by the worst lookup.",
+        Field,
+    ),
+];
+
 /// Node-only facts. (name, unit, samples, help, getter)
 #[allow(clippy::type_complexity)]
 pub(super) const NODE: &[(&str, Unit, &str, &str, Read<NodeFn>)] = &[
@@ -195,6 +263,41 @@ pub(super) const NODE: &[(&str, Unit, &str, &str, Read<NodeFn>)] = &[
         "observed_queries",
         "Client queries plus queries received by local servers: all DNS traffic seen.",
         Computed(|s| Some((s.totals.counts.queries + s.server_side.counts.queries) as f64)),
+    ),
+    (
+        "observed_timeouts",
+        Unit::Count,
+        "observed_queries",
+        "Client timeouts plus queries local servers received and never answered.",
+        Computed(|s| Some((s.totals.counts.timeouts + s.server_side.counts.timeouts) as f64)),
+    ),
+    (
+        "node_counters.udp_rcvbuf_errors",
+        Unit::Count,
+        "observed_queries",
+        "UDP datagrams the node dropped for a full socket receive buffer during the window (IPv4 and IPv6; dnsdoc's network namespace); null when not read (a capture file).",
+        Field,
+    ),
+    (
+        "node_counters.udp_in_errors",
+        Unit::Count,
+        "observed_queries",
+        "UDP datagrams the node could not deliver during the window (includes receive-buffer drops).",
+        Field,
+    ),
+    (
+        "node_counters.udp_sndbuf_errors",
+        Unit::Count,
+        "observed_queries",
+        "UDP sends that failed for a full send buffer during the window.",
+        Field,
+    ),
+    (
+        "node_counters.ip_reasm_fails",
+        Unit::Count,
+        "observed_queries",
+        "IP datagrams whose fragments could not be reassembled during the window (large UDP answers lost).",
+        Field,
     ),
     (
         "truncated",

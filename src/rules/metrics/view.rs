@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::registry::{field_at, Get, Metric, Source, Val};
 use super::Scope;
-use crate::snapshot::{Counts, Latency, Snapshot};
+use crate::snapshot::{Counts, Latency, LookupStats, Snapshot};
 
 /// One subject: a row of a snapshot table.
 #[derive(Debug, Clone)]
@@ -16,6 +16,7 @@ pub struct Row<'a> {
     pub label: String,
     pub counts: &'a Counts,
     pub latency: Option<&'a Latency>,
+    pub lookups: Option<&'a LookupStats>,
 }
 
 /// All subjects of one scope in a snapshot, with what relative metrics compare against.
@@ -38,14 +39,19 @@ impl<'a> View<'a> {
                 label: "node".into(),
                 counts: &s.totals.counts,
                 latency: Some(&s.latency),
+                lookups: Some(&s.lookups.stats),
             }],
             Scope::Process => s
                 .processes
                 .iter()
                 .map(|p| Row {
-                    label: format!("{} (pid {})", p.comm, p.pid),
+                    label: match &p.pod {
+                        Some(pod) => format!("{} (pid {}) in pod {}", p.comm, p.pid, pod.label()),
+                        None => format!("{} (pid {})", p.comm, p.pid),
+                    },
                     counts: &p.counts,
                     latency: Some(&p.latency),
+                    lookups: Some(&p.lookups),
                 })
                 .collect(),
             Scope::Server => s
@@ -55,6 +61,7 @@ impl<'a> View<'a> {
                     label: format!("{}/{}", v.server, v.protocol),
                     counts: &v.counts,
                     latency: Some(&v.latency),
+                    lookups: None,
                 })
                 .collect(),
             Scope::Qtype => s
@@ -64,6 +71,7 @@ impl<'a> View<'a> {
                     label: q.qtype.clone(),
                     counts: &q.counts,
                     latency: Some(&q.latency),
+                    lookups: None,
                 })
                 .collect(),
             Scope::Name => {
@@ -78,6 +86,7 @@ impl<'a> View<'a> {
                         label: n.name.clone(),
                         counts: &n.counts,
                         latency: None,
+                        lookups: None,
                     })
                     .collect()
             }
@@ -89,6 +98,32 @@ impl<'a> View<'a> {
                     label: format!("{} (pid {}) on {}/{}", l.comm, l.pid, l.address, l.protocol),
                     counts: &l.counts,
                     latency: Some(&l.latency),
+                    lookups: None,
+                })
+                .collect(),
+            Scope::Pod => s
+                .pods
+                .iter()
+                .map(|p| Row {
+                    label: if p.pod.is_empty() {
+                        format!("(uid {})", p.uid)
+                    } else {
+                        format!("{}/{}", p.namespace, p.pod)
+                    },
+                    counts: &p.counts,
+                    latency: Some(&p.latency),
+                    lookups: Some(&p.lookups),
+                })
+                .collect(),
+            Scope::Lookup => s
+                .lookups
+                .by_name
+                .iter()
+                .map(|n| Row {
+                    label: format!("{} (by {})", n.name, n.by.join(", ")),
+                    counts: &n.answers,
+                    latency: None,
+                    lookups: Some(&n.lookups),
                 })
                 .collect(),
         };
@@ -115,6 +150,7 @@ impl<'a> View<'a> {
             Get::Latency(Source::Row, v) => row.latency.and_then(|l| read(v, l)),
             Get::Latency(Source::ServerSide, v) => read(v, &self.snapshot.server_side.latency),
             Get::Node(v) => read(v, self.snapshot),
+            Get::Lookups(v) => row.lookups.and_then(|l| read(v, l)),
             Get::Rest(f) => f(&minus(self.baseline, row.counts)),
             Get::VsRest(f) => match (f(row.counts), f(&minus(self.baseline, row.counts))) {
                 (Some(a), Some(b)) => Some(a - b),

@@ -1,0 +1,161 @@
+//! Folds finished [`Lookup`]s into the snapshot's [`LookupStats`], per group (node,
+//! process, pod, looked-up name).
+
+use foldhash::HashMap;
+
+use crate::analysis::lookups::Lookup;
+use crate::snapshot::{Counts, LookupStats, Rcodes, SuffixTries};
+
+/// Suffixes listed per group.
+const MAX_SUFFIXES: usize = 16;
+
+/// Running totals of one group's lookups.
+#[derive(Debug, Clone, Default)]
+pub struct LookupTally {
+    lookups: u64,
+    queries: u64,
+    expanded: u64,
+    expansion_nxdomain: u64,
+    unanswered: u64,
+    lost_sum_ns: u64,
+    lost_max_ns: u64,
+    suffixes: HashMap<String, u64>,
+    /// Answers of the group's queries (for looked-up names).
+    rcodes: Rcodes,
+    timeouts: u64,
+}
+
+impl LookupTally {
+    pub fn add(&mut self, l: &Lookup) {
+        self.lookups += 1;
+        self.queries += l.queries;
+        self.expanded += u64::from(l.tries > 1);
+        self.expansion_nxdomain += l.expansion_nxdomain;
+        self.unanswered += u64::from(!l.answered);
+        self.lost_sum_ns += l.time_lost_ns;
+        self.lost_max_ns = self.lost_max_ns.max(l.time_lost_ns);
+        for s in &l.suffixes {
+            *self.suffixes.entry(s.clone()).or_default() += 1;
+        }
+        for &r in &l.rcodes {
+            self.rcodes.add(r);
+        }
+        self.timeouts += l.timeouts;
+    }
+
+    pub fn queries(&self) -> u64 {
+        self.queries
+    }
+
+    pub fn stats(&self) -> LookupStats {
+        let ms = |ns: u64| round3(ns as f64 / 1e6);
+        let mut suffixes: Vec<SuffixTries> = self
+            .suffixes
+            .iter()
+            .map(|(s, &n)| SuffixTries {
+                suffix: s.clone(),
+                tries: n,
+            })
+            .collect();
+        suffixes.sort_by(|a, b| b.tries.cmp(&a.tries).then(a.suffix.cmp(&b.suffix)));
+        suffixes.truncate(MAX_SUFFIXES);
+        let per = |v: f64| {
+            if self.lookups == 0 {
+                0.0
+            } else {
+                round3(v / self.lookups as f64)
+            }
+        };
+        LookupStats {
+            lookups: self.lookups,
+            queries: self.queries,
+            queries_per_lookup: per(self.queries as f64),
+            expanded: self.expanded,
+            expansion_nxdomain: self.expansion_nxdomain,
+            unanswered: self.unanswered,
+            time_lost_ms: ms(self.lost_sum_ns),
+            time_lost_mean_ms: per(self.lost_sum_ns as f64 / 1e6),
+            time_lost_max_ms: ms(self.lost_max_ns),
+            suffixes,
+        }
+    }
+
+    /// The answers the group's queries got, as the counts every group carries.
+    pub fn answers(&self, duration_s: f64) -> Counts {
+        let responses = self.rcodes.total();
+        let failures = self.timeouts + self.rcodes.failed();
+        let completed = responses + self.timeouts;
+        let ratio = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                round6(a as f64 / b as f64)
+            }
+        };
+        Counts {
+            queries: self.queries,
+            queries_per_s: if duration_s > 0.0 {
+                round3(self.queries as f64 / duration_s)
+            } else {
+                0.0
+            },
+            responses,
+            timeouts: self.timeouts,
+            rcodes: self.rcodes.clone(),
+            failures,
+            failure_ratio: ratio(failures, completed),
+            nxdomain_ratio: ratio(self.rcodes.NXDOMAIN, responses),
+        }
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(queries: u64, suffixes: &[&str], lost_ms: u64, answered: bool) -> Lookup {
+        Lookup {
+            tgid: 1,
+            base: "api.".into(),
+            queries,
+            tries: suffixes.len() as u64 + 1,
+            suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
+            expansion_nxdomain: suffixes.len() as u64,
+            time_lost_ns: lost_ms * 1_000_000,
+            answered,
+            rcodes: vec![3; suffixes.len()].into_iter().chain([0]).collect(),
+            timeouts: 0,
+        }
+    }
+
+    #[test]
+    fn amplification_and_time_lost() {
+        let mut t = LookupTally::default();
+        t.add(&lookup(8, &["a.test", "b.test", "c.test"], 6, true));
+        t.add(&lookup(2, &[], 0, true));
+        t.add(&lookup(4, &["a.test"], 3, false));
+        let s = t.stats();
+        assert_eq!((s.lookups, s.queries, s.queries_per_lookup), (3, 14, 4.667));
+        assert_eq!((s.expanded, s.expansion_nxdomain, s.unanswered), (2, 4, 1));
+        assert_eq!(
+            (s.time_lost_ms, s.time_lost_mean_ms, s.time_lost_max_ms),
+            (9.0, 3.0, 6.0)
+        );
+        assert_eq!(s.suffixes[0].suffix, "a.test");
+        assert_eq!(s.suffixes[0].tries, 2);
+        let a = t.answers(1.0);
+        assert_eq!(
+            (a.rcodes.NXDOMAIN, a.rcodes.NOERROR, a.responses),
+            (4, 3, 7)
+        );
+        assert_eq!(LookupTally::default().stats().queries_per_lookup, 0.0);
+    }
+}

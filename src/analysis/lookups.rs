@@ -1,0 +1,339 @@
+//! Lookups, not queries: the chain of names a stub resolver walks for one lookup
+//! (`api` -> `api.default.svc.cluster.local`, `api.svc.cluster.local`, ... -> `api`)
+//! grouped back into that one lookup, so ndots and search-list amplification is a
+//! number per process and per pod instead of a pile of NXDOMAINs.
+//!
+//! A chain is one process's queries (glibc opens a new socket for every name it tries,
+//! so the socket cannot be the key: measured with strace), for names that are one base
+//! name with the search suffixes in turn, each sent within a short gap after the
+//! previous try ended, ending in the first NOERROR answer (its sibling query type still
+//! belongs to it) or in the last failure. The same name and type asked again starts a
+//! new lookup. The process's search list, when known (its resolv.conf), says what a
+//! suffix is; without it the base is inferred as the leading labels two consecutive
+//! tries share, after a try that did not succeed.
+
+use foldhash::{HashMap, HashMapExt};
+use std::rc::Rc;
+
+use crate::analysis::matcher::Outcome;
+use crate::host::ResolvConf;
+
+/// After a try ends, the next one of the same lookup starts within this (glibc sends it
+/// microseconds after the answer).
+pub const GAP_NS: u64 = 1_000_000_000;
+/// Open lookups kept per process (concurrent lookups of a multi-threaded process).
+const MAX_OPEN_PER_PROCESS: usize = 32;
+
+/// One query as the tracker needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Try<'a> {
+    pub tgid: u32,
+    pub query_ts_ns: u64,
+    pub name: &'a Rc<str>,
+    pub qtype: u16,
+    pub outcome: Outcome,
+}
+
+/// One finished lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub tgid: u32,
+    /// The name asked for, fully qualified (`api.`).
+    pub base: Rc<str>,
+    pub queries: u64,
+    /// Distinct names tried.
+    pub tries: u64,
+    /// Search suffixes tried, in order (without dots).
+    pub suffixes: Vec<String>,
+    /// NXDOMAIN answers to names with a search suffix.
+    pub expansion_nxdomain: u64,
+    /// From the first query to the first query of the last name tried.
+    pub time_lost_ns: u64,
+    /// Whether the last name tried got a NOERROR answer.
+    pub answered: bool,
+    /// Answers of all its queries, by RCODE (timeouts counted apart).
+    pub rcodes: Vec<u16>,
+    pub timeouts: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Chain {
+    /// None while only one name was tried and no search list said what it is.
+    base: Option<Rc<str>>,
+    /// Names tried, in order, with the query types asked for each.
+    names: Vec<(Rc<str>, Vec<u16>)>,
+    suffixes: Vec<String>,
+    first_ts: u64,
+    last_try_ts: u64,
+    /// When the latest try ended (answer or timeout): the gap counts from here.
+    end_ts: u64,
+    queries: u64,
+    expansion_nxdomain: u64,
+    answered: bool,
+    rcodes: Vec<u16>,
+    timeouts: u64,
+}
+
+/// Groups one window's client queries into lookups.
+#[derive(Debug)]
+pub struct LookupTracker {
+    timeout_ns: u64,
+    open: HashMap<u32, Vec<Chain>>,
+    done: Vec<Lookup>,
+    latest_ts: u64,
+    adds: u64,
+}
+
+impl LookupTracker {
+    /// `timeout_ns`: the capture timeout; a try that timed out may be followed by the
+    /// next one up to that much later (the resolver waits its own timeout first).
+    pub fn new(timeout_ns: u64) -> Self {
+        LookupTracker {
+            timeout_ns,
+            open: HashMap::new(),
+            done: Vec::new(),
+            latest_ts: 0,
+            adds: 0,
+        }
+    }
+
+    /// Adds one completed client query of process `t.tgid`, whose resolver
+    /// configuration is `resolv` when known.
+    pub fn add(&mut self, t: Try, resolv: Option<&ResolvConf>) {
+        if matches!(t.outcome, Outcome::Pending) || t.tgid == 0 {
+            return;
+        }
+        self.latest_ts = self.latest_ts.max(t.query_ts_ns);
+        self.adds += 1;
+        if self.adds % 4096 == 0 {
+            self.sweep(self.latest_ts);
+        }
+        let gap = self.timeout_ns.max(GAP_NS);
+        let chains = self.open.entry(t.tgid).or_default();
+        // Lookups that ended before this query started are finished.
+        let mut i = 0;
+        while i < chains.len() {
+            let c = &chains[i];
+            let allowed = if c.timeouts > 0 { gap } else { GAP_NS };
+            if t.query_ts_ns > c.end_ts.saturating_add(allowed) {
+                let c = chains.swap_remove(i);
+                self.done.push(finish(t.tgid, c));
+            } else {
+                i += 1;
+            }
+        }
+        let name = t.name;
+        // The name's readings under the search list, computed once for every chain.
+        let cands: Option<Vec<(String, Option<String>)>> =
+            resolv.map(|r| candidates(name, r).collect());
+        let pos = chains
+            .iter()
+            .position(|c| joins(c, name, t.qtype, cands.as_deref()));
+        let idx = match pos {
+            Some(i) => i,
+            None => {
+                if chains.len() >= MAX_OPEN_PER_PROCESS {
+                    let c = chains.remove(0);
+                    self.done.push(finish(t.tgid, c));
+                }
+                chains.push(Chain {
+                    base: resolv.map(|r| split(name, r).0),
+                    names: Vec::new(),
+                    suffixes: Vec::new(),
+                    first_ts: t.query_ts_ns,
+                    last_try_ts: t.query_ts_ns,
+                    end_ts: t.query_ts_ns,
+                    queries: 0,
+                    expansion_nxdomain: 0,
+                    answered: false,
+                    rcodes: Vec::new(),
+                    timeouts: 0,
+                });
+                chains.len() - 1
+            }
+        };
+        record(&mut chains[idx], t, resolv, self.timeout_ns);
+    }
+
+    /// Finishes lookups idle since before `now_ns` minus the gap (bounded memory).
+    fn sweep(&mut self, now_ns: u64) {
+        let horizon = now_ns.saturating_sub(self.timeout_ns.max(GAP_NS) * 2);
+        for (&tgid, chains) in self.open.iter_mut() {
+            let (old, keep): (Vec<Chain>, Vec<Chain>) =
+                chains.drain(..).partition(|c| c.end_ts < horizon);
+            *chains = keep;
+            self.done.extend(old.into_iter().map(|c| finish(tgid, c)));
+        }
+        self.open.retain(|_, c| !c.is_empty());
+    }
+
+    /// Finished lookups so far (taken).
+    pub fn take_done(&mut self) -> Vec<Lookup> {
+        std::mem::take(&mut self.done)
+    }
+
+    /// Ends the window: every open lookup is finished.
+    pub fn finish_all(&mut self) -> Vec<Lookup> {
+        for (tgid, chains) in self.open.drain() {
+            self.done
+                .extend(chains.into_iter().map(|c| finish(tgid, c)));
+        }
+        self.done.sort_by_key(|l| l.tgid);
+        std::mem::take(&mut self.done)
+    }
+}
+
+/// Whether query (`name`, `qtype`) continues chain `c`.
+fn joins(
+    c: &Chain,
+    name: &Rc<str>,
+    qtype: u16,
+    cands: Option<&[(String, Option<String>)]>,
+) -> bool {
+    if let Some((_, types)) = c.names.iter().find(|(n, _)| n == name) {
+        // The sibling type of a name already tried; the same type again is a new lookup.
+        return !types.contains(&qtype);
+    }
+    if c.answered {
+        return false;
+    }
+    match (&c.base, cands) {
+        (Some(base), Some(cands)) => cands.iter().any(|(b, _)| *b == **base),
+        (Some(base), None) => **name == **base || suffix_of(name, base).is_some(),
+        (None, _) => {
+            // Only one name tried: they share leading labels, and differ.
+            let first = &c.names[0].0;
+            common_labels(first, name) > 0
+        }
+    }
+}
+
+/// Records query `t` in chain `c`.
+fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
+    let name = t.name;
+    if c.base.is_none() && !c.names.is_empty() && c.names[0].0 != *name {
+        // Second name without a search list: the shared leading labels are the base.
+        let first = c.names[0].0.clone();
+        let n = common_labels(&first, name);
+        let base: Rc<str> = format!("{}.", labels(&first)[..n].join(".")).into();
+        if let Some(s) = suffix_of(&first, &base) {
+            c.suffixes.push(s);
+            c.expansion_nxdomain += c.rcodes.iter().filter(|&&r| r == 3).count() as u64;
+        }
+        c.base = Some(base);
+    }
+    let suffix = match (resolv, &c.base) {
+        (Some(r), Some(base)) => candidates(name, r)
+            .find(|(b, _)| *b == **base)
+            .and_then(|(_, s)| s),
+        (None, Some(base)) => suffix_of(name, base),
+        _ => None,
+    };
+    let new_name = !c.names.iter().any(|(n, _)| n == name);
+    if new_name {
+        c.names.push((name.clone(), vec![t.qtype]));
+        c.last_try_ts = t.query_ts_ns;
+        if let Some(s) = &suffix {
+            c.suffixes.push(s.clone());
+        }
+    } else if let Some((_, types)) = c.names.iter_mut().find(|(n, _)| n == name) {
+        types.push(t.qtype);
+    }
+    c.queries += 1;
+    match t.outcome {
+        Outcome::Answered {
+            rcode, latency_ns, ..
+        } => {
+            c.rcodes.push(rcode);
+            c.end_ts = c.end_ts.max(t.query_ts_ns + latency_ns);
+            if rcode == 3 && suffix.is_some() {
+                c.expansion_nxdomain += 1;
+            }
+            // NOERROR on the name now last tried ends the lookup.
+            if rcode == 0 && c.names.last().is_some_and(|(n, _)| n == name) {
+                c.answered = true;
+            }
+        }
+        Outcome::TimedOut => {
+            c.timeouts += 1;
+            c.end_ts = c.end_ts.max(t.query_ts_ns + timeout_ns);
+        }
+        Outcome::Pending => {}
+    }
+}
+
+fn finish(tgid: u32, c: Chain) -> Lookup {
+    let base = c
+        .base
+        .clone()
+        .unwrap_or_else(|| c.names.first().map_or_else(|| ".".into(), |n| n.0.clone()));
+    Lookup {
+        tgid,
+        base,
+        queries: c.queries,
+        tries: c.names.len() as u64,
+        suffixes: c.suffixes,
+        expansion_nxdomain: c.expansion_nxdomain,
+        time_lost_ns: c.last_try_ts.saturating_sub(c.first_ts),
+        answered: c.answered,
+        rcodes: c.rcodes,
+        timeouts: c.timeouts,
+    }
+}
+
+/// The (base, suffix) readings of `name` under search list `r`: each suffix it ends
+/// with, in search-list order, then the name itself.
+fn candidates<'a>(
+    name: &'a str,
+    r: &'a ResolvConf,
+) -> impl Iterator<Item = (String, Option<String>)> + 'a {
+    let bare = name.trim_end_matches('.');
+    r.search
+        .iter()
+        .filter_map(move |s| {
+            let base = bare.strip_suffix(s.as_str())?.strip_suffix('.')?;
+            (!base.is_empty()).then(|| (format!("{base}."), Some(s.clone())))
+        })
+        .chain(std::iter::once((format!("{bare}."), None)))
+}
+
+/// The first reading of `name`: the earliest search suffix it ends with.
+fn split(name: &str, r: &ResolvConf) -> (Rc<str>, Option<String>) {
+    let (b, s) = candidates(name, r).next().expect("the name itself");
+    (b.into(), s)
+}
+
+/// `name` minus `base`'s labels in front: the suffix (None when name is base).
+fn suffix_of(name: &str, base: &str) -> Option<String> {
+    let bare = name.trim_end_matches('.');
+    let b = base.trim_end_matches('.');
+    let rest = bare.strip_prefix(b)?.strip_prefix('.')?;
+    (!rest.is_empty()).then(|| rest.to_string())
+}
+
+fn labels(name: &str) -> Vec<&str> {
+    name.trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// How many leading labels two different names share (0 when equal: no chain).
+fn common_labels(a: &str, b: &str) -> usize {
+    if a == b {
+        return 0;
+    }
+    split_labels(a)
+        .zip(split_labels(b))
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// The labels of a name, without allocating (the root has none).
+fn split_labels(n: &str) -> impl Iterator<Item = &str> {
+    let n = n.trim_end_matches('.');
+    n.split('.').take(if n.is_empty() { 0 } else { usize::MAX })
+}
+
+#[cfg(test)]
+mod tests;
