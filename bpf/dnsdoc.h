@@ -29,7 +29,7 @@ enum dnsdoc_counter {
 	DNSDOC_CTR_DROP_LOAD = 2,	/* event lost: payload could not be read */
 	DNSDOC_CTR_DROP_STORAGE = 3,	/* owner not recorded: socket storage full */
 	DNSDOC_CTR_UNUSED_4 = 4,	/* was: payloads cut (now counted per message in user space) */
-	DNSDOC_CTR_DROP_NESTED = 5,	/* event lost: hooks nested deeper than the scratch slots */
+	DNSDOC_CTR_UNUSED_5 = 5,	/* was: nested deeper than scratch slots (records are now reserved in place) */
 	DNSDOC_CTR_MAX = 8,
 };
 

@@ -139,10 +139,6 @@ pub struct Dropped {
     pub load_error: u64,
     /// A record could not be decoded in user space.
     pub decode_error: u64,
-    /// Kernel hooks nested deeper than their scratch buffers (interrupts within
-    /// interrupts); expected to stay 0.
-    #[serde(default)]
-    pub nested: u64,
     /// Pending queries evicted because the tracking table was full.
     pub pending_evicted: u64,
 }

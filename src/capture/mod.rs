@@ -94,14 +94,12 @@ pub struct KernelCounters {
     pub dropped_load_error: u64,
     /// Packets whose owner could not be stored (socket storage allocation failed).
     pub owner_storage_full: u64,
-    /// Records lost because hooks nested deeper than the per-CPU scratch slots.
-    pub dropped_nested: u64,
 }
 
 impl KernelCounters {
     /// Records the kernel could not deliver, for any reason.
     pub fn lost(&self) -> u64 {
-        self.dropped_ringbuf_full + self.dropped_load_error + self.dropped_nested
+        self.dropped_ringbuf_full + self.dropped_load_error
     }
 }
 
@@ -307,7 +305,6 @@ impl<'obj> Capture<'obj> {
             dropped_ringbuf_full: read(ctr::DNSDOC_CTR_DROP_RINGBUF)?,
             dropped_load_error: read(ctr::DNSDOC_CTR_DROP_LOAD)?,
             owner_storage_full: read(ctr::DNSDOC_CTR_DROP_STORAGE)?,
-            dropped_nested: read(ctr::DNSDOC_CTR_DROP_NESTED)?,
         })
     }
 }

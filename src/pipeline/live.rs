@@ -57,7 +57,6 @@ impl EventSource for LiveSource<'_> {
             packets: k.packets,
             ringbuf_full: k.dropped_ringbuf_full,
             load_error: k.dropped_load_error,
-            nested: k.dropped_nested,
             decode_error: capture.decode_errors(),
             owner_unrecorded: k.owner_storage_full,
             owners_from_sock_diag: self.sockets.resolved,

@@ -305,7 +305,6 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         ringbuf_full: health.ringbuf_full,
         load_error: health.load_error,
         decode_error: health.decode_error,
-        nested: health.nested,
         pending_evicted: matched.evicted,
         total: health.lost() + matched.evicted,
     };

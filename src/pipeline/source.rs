@@ -20,8 +20,6 @@ pub struct SourceHealth {
     pub ringbuf_full: u64,
     /// Records lost because the kernel could not read a payload.
     pub load_error: u64,
-    /// Records lost because hooks nested deeper than their scratch buffers.
-    pub nested: u64,
     /// Records user space could not decode.
     pub decode_error: u64,
     /// Packets whose owner the kernel could not store.
@@ -35,7 +33,7 @@ pub struct SourceHealth {
 impl SourceHealth {
     /// Events lost before the analysis, for any reason.
     pub fn lost(&self) -> u64 {
-        self.ringbuf_full + self.load_error + self.nested + self.decode_error
+        self.ringbuf_full + self.load_error + self.decode_error
     }
 }
 

@@ -460,13 +460,6 @@ pub(super) const NODE: &[(&str, Unit, &str, &str, Read<NodeFn>)] = &[
         Field,
     ),
     (
-        "capture.dropped.nested",
-        Unit::Count,
-        "capture.packets",
-        "Events lost because kernel hooks nested deeper than their scratch buffers (expected 0).",
-        Field,
-    ),
-    (
         "capture.dropped_ratio",
         Unit::Ratio,
         "capture.packets",
