@@ -64,6 +64,14 @@ pub struct NodeCounters {
     pub udp_sndbuf_errors: u64,
     /// IP datagrams whose fragments could not be reassembled (large UDP answers).
     pub ip_reasm_fails: u64,
+    /// Connections conntrack failed to insert (`insert_failed` of
+    /// /proc/net/stat/nf_conntrack, all CPUs): the race that drops one of two parallel
+    /// UDP queries. Null without conntrack.
+    #[serde(default)]
+    pub conntrack_insert_failed: Option<u64>,
+    /// Packets conntrack dropped (`drop`); null without conntrack.
+    #[serde(default)]
+    pub conntrack_drop: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -321,6 +329,11 @@ pub struct LookupStats {
     pub expansion_nxdomain: u64,
     /// Lookups whose every name failed (NXDOMAIN, errors, timeouts).
     pub unanswered: u64,
+    /// Lookups with the conntrack-race fingerprint: two query types of one name (A and
+    /// AAAA) sent together from one socket, one answered and its sibling only after the
+    /// resolver's timeout and a resend, or never.
+    #[serde(default)]
+    pub race_suspects: u64,
     /// Time from a lookup's first query to the first query of the name it ended on,
     /// summed, averaged and at worst.
     pub time_lost_ms: f64,

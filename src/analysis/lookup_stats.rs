@@ -17,6 +17,7 @@ pub struct LookupTally {
     expanded: u64,
     expansion_nxdomain: u64,
     unanswered: u64,
+    races: u64,
     lost_sum_ns: u64,
     lost_max_ns: u64,
     suffixes: HashMap<String, u64>,
@@ -32,6 +33,7 @@ impl LookupTally {
         self.expanded += u64::from(l.tries > 1);
         self.expansion_nxdomain += l.expansion_nxdomain;
         self.unanswered += u64::from(!l.answered);
+        self.races += u64::from(l.race);
         self.lost_sum_ns += l.time_lost_ns;
         self.lost_max_ns = self.lost_max_ns.max(l.time_lost_ns);
         for s in &l.suffixes {
@@ -73,6 +75,7 @@ impl LookupTally {
             expanded: self.expanded,
             expansion_nxdomain: self.expansion_nxdomain,
             unanswered: self.unanswered,
+            race_suspects: self.races,
             time_lost_ms: ms(self.lost_sum_ns),
             time_lost_mean_ms: per(self.lost_sum_ns as f64 / 1e6),
             time_lost_max_ms: ms(self.lost_max_ns),
@@ -133,6 +136,7 @@ mod tests {
             answered,
             rcodes: vec![3; suffixes.len()].into_iter().chain([0]).collect(),
             timeouts: 0,
+            race: !answered,
         }
     }
 
@@ -145,6 +149,7 @@ mod tests {
         let s = t.stats();
         assert_eq!((s.lookups, s.queries, s.queries_per_lookup), (3, 14, 4.667));
         assert_eq!((s.expanded, s.expansion_nxdomain, s.unanswered), (2, 4, 1));
+        assert_eq!(s.race_suspects, 1);
         assert_eq!(
             (s.time_lost_ms, s.time_lost_mean_ms, s.time_lost_max_ms),
             (9.0, 3.0, 6.0)

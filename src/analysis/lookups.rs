@@ -31,6 +31,8 @@ pub struct Try<'a> {
     pub query_ts_ns: u64,
     pub name: &'a Rc<str>,
     pub qtype: u16,
+    /// The socket it was sent from.
+    pub cookie: u64,
     pub outcome: Outcome,
 }
 
@@ -54,6 +56,56 @@ pub struct Lookup {
     /// Answers of all its queries, by RCODE (timeouts counted apart).
     pub rcodes: Vec<u16>,
     pub timeouts: u64,
+    /// The conntrack-race fingerprint: two query types of one name sent together from
+    /// one socket, one answered and its sibling only after a resend (or never).
+    pub race: bool,
+}
+
+/// Siblings sent within this of each other were sent together (glibc's sendmmsg puts
+/// microseconds between them).
+const TOGETHER_NS: u64 = 10_000_000;
+/// A sibling answered this late, and many times later than the other, was resent
+/// after the resolver's timeout (glibc's shortest is 1 s).
+const RESENT_AFTER_NS: u64 = 900_000_000;
+
+/// One query type asked for a name: on which socket, when, and how long the answer
+/// took (None: timed out).
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    qtype: u16,
+    cookie: u64,
+    query_ts: u64,
+    latency: Option<u64>,
+}
+
+/// One name tried by a lookup.
+#[derive(Debug, Clone)]
+struct Tried {
+    name: Rc<str>,
+    asked: Vec<Asked>,
+}
+
+impl Tried {
+    fn has(&self, qtype: u16) -> bool {
+        self.asked.iter().any(|a| a.qtype == qtype)
+    }
+}
+
+/// Whether two query types of one name show the conntrack race: sent together from one
+/// socket, one answered, the other answered only after a resend (or not at all).
+fn race(a: &Asked, b: &Asked) -> bool {
+    if a.cookie != b.cookie || a.query_ts.abs_diff(b.query_ts) > TOGETHER_NS {
+        return false;
+    }
+    let late = |fast: u64, slow: Option<u64>| match slow {
+        None => true,
+        Some(l) => l >= RESENT_AFTER_NS && l >= fast.saturating_mul(20),
+    };
+    match (a.latency, b.latency) {
+        (Some(x), y) if late(x, y) => true,
+        (x, Some(y)) => late(y, x),
+        _ => false,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +113,8 @@ struct Chain {
     /// None while only one name was tried and no search list said what it is.
     base: Option<Rc<str>>,
     /// Names tried, in order, with the query types asked for each.
-    names: Vec<(Rc<str>, Vec<u16>)>,
+    names: Vec<Tried>,
+    race: bool,
     suffixes: Vec<String>,
     first_ts: u64,
     last_try_ts: u64,
@@ -108,14 +161,12 @@ impl LookupTracker {
         if self.adds % 4096 == 0 {
             self.sweep(self.latest_ts);
         }
-        let gap = self.timeout_ns.max(GAP_NS);
+        let long = self.timeout_ns.max(GAP_NS) + GAP_NS;
         let chains = self.open.entry(t.tgid).or_default();
-        // Lookups that ended before this query started are finished.
+        // Lookups nothing can join any more (not even a resend) are finished.
         let mut i = 0;
         while i < chains.len() {
-            let c = &chains[i];
-            let allowed = if c.timeouts > 0 { gap } else { GAP_NS };
-            if t.query_ts_ns > c.end_ts.saturating_add(allowed) {
+            if t.query_ts_ns > chains[i].end_ts.saturating_add(long) {
                 let c = chains.swap_remove(i);
                 self.done.push(finish(t.tgid, c));
             } else {
@@ -128,7 +179,7 @@ impl LookupTracker {
             resolv.map(|r| candidates(name, r).collect());
         let pos = chains
             .iter()
-            .position(|c| joins(c, name, t.qtype, cands.as_deref()));
+            .position(|c| joins(c, &t, self.timeout_ns, cands.as_deref()));
         let idx = match pos {
             Some(i) => i,
             None => {
@@ -139,6 +190,7 @@ impl LookupTracker {
                 chains.push(Chain {
                     base: resolv.map(|r| split(name, r).0),
                     names: Vec::new(),
+                    race: false,
                     suffixes: Vec::new(),
                     first_ts: t.query_ts_ns,
                     last_try_ts: t.query_ts_ns,
@@ -184,17 +236,28 @@ impl LookupTracker {
 }
 
 /// Whether query (`name`, `qtype`) continues chain `c`.
-fn joins(
-    c: &Chain,
-    name: &Rc<str>,
-    qtype: u16,
-    cands: Option<&[(String, Option<String>)]>,
-) -> bool {
-    if let Some((_, types)) = c.names.iter().find(|(n, _)| n == name) {
-        // The sibling type of a name already tried; the same type again is a new lookup.
-        return !types.contains(&qtype);
+fn joins(c: &Chain, t: &Try, timeout_ns: u64, cands: Option<&[(String, Option<String>)]>) -> bool {
+    let (name, qtype, cookie) = (t.name, t.qtype, t.cookie);
+    if let Some(tried) = c.names.iter().find(|n| n.name == *name) {
+        // The sibling type of a name already tried, or the same type resent on the same
+        // socket (glibc resends after its timeout; a new lookup opens a new socket):
+        // up to a timeout after the name was first asked.
+        let first = tried.asked.iter().map(|a| a.query_ts).min().unwrap_or(0);
+        let in_time = t.query_ts_ns <= first + timeout_ns.max(GAP_NS) + GAP_NS;
+        return in_time
+            && tried
+                .asked
+                .iter()
+                .all(|a| a.qtype != qtype || a.cookie == cookie);
     }
-    if c.answered {
+    // A new name continues the search only right after the last try ended (a timeout
+    // later after a timeout: the resolver waits its own timeout first).
+    let allowed = if c.timeouts > 0 {
+        timeout_ns.max(GAP_NS)
+    } else {
+        GAP_NS
+    };
+    if c.answered || t.query_ts_ns > c.end_ts.saturating_add(allowed) {
         return false;
     }
     match (&c.base, cands) {
@@ -202,7 +265,7 @@ fn joins(
         (Some(base), None) => **name == **base || suffix_of(name, base).is_some(),
         (None, _) => {
             // Only one name tried: they share leading labels, and differ.
-            let first = &c.names[0].0;
+            let first = &c.names[0].name;
             common_labels(first, name) > 0
         }
     }
@@ -211,9 +274,9 @@ fn joins(
 /// Records query `t` in chain `c`.
 fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
     let name = t.name;
-    if c.base.is_none() && !c.names.is_empty() && c.names[0].0 != *name {
+    if c.base.is_none() && !c.names.is_empty() && c.names[0].name != *name {
         // Second name without a search list: the shared leading labels are the base.
-        let first = c.names[0].0.clone();
+        let first = c.names[0].name.clone();
         let n = common_labels(&first, name);
         let base: Rc<str> = format!("{}.", labels(&first)[..n].join(".")).into();
         if let Some(s) = suffix_of(&first, &base) {
@@ -229,15 +292,32 @@ fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
         (None, Some(base)) => suffix_of(name, base),
         _ => None,
     };
-    let new_name = !c.names.iter().any(|(n, _)| n == name);
-    if new_name {
-        c.names.push((name.clone(), vec![t.qtype]));
-        c.last_try_ts = t.query_ts_ns;
-        if let Some(s) = &suffix {
-            c.suffixes.push(s.clone());
+    let asked = Asked {
+        qtype: t.qtype,
+        cookie: t.cookie,
+        query_ts: t.query_ts_ns,
+        latency: match t.outcome {
+            Outcome::Answered { latency_ns, .. } => Some(latency_ns),
+            _ => None,
+        },
+    };
+    match c.names.iter_mut().find(|n| n.name == *name) {
+        None => {
+            c.names.push(Tried {
+                name: name.clone(),
+                asked: vec![asked],
+            });
+            c.last_try_ts = t.query_ts_ns;
+            if let Some(s) = &suffix {
+                c.suffixes.push(s.clone());
+            }
         }
-    } else if let Some((_, types)) = c.names.iter_mut().find(|(n, _)| n == name) {
-        types.push(t.qtype);
+        Some(tried) => {
+            if !tried.has(t.qtype) {
+                c.race |= tried.asked.iter().any(|a| race(a, &asked));
+            }
+            tried.asked.push(asked);
+        }
     }
     c.queries += 1;
     match t.outcome {
@@ -250,7 +330,7 @@ fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
                 c.expansion_nxdomain += 1;
             }
             // NOERROR on the name now last tried ends the lookup.
-            if rcode == 0 && c.names.last().is_some_and(|(n, _)| n == name) {
+            if rcode == 0 && c.names.last().is_some_and(|n| n.name == *name) {
                 c.answered = true;
             }
         }
@@ -263,10 +343,11 @@ fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
 }
 
 fn finish(tgid: u32, c: Chain) -> Lookup {
-    let base = c
-        .base
-        .clone()
-        .unwrap_or_else(|| c.names.first().map_or_else(|| ".".into(), |n| n.0.clone()));
+    let base = c.base.clone().unwrap_or_else(|| {
+        c.names
+            .first()
+            .map_or_else(|| ".".into(), |n| n.name.clone())
+    });
     Lookup {
         tgid,
         base,
@@ -278,6 +359,7 @@ fn finish(tgid: u32, c: Chain) -> Lookup {
         answered: c.answered,
         rcodes: c.rcodes,
         timeouts: c.timeouts,
+        race: c.race,
     }
 }
 

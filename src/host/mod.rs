@@ -13,7 +13,7 @@ use caps::{CapSet, Capability};
 
 use crate::exit::CollectError;
 
-pub use netstat::UdpCounters;
+pub use netstat::{Conntrack, UdpCounters};
 pub use proc::{ProcFs, ProcessInfo};
 pub use resolv::ResolvConf;
 

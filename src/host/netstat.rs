@@ -18,6 +18,37 @@ pub struct UdpCounters {
     /// IP fragments that could not be reassembled (`Ip:ReasmFails`, `Ip6ReasmFails`):
     /// a large DNS answer over UDP lost.
     pub reasm_fails: u64,
+    /// conntrack's `insert_failed` and `drop`, summed over CPUs; None without conntrack
+    /// (no /proc/net/stat/nf_conntrack).
+    pub conntrack: Option<Conntrack>,
+}
+
+/// conntrack statistics that explain lost UDP queries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Conntrack {
+    /// Entries that could not be inserted: two packets of one new UDP flow raced (A and
+    /// AAAA sent together), and the loser was dropped.
+    pub insert_failed: u64,
+    pub drop: u64,
+}
+
+impl Conntrack {
+    /// Parses /proc/net/stat/nf_conntrack: a header of names, then one row of hex
+    /// numbers per CPU.
+    pub fn parse(text: &str) -> Option<Conntrack> {
+        let mut lines = text.lines();
+        let names: Vec<&str> = lines.next()?.split_whitespace().collect();
+        let col = |n: &str| names.iter().position(|x| *x == n);
+        let (fi, di) = (col("insert_failed")?, col("drop")?);
+        let mut c = Conntrack::default();
+        for line in lines {
+            let v: Vec<&str> = line.split_whitespace().collect();
+            let hex = |i: usize| v.get(i).and_then(|x| u64::from_str_radix(x, 16).ok());
+            c.insert_failed += hex(fi)?;
+            c.drop += hex(di)?;
+        }
+        Some(c)
+    }
 }
 
 impl UdpCounters {
@@ -33,11 +64,17 @@ impl UdpCounters {
     pub fn read_from(snmp: &std::path::Path, snmp6: &std::path::Path) -> Option<UdpCounters> {
         let open = |p: &std::path::Path| std::fs::File::open(p).ok().map(std::io::BufReader::new);
         let v4 = procfs::net::Snmp::from_buf_read(open(snmp)?).ok()?;
+        let conntrack = snmp
+            .parent()
+            .map(|net| net.join("stat/nf_conntrack"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| Conntrack::parse(&t));
         let mut c = UdpCounters {
             rcvbuf_errors: v4.udp_rcvbuf_errors,
             in_errors: v4.udp_in_errors,
             sndbuf_errors: v4.udp_sndbuf_errors,
             reasm_fails: v4.ip_reasm_fails,
+            conntrack,
         };
         if let Some(v6) = open(snmp6).and_then(|r| procfs::net::Snmp6::from_buf_read(r).ok()) {
             c.rcvbuf_errors += v6.udp_rcvbuf_errors;
@@ -55,6 +92,13 @@ impl UdpCounters {
             in_errors: later.in_errors.saturating_sub(self.in_errors),
             sndbuf_errors: later.sndbuf_errors.saturating_sub(self.sndbuf_errors),
             reasm_fails: later.reasm_fails.saturating_sub(self.reasm_fails),
+            conntrack: match (self.conntrack, later.conntrack) {
+                (Some(a), Some(b)) => Some(Conntrack {
+                    insert_failed: b.insert_failed.saturating_sub(a.insert_failed),
+                    drop: b.drop.saturating_sub(a.drop),
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -96,6 +140,7 @@ mod tests {
                 in_errors: 9,
                 sndbuf_errors: 2,
                 reasm_fails: 3,
+                conntrack: None,
             }
         );
         let later = UdpCounters {
@@ -104,5 +149,20 @@ mod tests {
         };
         assert_eq!(c.delta(&later).rcvbuf_errors, 3);
         assert_eq!(later.delta(&c).rcvbuf_errors, 0, "a reset counts nothing");
+    }
+
+    #[test]
+    fn conntrack_stats_sum_every_cpu() {
+        let text = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n\
+            00000001  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 0000000a 00000002 00000000 00000000  00000000 00000000 00000000 00000000\n\
+            00000001  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000000 00000000 00000000  00000000 00000000 00000000 00000000\n";
+        assert_eq!(
+            Conntrack::parse(text),
+            Some(Conntrack {
+                insert_failed: 11,
+                drop: 2
+            })
+        );
+        assert_eq!(Conntrack::parse("entries found\n1 2\n"), None);
     }
 }

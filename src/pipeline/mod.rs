@@ -162,6 +162,8 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     let mut unowned = Vec::new();
     // The cgroup each owner's packets carry, for processes gone before /proc was read.
     let mut cgroup_ids: HashMap<u32, u64> = HashMap::new();
+    // cgroup id -> path, for those looked up (None: the cgroup is gone).
+    let mut id_paths: HashMap<u64, Option<String>> = HashMap::new();
     let mut feed = |source: &mut dyn EventSource,
                     events: &mut EventBatch,
                     analyzer: &mut Analyzer,
@@ -213,6 +215,13 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         events.clear();
         analyzer.tick(source.now_ns(), &mut txs);
         for tx in txs.drain(..) {
+            if !opts.kube.cgroups.is_empty() {
+                // The pod filter needs the cgroup of clients that exited before /proc
+                // was read: the one their packets carried.
+                if let Some(o) = &tx.owner {
+                    cgroup_of_exited(procs, &cgroup_ids, &mut id_paths, o.tgid);
+                }
+            }
             if wanted(&tx, opts, procs) {
                 agg.add(&tx);
                 track_lookup(lookups, &tx, procs);
@@ -263,6 +272,8 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
                 udp_in_errors: d.in_errors,
                 udp_sndbuf_errors: d.sndbuf_errors,
                 ip_reasm_fails: d.reasm_fails,
+                conntrack_insert_failed: d.conntrack.map(|c| c.insert_failed),
+                conntrack_drop: d.conntrack.map(|c| c.drop),
             }
         });
     let start_wall = end_wall - start.elapsed();
@@ -367,6 +378,26 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     })
 }
 
+/// Gives one process that exited before /proc was read the cgroup its packets carried.
+fn cgroup_of_exited(
+    procs: &mut HashMap<u32, ProcessInfo>,
+    ids: &HashMap<u32, u64>,
+    id_paths: &mut HashMap<u64, Option<String>>,
+    tgid: u32,
+) {
+    if procs.get(&tgid).is_some_and(|i| i.cgroup.is_some()) {
+        return;
+    }
+    let Some(&id) = ids.get(&tgid) else { return };
+    let path = id_paths
+        .entry(id)
+        .or_insert_with(|| host::cgroup_paths(&[id]).remove(&id))
+        .clone();
+    if path.is_some() {
+        procs.entry(tgid).or_default().cgroup = path;
+    }
+}
+
 /// Gives processes that exited before /proc was read the cgroup their packets carried
 /// (so a short-lived client in a pod is still the pod's).
 fn cgroups_of_exited(procs: &mut HashMap<u32, ProcessInfo>, ids: &HashMap<u32, u64>) {
@@ -400,6 +431,7 @@ fn track_lookup(lookups: &mut LookupTracker, a: &Attributed, procs: &HashMap<u32
             query_ts_ns: a.tx.query_ts_ns,
             name: &q.name,
             qtype: q.qtype,
+            cookie: a.tx.cookie,
             outcome: a.tx.outcome,
         },
         procs.get(&owner.tgid).and_then(|i| i.resolv.as_ref()),

@@ -31,6 +31,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../rules/dns_nxdomain_ratio.toml"),
     ),
     (
+        "rules/dns_conntrack_race.toml",
+        include_str!("../../rules/dns_conntrack_race.toml"),
+    ),
+    (
         "rules/dns_node_udp_drops.toml",
         include_str!("../../rules/dns_node_udp_drops.toml"),
     ),

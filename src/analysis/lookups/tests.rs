@@ -27,6 +27,8 @@ fn run(tries: &[(u32, u64, &str, u16, Outcome)], resolv: Option<&ResolvConf>) ->
                 query_ts_ns: ms * MS,
                 name: &name,
                 qtype,
+                // glibc opens a socket per name tried; siblings share it.
+                cookie: u64::from(tgid) << 32 | ms,
                 outcome,
             },
             resolv,
@@ -147,4 +149,62 @@ fn a_lookup_that_never_succeeds() {
     assert!(!l.answered);
     assert_eq!((l.queries, l.expansion_nxdomain, l.timeouts), (4, 2, 1));
     assert_eq!(l.time_lost_ns, 5_003 * MS);
+}
+
+#[test]
+fn the_conntrack_race_fingerprint() {
+    let late = Outcome::Answered {
+        rcode: 0,
+        truncated: false,
+        latency_ns: 1_020 * MS,
+    };
+    // A answered at once, AAAA (sent with it) only after glibc's 1 s timeout and a
+    // resend; glibc also resends A on the same socket: one lookup, one race.
+    let mut t = LookupTracker::new(5_000 * MS);
+    let name: Rc<str> = "race.test.".into();
+    for (ms, qtype, outcome) in [(0, 1, answered(0)), (1_000, 1, answered(0)), (0, 28, late)] {
+        t.add(
+            Try {
+                tgid: 1,
+                query_ts_ns: ms * MS,
+                name: &name,
+                qtype,
+                cookie: 42,
+                outcome,
+            },
+            None,
+        );
+    }
+    let l = t.finish_all();
+    assert_eq!(l.len(), 1, "{l:#?}");
+    assert!(l[0].race);
+    assert_eq!(l[0].queries, 3);
+
+    // Both answered at once, or one just slower: no race.
+    for second in [
+        answered(0),
+        Outcome::Answered {
+            rcode: 0,
+            truncated: false,
+            latency_ns: 80 * MS,
+        },
+    ] {
+        let l = run(
+            &[
+                (1, 0, "ok.test.", 1, answered(0)),
+                (1, 0, "ok.test.", 28, second),
+            ],
+            None,
+        );
+        assert!(!l[0].race, "{l:#?}");
+    }
+    // The sibling never answered at all: a race too.
+    let l = run(
+        &[
+            (1, 0, "lost.test.", 1, answered(0)),
+            (1, 0, "lost.test.", 28, Outcome::TimedOut),
+        ],
+        None,
+    );
+    assert!(l[0].race);
 }

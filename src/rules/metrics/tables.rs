@@ -232,6 +232,13 @@ pub(super) const LOOKUPS: &[(&str, Unit, &str, &str, Read<LookupsFn>)] = &[
         Field,
     ),
     (
+        "lookups.race_suspects",
+        Unit::Count,
+        "lookups.lookups",
+        "Lookups with the conntrack-race fingerprint: A and AAAA sent together from one socket, one answered and the other only after a resend (or never).",
+        Field,
+    ),
+    (
         "lookups.time_lost_ms",
         Unit::Ms,
         "lookups.lookups",
@@ -297,6 +304,20 @@ pub(super) const NODE: &[(&str, Unit, &str, &str, Read<NodeFn>)] = &[
         Unit::Count,
         "observed_queries",
         "IP datagrams whose fragments could not be reassembled during the window (large UDP answers lost).",
+        Field,
+    ),
+    (
+        "node_counters.conntrack_insert_failed",
+        Unit::Count,
+        "observed_queries",
+        "Connections conntrack failed to insert during the window (/proc/net/stat/nf_conntrack insert_failed, all CPUs); null without conntrack.",
+        Field,
+    ),
+    (
+        "node_counters.conntrack_drop",
+        Unit::Count,
+        "observed_queries",
+        "Packets conntrack dropped during the window; null without conntrack.",
         Field,
     ),
     (
