@@ -1,6 +1,8 @@
 //! Folds finished [`Lookup`]s into the snapshot's [`LookupStats`], per group (node,
 //! process, pod, looked-up name).
 
+use std::rc::Rc;
+
 use foldhash::HashMap;
 
 use crate::analysis::lookups::Lookup;
@@ -8,6 +10,37 @@ use crate::snapshot::{Counts, LookupStats, Rcodes, SuffixTries};
 
 /// Suffixes listed per group.
 const MAX_SUFFIXES: usize = 16;
+/// Looked-up names tracked individually (the rest count in the other groups only).
+pub const MAX_NAMES: usize = 10_000;
+/// Processes remembered per looked-up name (who looked it up).
+const MAX_BY: usize = 5;
+
+/// A window's lookups folded as they finish (so memory does not grow with their
+/// number): the node's, each process's and each looked-up name's.
+#[derive(Debug, Default)]
+pub struct LookupTallies {
+    pub node: LookupTally,
+    pub by_tgid: HashMap<u32, LookupTally>,
+    /// Per base name: its tally and (some of) the processes that looked it up.
+    pub by_name: HashMap<Rc<str>, (LookupTally, Vec<u32>)>,
+}
+
+impl LookupTallies {
+    pub fn add(&mut self, l: &Lookup) {
+        self.node.add(l);
+        self.by_tgid.entry(l.tgid).or_default().add(l);
+        if self.by_name.len() < MAX_NAMES || self.by_name.contains_key(&l.base) {
+            let (t, who) = self
+                .by_name
+                .entry(l.base.clone())
+                .or_insert_with(|| (LookupTally::default(), Vec::new()));
+            t.add(l);
+            if who.len() < MAX_BY && !who.contains(&l.tgid) {
+                who.push(l.tgid);
+            }
+        }
+    }
+}
 
 /// Running totals of one group's lookups.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +80,33 @@ impl LookupTally {
 
     pub fn queries(&self) -> u64 {
         self.queries
+    }
+
+    /// Adds another group's lookups (a pod's from its processes').
+    pub fn merge(&mut self, o: &LookupTally) {
+        self.lookups += o.lookups;
+        self.queries += o.queries;
+        self.expanded += o.expanded;
+        self.expansion_nxdomain += o.expansion_nxdomain;
+        self.unanswered += o.unanswered;
+        self.races += o.races;
+        self.lost_sum_ns += o.lost_sum_ns;
+        self.lost_max_ns = self.lost_max_ns.max(o.lost_max_ns);
+        for (k, v) in &o.suffixes {
+            *self.suffixes.entry(k.clone()).or_default() += v;
+        }
+        let (r, p) = (&mut self.rcodes, &o.rcodes);
+        r.NOERROR += p.NOERROR;
+        r.NXDOMAIN += p.NXDOMAIN;
+        r.SERVFAIL += p.SERVFAIL;
+        r.REFUSED += p.REFUSED;
+        r.FORMERR += p.FORMERR;
+        r.NOTIMP += p.NOTIMP;
+        r.other += p.other;
+        for (k, v) in &p.other_by_name {
+            *r.other_by_name.entry(k.clone()).or_default() += v;
+        }
+        self.timeouts += o.timeouts;
     }
 
     pub fn stats(&self) -> LookupStats {

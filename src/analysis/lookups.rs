@@ -219,7 +219,7 @@ impl LookupTracker {
         self.open.retain(|_, c| !c.is_empty());
     }
 
-    /// Finished lookups so far (taken).
+    /// Lookups finished so far, taken (fold them as they come: see `LookupTallies`).
     pub fn take_done(&mut self) -> Vec<Lookup> {
         std::mem::take(&mut self.done)
     }

@@ -9,21 +9,16 @@ use foldhash::{HashMap, HashMapExt};
 use std::rc::Rc;
 
 use crate::analysis::aggregate::Aggregator;
-use crate::analysis::lookup_stats::LookupTally;
-use crate::analysis::lookups::Lookup;
+use crate::analysis::lookup_stats::{LookupTallies, LookupTally};
 use crate::host::kube::{NodeNames, PodInfo};
 use crate::host::ProcessInfo;
 use crate::snapshot::{LookupNameStats, LookupSummary, PodRef, PodStats, ProcessStats};
 
-/// Looked-up names tracked individually (the rest count in the totals only).
-const MAX_LOOKUP_NAMES: usize = 10_000;
 /// Rows of `lookups.by_name`.
 const TOP_LOOKUP_NAMES: usize = 20;
-/// Who looked a name up, listed per name.
-const MAX_BY: usize = 5;
 
-/// A looked-up name's lookups, and who looked it up.
-type NameTally = (LookupTally, BTreeSet<String>);
+/// A looked-up name's lookups, and (some of) the processes that looked it up.
+type NameTally = (LookupTally, Vec<u32>);
 
 /// What the pods and lookups add to a snapshot.
 pub struct KubeParts {
@@ -38,7 +33,7 @@ pub fn assemble<S: std::hash::BuildHasher>(
     duration_s: f64,
     procs: &StdHashMap<u32, ProcessInfo, S>,
     processes: &mut [ProcessStats],
-    lookups: &[Lookup],
+    lookups: &LookupTallies,
     node_root: &Path,
 ) -> KubeParts {
     let names = NodeNames::read(node_root);
@@ -47,31 +42,19 @@ pub fn assemble<S: std::hash::BuildHasher>(
         .filter_map(|(&pid, i)| Some((pid, PodInfo::of(i.cgroup.as_deref()?, &names)?)))
         .collect();
 
-    let mut by_tgid: HashMap<u32, LookupTally> = HashMap::new();
-    let mut by_pod: HashMap<&str, LookupTally> = HashMap::new();
-    let mut node = LookupTally::default();
-    let mut by_name: HashMap<Rc<str>, NameTally> = HashMap::new();
     let comm_of = |pid: u32| {
-        procs.get(&pid).map_or_else(
+        procs.get(&pid).filter(|i| !i.comm.is_empty()).map_or_else(
             || format!("pid {pid}"),
             |i| format!("{} (pid {pid})", i.comm),
         )
     };
-    for l in lookups {
-        node.add(l);
-        by_tgid.entry(l.tgid).or_default().add(l);
-        let pod = pod_of.get(&l.tgid);
-        if let Some(p) = pod {
-            by_pod.entry(p.uid.as_str()).or_default().add(l);
-        }
-        if by_name.len() < MAX_LOOKUP_NAMES || by_name.contains_key(&l.base) {
-            let (t, who) = by_name.entry(l.base.clone()).or_default();
-            t.add(l);
-            if who.len() < MAX_BY {
-                who.insert(pod.map_or_else(|| comm_of(l.tgid), |p| pod_ref(p).label()));
-            }
+    let mut by_pod: HashMap<&str, LookupTally> = HashMap::new();
+    for (tgid, t) in &lookups.by_tgid {
+        if let Some(p) = pod_of.get(tgid) {
+            by_pod.entry(p.uid.as_str()).or_default().merge(t);
         }
     }
+    let by_tgid = &lookups.by_tgid;
 
     for row in processes.iter_mut() {
         row.pod = pod_of.get(&row.pid).map(pod_ref);
@@ -117,14 +100,23 @@ pub fn assemble<S: std::hash::BuildHasher>(
             .then(a.uid.cmp(&b.uid))
     });
 
-    let mut names_rows: Vec<(&Rc<str>, &NameTally)> = by_name.iter().collect();
+    let mut names_rows: Vec<(&Rc<str>, &NameTally)> = lookups.by_name.iter().collect();
     names_rows.sort_by(|a, b| b.1 .0.queries().cmp(&a.1 .0.queries()).then(a.0.cmp(b.0)));
     let by_name = names_rows
         .into_iter()
         .take(TOP_LOOKUP_NAMES)
         .map(|(name, (t, who))| LookupNameStats {
             name: name.to_string(),
-            by: who.iter().cloned().collect(),
+            by: who
+                .iter()
+                .map(|tgid| {
+                    pod_of
+                        .get(tgid)
+                        .map_or_else(|| comm_of(*tgid), |p| pod_ref(p).label())
+                })
+                .collect::<BTreeSet<String>>()
+                .into_iter()
+                .collect(),
             lookups: t.stats(),
             answers: t.answers(duration_s),
         })
@@ -132,7 +124,7 @@ pub fn assemble<S: std::hash::BuildHasher>(
     KubeParts {
         pods,
         lookups: LookupSummary {
-            stats: node.stats(),
+            stats: lookups.node.stats(),
             by_name,
         },
     }

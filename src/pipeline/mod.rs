@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::analysis::aggregate::Aggregator;
+use crate::analysis::lookup_stats::LookupTallies;
 use crate::analysis::lookups::{LookupTracker, Try};
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
@@ -149,6 +150,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     });
     let mut agg = Aggregator::new();
     let mut lookups = LookupTracker::new(timeout_ns);
+    let mut lookup_tallies = LookupTallies::default();
     let mut procs: HashMap<u32, ProcessInfo> = HashMap::new();
     let mut events = EventBatch::default();
     let mut new_tgids = Vec::new();
@@ -227,6 +229,10 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
                 track_lookup(lookups, &tx, procs);
             }
         }
+        // Finished lookups are folded at once: memory stays flat however many there are.
+        for l in lookups.take_done() {
+            lookup_tallies.add(&l);
+        }
     };
 
     loop {
@@ -302,6 +308,9 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         agg.add(&tx);
         track_lookup(&mut lookups, &tx, &procs);
     }
+    for l in lookups.finish_all() {
+        lookup_tallies.add(&l);
+    }
 
     // A file's window: its own first and last DNS packet (known only after the drain).
     let end_ns = end_ns.max(source.now_ns());
@@ -330,7 +339,7 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         duration_s,
         &procs,
         &mut processes,
-        &lookups.finish_all(),
+        &lookup_tallies,
         &opts.kube.node_root,
     );
     Ok(Snapshot {
