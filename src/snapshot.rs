@@ -355,7 +355,8 @@ pub struct SuffixTries {
 pub struct LookupSummary {
     #[serde(flatten)]
     pub stats: LookupStats,
-    /// Looked-up names with the most queries, worst first (at most 20).
+    /// Of the lookups that tried several names or raced, the looked-up names with the
+    /// most queries, worst first (at most 20).
     pub by_name: Vec<LookupNameStats>,
 }
 

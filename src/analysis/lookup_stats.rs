@@ -21,7 +21,8 @@ const MAX_BY: usize = 5;
 pub struct LookupTallies {
     pub node: LookupTally,
     pub by_tgid: HashMap<u32, LookupTally>,
-    /// Per base name: its tally and (some of) the processes that looked it up.
+    /// Per base name of lookups that tried several names or raced: its tally and (some
+    /// of) the processes that looked it up.
     pub by_name: HashMap<Rc<str>, (LookupTally, Vec<u32>)>,
 }
 
@@ -29,7 +30,10 @@ impl LookupTallies {
     pub fn add(&mut self, l: &Lookup) {
         self.node.add(l);
         self.by_tgid.entry(l.tgid).or_default().add(l);
-        if self.by_name.len() < MAX_NAMES || self.by_name.contains_key(&l.base) {
+        // Names are kept for what they cost beyond one query per type: expansions and
+        // races (a plain lookup would cost a table insert for nothing to report).
+        let costly = l.tries > 1 || l.race;
+        if costly && (self.by_name.len() < MAX_NAMES || self.by_name.contains_key(&l.base)) {
             let (t, who) = self
                 .by_name
                 .entry(l.base.clone())

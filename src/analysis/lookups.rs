@@ -13,6 +13,7 @@
 //! tries share, after a try that did not succeed.
 
 use foldhash::{HashMap, HashMapExt};
+use smallvec::SmallVec;
 use std::rc::Rc;
 
 use crate::analysis::matcher::Outcome;
@@ -22,7 +23,7 @@ use crate::host::ResolvConf;
 /// microseconds after the answer).
 pub const GAP_NS: u64 = 1_000_000_000;
 /// Open lookups kept per process (concurrent lookups of a multi-threaded process).
-const MAX_OPEN_PER_PROCESS: usize = 32;
+const MAX_OPEN_PER_PROCESS: usize = 16;
 
 /// One query as the tracker needs it.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +55,7 @@ pub struct Lookup {
     /// Whether the last name tried got a NOERROR answer.
     pub answered: bool,
     /// Answers of all its queries, by RCODE (timeouts counted apart).
-    pub rcodes: Vec<u16>,
+    pub rcodes: SmallVec<[u16; 4]>,
     pub timeouts: u64,
     /// The conntrack-race fingerprint: two query types of one name sent together from
     /// one socket, one answered and its sibling only after a resend (or never).
@@ -82,7 +83,7 @@ struct Asked {
 #[derive(Debug, Clone)]
 struct Tried {
     name: Rc<str>,
-    asked: Vec<Asked>,
+    asked: SmallVec<[Asked; 2]>,
 }
 
 impl Tried {
@@ -113,7 +114,7 @@ struct Chain {
     /// None while only one name was tried and no search list said what it is.
     base: Option<Rc<str>>,
     /// Names tried, in order, with the query types asked for each.
-    names: Vec<Tried>,
+    names: SmallVec<[Tried; 2]>,
     race: bool,
     suffixes: Vec<String>,
     first_ts: u64,
@@ -123,7 +124,7 @@ struct Chain {
     queries: u64,
     expansion_nxdomain: u64,
     answered: bool,
-    rcodes: Vec<u16>,
+    rcodes: SmallVec<[u16; 4]>,
     timeouts: u64,
 }
 
@@ -175,8 +176,7 @@ impl LookupTracker {
         }
         let name = t.name;
         // The name's readings under the search list, computed once for every chain.
-        let cands: Option<Vec<(String, Option<String>)>> =
-            resolv.map(|r| candidates(name, r).collect());
+        let cands: Option<SmallVec<[Reading; 4]>> = resolv.map(|r| candidates(name, r).collect());
         let pos = chains
             .iter()
             .position(|c| joins(c, &t, self.timeout_ns, cands.as_deref()));
@@ -188,8 +188,8 @@ impl LookupTracker {
                     self.done.push(finish(t.tgid, c));
                 }
                 chains.push(Chain {
-                    base: resolv.map(|r| split(name, r).0),
-                    names: Vec::new(),
+                    base: resolv.map(|r| split(name, r)),
+                    names: SmallVec::new(),
                     race: false,
                     suffixes: Vec::new(),
                     first_ts: t.query_ts_ns,
@@ -198,7 +198,7 @@ impl LookupTracker {
                     queries: 0,
                     expansion_nxdomain: 0,
                     answered: false,
-                    rcodes: Vec::new(),
+                    rcodes: SmallVec::new(),
                     timeouts: 0,
                 });
                 chains.len() - 1
@@ -236,7 +236,7 @@ impl LookupTracker {
 }
 
 /// Whether query (`name`, `qtype`) continues chain `c`.
-fn joins(c: &Chain, t: &Try, timeout_ns: u64, cands: Option<&[(String, Option<String>)]>) -> bool {
+fn joins(c: &Chain, t: &Try, timeout_ns: u64, cands: Option<&[Reading]>) -> bool {
     let (name, qtype, cookie) = (t.name, t.qtype, t.cookie);
     if let Some(tried) = c.names.iter().find(|n| n.name == *name) {
         // The sibling type of a name already tried, or the same type resent on the same
@@ -261,7 +261,7 @@ fn joins(c: &Chain, t: &Try, timeout_ns: u64, cands: Option<&[(String, Option<St
         return false;
     }
     match (&c.base, cands) {
-        (Some(base), Some(cands)) => cands.iter().any(|(b, _)| *b == **base),
+        (Some(base), Some(cands)) => cands.iter().any(|(b, _)| same_base(b, base)),
         (Some(base), None) => **name == **base || suffix_of(name, base).is_some(),
         (None, _) => {
             // Only one name tried: they share leading labels, and differ.
@@ -287,8 +287,8 @@ fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
     }
     let suffix = match (resolv, &c.base) {
         (Some(r), Some(base)) => candidates(name, r)
-            .find(|(b, _)| *b == **base)
-            .and_then(|(_, s)| s),
+            .find(|(b, _)| same_base(b, base))
+            .and_then(|(_, s)| s.map(str::to_string)),
         (None, Some(base)) => suffix_of(name, base),
         _ => None,
     };
@@ -305,7 +305,7 @@ fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
         None => {
             c.names.push(Tried {
                 name: name.clone(),
-                asked: vec![asked],
+                asked: smallvec::smallvec![asked],
             });
             c.last_try_ts = t.query_ts_ns;
             if let Some(s) = &suffix {
@@ -365,24 +365,30 @@ fn finish(tgid: u32, c: Chain) -> Lookup {
 
 /// The (base, suffix) readings of `name` under search list `r`: each suffix it ends
 /// with, in search-list order, then the name itself.
-fn candidates<'a>(
-    name: &'a str,
-    r: &'a ResolvConf,
-) -> impl Iterator<Item = (String, Option<String>)> + 'a {
+/// Bases are without their trailing dot here: slices of the name, nothing allocated.
+fn candidates<'a>(name: &'a str, r: &'a ResolvConf) -> impl Iterator<Item = Reading<'a>> + 'a {
     let bare = name.trim_end_matches('.');
     r.search
         .iter()
         .filter_map(move |s| {
             let base = bare.strip_suffix(s.as_str())?.strip_suffix('.')?;
-            (!base.is_empty()).then(|| (format!("{base}."), Some(s.clone())))
+            (!base.is_empty()).then_some((base, Some(s.as_str())))
         })
-        .chain(std::iter::once((format!("{bare}."), None)))
+        .chain(std::iter::once((bare, None)))
+}
+
+/// A reading of a name: its base (without the trailing dot) and search suffix.
+type Reading<'a> = (&'a str, Option<&'a str>);
+
+/// Whether a base read from a name (no trailing dot) is a chain's base (with one).
+fn same_base(read: &str, base: &str) -> bool {
+    base.strip_suffix('.') == Some(read)
 }
 
 /// The first reading of `name`: the earliest search suffix it ends with.
-fn split(name: &str, r: &ResolvConf) -> (Rc<str>, Option<String>) {
-    let (b, s) = candidates(name, r).next().expect("the name itself");
-    (b.into(), s)
+fn split(name: &str, r: &ResolvConf) -> Rc<str> {
+    let (b, _) = candidates(name, r).next().expect("the name itself");
+    format!("{b}.").into()
 }
 
 /// `name` minus `base`'s labels in front: the suffix (None when name is base).
