@@ -22,7 +22,9 @@ it is, and what to do.
 Judges either a live window (the same capture as `watch`; needs root) or a saved
 snapshot (--snapshot FILE; needs no privileges). Built-in rules cover latency,
 failures, timeouts, NXDOMAIN, SERVFAIL, truncation, per-process and per-server
-outliers, local DNS servers, capture loss and silence. Add, override or disable rules
+outliers, local DNS servers, search-path amplification (ndots), the conntrack race,
+the node's UDP drops, capture loss and silence. On Kubernetes nodes findings name
+the pods (--namespace and --pod narrow the window). Add, override or disable rules
 with --rules and --disable (format: docs/RULES.md).
 
 Exit codes: 0 healthy, 1 WARNING findings with --fail-on warning, 2 CRITICAL findings,
