@@ -386,9 +386,14 @@ fn same_base(read: &str, base: &str) -> bool {
 }
 
 /// The first reading of `name`: the earliest search suffix it ends with.
-fn split(name: &str, r: &ResolvConf) -> Rc<str> {
-    let (b, _) = candidates(name, r).next().expect("the name itself");
-    format!("{b}.").into()
+fn split(name: &Rc<str>, r: &ResolvConf) -> Rc<str> {
+    let (b, suffix) = candidates(name, r).next().expect("the name itself");
+    match suffix {
+        // The name itself (most queries, and every one when there is no search list):
+        // share it instead of formatting a copy per query.
+        None if name.ends_with('.') => Rc::clone(name),
+        _ => format!("{b}.").into(),
+    }
 }
 
 /// `name` minus `base`'s labels in front: the suffix (None when name is base).
