@@ -24,6 +24,8 @@ pub mod offline;
 pub mod pipeline;
 pub mod render;
 pub mod rules;
+pub mod series;
+pub mod serve;
 pub mod signals;
 pub mod snapshot;
 pub mod sockets;

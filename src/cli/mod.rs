@@ -3,9 +3,11 @@
 //! Commands never import this module; `main.rs` parses here and calls them.
 
 mod chaos;
+mod continuous;
 mod doctor;
 
 pub use chaos::ChaosArgs;
+pub use continuous::ServeArgs;
 pub use doctor::{DoctorArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
 
 use std::path::PathBuf;
@@ -37,8 +39,11 @@ pub enum Command {
     /// Evaluate the DNS health rules on a live window or a saved snapshot.
     #[command(long_about = DOCTOR_ABOUT)]
     Doctor(DoctorArgs),
-    /// Validate and test rule files.
+    /// Validate and test rule files; export them as Prometheus alerts.
     Rules(RulesArgs),
+    /// Run continuously and serve Prometheus metrics, the last snapshot and findings.
+    #[command(long_about = continuous::SERVE_ABOUT, after_help = continuous::SERVE_EXAMPLES)]
+    Serve(ServeArgs),
     /// Induce a DNS fault on purpose (game day) and check that the rules fire.
     Chaos(ChaosArgs),
     /// Print dnsdoc's version and what this kernel lets its probes do.
@@ -106,7 +111,9 @@ Examples:
   sudo dnsdoc watch --duration 1m -o dns.json             # save a snapshot for `doctor`
   sudo dnsdoc watch --cgroup system.slice/nginx.service   # one service only
   sudo dnsdoc watch --namespace shop --pod web-7d9f       # one Kubernetes pod
-  sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency";
+  sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency
+  sudo dnsdoc watch --interval 10s --format json          # one JSON line per 10 s, until Ctrl-C
+  sudo dnsdoc watch --interval 1m --textfile /var/lib/node_exporter/textfile_collector";
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -120,12 +127,16 @@ pub struct WatchArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    #[command(flatten)]
+    pub continuous: continuous::WatchContinuousArgs,
 }
 
 /// How to observe: shared by `watch`, `doctor` (live mode) and `chaos --verify`.
 #[derive(Debug, Clone, Args)]
 pub struct CaptureArgs {
-    /// How long to observe ("10s", "2m", "500ms"; at most 24h).
+    /// How long to observe ("10s", "2m", "500ms"; at most 24h). Ignored by continuous
+    /// runs (`--interval`, `serve`, `top`), which run until stopped.
     #[arg(short, long, default_value = "10s", value_parser = parse_window)]
     pub duration: Duration,
 
@@ -203,6 +214,7 @@ impl WatchArgs {
             observe: self.capture.observe_options(),
             output: self.output.clone(),
             format: self.format,
+            continuous: self.continuous.options(),
         }
     }
 }

@@ -1,0 +1,142 @@
+//! Flags of the continuous commands: `watch --interval/--textfile`, `serve`, `top`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{parse_duration, CaptureArgs};
+use crate::pipeline::continuous::ContinuousOptions;
+use crate::series::Limits;
+use crate::watch::Continuous;
+
+/// `dnsdoc watch`'s continuous mode.
+#[derive(Debug, Clone, Args)]
+pub struct WatchContinuousArgs {
+    /// Run until stopped, closing a window every INTERVAL: one snapshot per window on
+    /// stdout (with --format json, one JSON document per line: NDJSON). --duration is
+    /// ignored.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    pub interval: Option<Duration>,
+
+    /// With --interval (or --textfile): stop after N windows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Write DIR/dnsdoc.prom (Prometheus text) after every window, atomically, for
+    /// node_exporter's textfile collector. Implies continuous mode (--interval 10s unless
+    /// given).
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+impl WatchContinuousArgs {
+    /// None: one window (the classic `watch`).
+    pub fn options(&self) -> Option<Continuous> {
+        if self.interval.is_none() && self.textfile.is_none() {
+            return None;
+        }
+        Some(Continuous {
+            interval: self.interval.unwrap_or(DEFAULT_INTERVAL),
+            count: self.count,
+            textfile: self.textfile.clone(),
+            limits: self.limits.limits(),
+        })
+    }
+}
+
+/// Caps that keep a run without end bounded.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Distinct values per exported label (server, qtype, rcode, process) before the rest
+    /// are counted under "~other".
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_label_values as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), hide_short_help = true)]
+    pub max_label_values: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_label_values: self.max_label_values as usize,
+        }
+    }
+}
+
+/// A window closes every 10 s unless told otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(24 * 3600) {
+        return Err("must be between 100ms and 24h".into());
+    }
+    Ok(d)
+}
+
+pub(crate) const SERVE_ABOUT: &str = "\
+Run dnsdoc continuously and serve what it sees over HTTP, for Prometheus:
+
+  /metrics   Prometheus text format (OpenMetrics when the scraper's Accept asks for it)
+  /healthz   200 \"ok\" while the capture runs
+  /snapshot  the last window's snapshot (JSON, docs/SNAPSHOT.md)
+  /doctor    the last window's findings (JSON, as `dnsdoc doctor --format json`)
+
+Counters advance once per --interval. Listens on 127.0.0.1:9953 unless --listen says
+otherwise: exposing it beyond the node is an explicit choice. Per-label cardinality is
+capped (--max-label-values); SIGTERM or Ctrl-C stops it and detaches every probe.
+Alerting rules over these metrics, with doctor's thresholds: `dnsdoc rules export`.";
+
+pub(crate) const SERVE_EXAMPLES: &str = "\
+Examples:
+  sudo dnsdoc serve
+  sudo dnsdoc serve --listen 0.0.0.0:9953 --interval 15s     # for a Prometheus elsewhere
+  curl -s localhost:9953/metrics | grep dnsdoc_queries_total
+  curl -s localhost:9953/doctor | jq '.findings[].summary'";
+
+/// `dnsdoc serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+
+    /// Address and port to listen on. Anything but loopback exposes DNS activity of this
+    /// node to whoever can reach it.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9953")]
+    pub listen: SocketAddr,
+
+    /// A window closes (and the counters advance) every INTERVAL.
+    #[arg(long, value_name = "INTERVAL", default_value = "10s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Rule files or directories for /doctor, on top of the built-ins (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+
+    /// Rule ids to disable for /doctor (repeatable).
+    #[arg(long = "disable", value_name = "RULE")]
+    pub disable: Vec<String>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+impl ServeArgs {
+    pub fn options(&self) -> crate::serve::ServeOptions {
+        crate::serve::ServeOptions {
+            run: ContinuousOptions {
+                observe: self.capture.observe_options(),
+                interval: self.interval,
+                max_windows: None,
+                limits: self.limits.limits(),
+            },
+            listen: self.listen,
+            rules: self.rules.clone(),
+            disable: self.disable.clone(),
+        }
+    }
+}
