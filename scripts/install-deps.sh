@@ -6,7 +6,10 @@ set -euo pipefail
 build_pkgs=(pkg-config libelf-dev zlib1g-dev clang make)
 # Real DNS peers for the integration tests, the demo and the benchmark (unbound and
 # tcpdump: the saturation benchmark's second server and its capture comparison).
-test_pkgs=(dnsmasq-base dnsutils dnsperf iproute2 procps python3 unbound tcpdump)
+# prometheus (promtool and the server) and prometheus-node-exporter: the exporter
+# tests (`serve`, `--textfile`, `rules export`); tmux: `dnsdoc top` in a real terminal.
+test_pkgs=(dnsmasq-base dnsutils dnsperf iproute2 procps python3 unbound tcpdump
+  prometheus prometheus-node-exporter tmux)
 
 case "${1:-all}" in
   build) want=("${build_pkgs[@]}") ;;
