@@ -12,6 +12,7 @@
 //! [`pipeline`] drives stages 1-3 for one window; the commands ([`watch`], [`doctor`],
 //! [`chaos`], [`version`]) call it and render. See docs/ARCHITECTURE.md.
 
+pub mod alerts;
 pub mod analysis;
 pub mod capture;
 pub mod chaos;

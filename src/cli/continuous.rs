@@ -140,3 +140,59 @@ impl ServeArgs {
         }
     }
 }
+
+/// The only export format so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A Prometheus alerting-rules file (YAML).
+    Prometheus,
+}
+
+/// `dnsdoc rules export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = ExportFormat::Prometheus)]
+    pub format: ExportFormat,
+
+    /// Rule files or directories, applied in order on top of the built-ins (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+
+    /// Rule ids to leave out (repeatable).
+    #[arg(long = "disable", value_name = "RULE")]
+    pub disable: Vec<String>,
+
+    /// The range every metric is measured over: the part doctor's --duration plays.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_range)]
+    pub window: Duration,
+
+    /// How long a condition must hold before its alert fires.
+    #[arg(long = "for", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub for_: Duration,
+
+    /// Write the file here (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl ExportArgs {
+    pub fn options(&self) -> crate::doctor::ExportTask {
+        crate::doctor::ExportTask {
+            rules: self.rules.clone(),
+            disable: self.disable.clone(),
+            export: crate::alerts::ExportOptions {
+                window: self.window,
+                for_: self.for_,
+            },
+            output: self.output.clone(),
+        }
+    }
+}
+
+fn parse_range(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s (and at least twice the scrape interval)".into());
+    }
+    Ok(d)
+}

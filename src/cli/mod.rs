@@ -7,7 +7,7 @@ mod continuous;
 mod doctor;
 
 pub use chaos::ChaosArgs;
-pub use continuous::ServeArgs;
+pub use continuous::{ExportArgs, ServeArgs};
 pub use doctor::{DoctorArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
 
 use std::path::PathBuf;
