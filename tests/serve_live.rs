@@ -285,3 +285,160 @@ fn watch_interval_prints_one_json_line_per_window_that_add_up() {
         "{scraped}"
     );
 }
+
+/// The zone of tests/chaos_live.rs: names under cluster.local that exist, and
+/// NXDOMAIN for the rest of cluster.local.
+const CLUSTER_DNS: &[&str] = &[
+    "--local=/cluster.local/",
+    "--host-record=kubernetes.default.svc.cluster.local,10.96.0.1",
+    "--host-record=kube-dns.kube-system.svc.cluster.local,10.96.0.10",
+];
+
+/// The `data.result` of a Prometheus API answer.
+fn api(port: u16, path: &str) -> serde_json::Value {
+    let (status, _, body) = http_get(port, path, None);
+    assert_eq!(status, 200, "{path}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success", "{body}");
+    v["data"].clone()
+}
+
+#[test]
+fn prometheus_scrapes_serve_and_the_exported_alert_fires_in_an_nxdomain_storm() {
+    if !require_bpf("prometheus_scrapes_serve_and_the_exported_alert_fires_in_an_nxdomain_storm") {
+        return;
+    }
+    let cg = TestCgroup::new("prom");
+    let port = free_port();
+    let _dnsmasq = start_dnsmasq_with(
+        &cg,
+        port,
+        &Dnsmasq {
+            zone: CLUSTER_DNS,
+            ..Dnsmasq::default()
+        },
+    );
+    let http = free_port();
+    let listen = format!("127.0.0.1:{http}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
+    cmd.args(["serve", "--interval", "1s", "--listen", &listen, "--port"])
+        .arg(port.to_string())
+        .arg("--cgroup")
+        .arg(&cg.path);
+    let serve = spawn_attached(cmd);
+
+    // The alerts, over a window short enough for a test.
+    let dir = TempDir::new("prometheus");
+    let rules = dir.path().join("dnsdoc.yml");
+    let out = run_dnsdoc(&[
+        "rules",
+        "export",
+        "--window",
+        "15s",
+        "--for",
+        "5s",
+        "-o",
+        rules.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prom_port = free_port();
+    let config = dir.write(
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{:?}]\nscrape_configs:\n  - job_name: dnsdoc\n    static_configs:\n      - targets: ['{listen}']\n",
+            rules.to_str().unwrap()
+        ),
+    );
+    let _prometheus = Guard(
+        Command::new("prometheus")
+            .arg(format!("--config.file={config}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (apt-get install prometheus)"),
+    );
+    wait_for_tcp(("127.0.0.1", prom_port));
+    wait_for(30, "Prometheus ready", || {
+        (http_get(prom_port, "/-/ready", None).0 == 200).then_some(())
+    });
+
+    // The storm, from inside the watched cgroup; bounded by its own --duration.
+    let target = format!("127.0.0.1:{port}");
+    let chaos = Guard(
+        cg.command(
+            env!("CARGO_BIN_EXE_dnsdoc"),
+            &[
+                "chaos",
+                "--induce",
+                "nxdomain-storm",
+                "--duration",
+                "40s",
+                "--target",
+                &target,
+                "--yes",
+                "--format",
+                "json",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+
+    // Prometheus's own view: the target is up, and the exported alert goes pending or
+    // firing.
+    let state = wait_for(
+        45,
+        "DnsNxdomainRatio pending or firing in Prometheus",
+        || {
+            let alerts = api(prom_port, "/api/v1/alerts");
+            alerts["alerts"].as_array()?.iter().find_map(|a| {
+                (a["labels"]["alertname"] == "DnsNxdomainRatio")
+                    .then(|| a["state"].as_str().unwrap().to_string())
+            })
+        },
+    );
+    assert!(state == "pending" || state == "firing", "{state}");
+    let up = api(prom_port, "/api/v1/query?query=up");
+    assert_eq!(up["result"][0]["value"][1], "1", "{up}");
+    let nx = api(
+        prom_port,
+        "/api/v1/query?query=dnsdoc_responses_total%7Brcode%3D%22NXDOMAIN%22%7D",
+    );
+    let seen: f64 = nx["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seen > 10.0, "{nx}");
+    let alerts = api(prom_port, "/api/v1/alerts");
+    let ours: Vec<_> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == "DnsNxdomainRatio")
+        .collect();
+    assert!(
+        ours.iter()
+            .all(|a| a["labels"]["instance"] == listen.as_str()
+                && a["annotations"]["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("NXDOMAIN"))),
+        "{alerts}"
+    );
+    drop(chaos);
+    serve.signal("-TERM");
+    let (code, _, stderr) = serve.wait();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    assert_eq!(cg.attached_programs(), 0);
+}
