@@ -30,6 +30,7 @@ pub mod serve;
 pub mod signals;
 pub mod snapshot;
 pub mod sockets;
+pub mod top;
 pub mod units;
 pub mod version;
 pub mod watch;

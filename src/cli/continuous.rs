@@ -196,3 +196,37 @@ fn parse_range(s: &str) -> Result<Duration, String> {
     }
     Ok(d)
 }
+pub(crate) const TOP_ABOUT: &str = "\
+A live view of this node's DNS, refreshed every second (like top): queries per second,
+failure ratio, timeouts and p50/p99 latency of the last second, the busiest processes,
+servers and names (sortable), a latency histogram, and capture health.
+
+Keys: q quits (every probe is detached), s cycles the sort key (queries, failures,
+p99), tab switches the table (processes, servers, names).
+
+Needs a terminal: for scripts use `dnsdoc watch --format json` (one window) or
+`dnsdoc watch --interval 1s --format json` (one JSON line per second).";
+
+/// `dnsdoc top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+
+    /// Refresh (and window) every INTERVAL.
+    #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+}
+
+impl TopArgs {
+    pub fn options(&self) -> crate::top::TopOptions {
+        crate::top::TopOptions {
+            run: ContinuousOptions {
+                observe: self.capture.observe_options(),
+                interval: self.interval,
+                max_windows: None,
+                limits: Limits::default(),
+            },
+        }
+    }
+}

@@ -7,7 +7,7 @@ mod continuous;
 mod doctor;
 
 pub use chaos::ChaosArgs;
-pub use continuous::{ExportArgs, ServeArgs};
+pub use continuous::{ExportArgs, ServeArgs, TopArgs};
 pub use doctor::{DoctorArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
 
 use std::path::PathBuf;
@@ -41,6 +41,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Validate and test rule files; export them as Prometheus alerts.
     Rules(RulesArgs),
+    /// A live view of DNS on this node, refreshed every second (q quits).
+    #[command(long_about = continuous::TOP_ABOUT)]
+    Top(TopArgs),
     /// Run continuously and serve Prometheus metrics, the last snapshot and findings.
     #[command(long_about = continuous::SERVE_ABOUT, after_help = continuous::SERVE_EXAMPLES)]
     Serve(ServeArgs),
