@@ -105,8 +105,8 @@ truncation and TCP retries, per process, per server, per query type and per name
 Local DNS servers (dnsmasq, CoreDNS, systemd-resolved) are reported apart, with their
 own processing time, so a query seen at both ends on loopback is never counted twice.
 
-Needs CAP_BPF and CAP_NET_ADMIN (run as root). Ctrl-C or SIGTERM ends the window early
-and still produces the summary and the snapshot.";
+Needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (run as root, or grant exactly those).
+Ctrl-C or SIGTERM ends the window early and still produces the summary and the snapshot.";
 
 const WATCH_EXAMPLES: &str = "\
 Examples:
