@@ -271,10 +271,15 @@ pub fn to_yaml(e: &Export, opts: &ExportOptions, sources: &str) -> String {
     y
 }
 
-/// Writes `text` to `path` atomically (temporary file beside it, fsync, rename).
+/// Writes `text` to `path` atomically (temporary file beside it, fsync, rename). A path
+/// that exists and is not a regular file (`/dev/stdout`, a FIFO) is written in place:
+/// renaming over it would replace the device with a file.
 pub fn write_atomic(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::Write as _;
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return std::fs::write(path, text).with_context(|| format!("writing {}", path.display()));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
@@ -308,6 +313,13 @@ mod tests {
     }
 
     #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        write_atomic(std::path::Path::new("/dev/null"), "x").unwrap();
+        let m = std::fs::metadata("/dev/null").unwrap();
+        assert!(!m.is_file(), "/dev/null is still a device");
+    }
+
+    #[test]
     fn names_and_durations_read_as_prometheus_writes_them() {
         assert_eq!(alert_name("dns_failure_rate"), "DnsFailureRate");
         assert_eq!(prom_duration(Duration::from_secs(300)), "5m");
@@ -322,6 +334,7 @@ mod tests {
             "t.toml",
             r#"
 id = "t_fail"
+remediation = ["r"]
 title = "Failing"
 description = "d"
 scope = "node"
@@ -366,6 +379,8 @@ summary = "{value} failed ({failures} of {completed}) over {window}"
             "t.toml",
             r#"
 id = "t_server"
+remediation = ["r"]
+min_samples = 1
 title = "t"
 description = "d"
 scope = "server"
