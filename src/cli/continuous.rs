@@ -15,19 +15,19 @@ use crate::watch::Continuous;
 #[derive(Debug, Clone, Args)]
 pub struct WatchContinuousArgs {
     /// Run until stopped, closing a window every INTERVAL: one snapshot per window on
-    /// stdout (with --format json, one JSON document per line: NDJSON). --duration is
-    /// ignored.
-    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    /// stdout (with --format json, one JSON document per line: NDJSON).
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval, conflicts_with = "duration")]
     pub interval: Option<Duration>,
 
     /// With --interval (or --textfile): stop after N windows.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
+          conflicts_with = "duration")]
     pub count: Option<u64>,
 
     /// Write DIR/dnsdoc.prom (Prometheus text) after every window, atomically, for
     /// node_exporter's textfile collector. Implies continuous mode (--interval 10s unless
-    /// given).
-    #[arg(long, value_name = "DIR")]
+    /// given; one window: --interval D --count 1).
+    #[arg(long, value_name = "DIR", conflicts_with = "duration")]
     pub textfile: Option<PathBuf>,
 
     #[command(flatten)]
@@ -100,6 +100,7 @@ Examples:
 
 /// `dnsdoc serve`.
 #[derive(Debug, Args)]
+#[command(mut_arg("duration", |a| a.hide(true)))]
 pub struct ServeArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
@@ -209,6 +210,7 @@ Needs a terminal: for scripts use `dnsdoc watch --format json` (one window) or
 
 /// `dnsdoc top`.
 #[derive(Debug, Args)]
+#[command(mut_arg("duration", |a| a.hide(true)))]
 pub struct TopArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,

@@ -138,8 +138,7 @@ pub struct WatchArgs {
 /// How to observe: shared by `watch`, `doctor` (live mode) and `chaos --verify`.
 #[derive(Debug, Clone, Args)]
 pub struct CaptureArgs {
-    /// How long to observe ("10s", "2m", "500ms"; at most 24h). Ignored by continuous
-    /// runs (`--interval`, `serve`, `top`), which run until stopped.
+    /// How long to observe ("10s", "2m", "500ms"; at most 24h).
     #[arg(short, long, default_value = "10s", value_parser = parse_window)]
     pub duration: Duration,
 
