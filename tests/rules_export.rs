@@ -79,6 +79,8 @@ struct Traffic {
     nxdomain: u64,
     servfail: u64,
     timeouts: u64,
+    /// Queries local servers received.
+    server: u64,
     /// Index into DURATION_BUCKETS of the bucket every answer falls in.
     bucket: usize,
 }
@@ -103,6 +105,7 @@ impl Traffic {
         let q = |p: f64| (lower + (b[self.bucket] - lower) * p) * 1000.0;
         BTreeMap::from([
             ("queries", completed),
+            ("observed_queries", completed + self.server as f64 * k),
             ("responses", responses),
             ("timeouts", timeouts),
             ("completed", completed),
@@ -134,6 +137,7 @@ impl Traffic {
         };
         add("dnsdoc_windows_total", "", 6.0);
         add("dnsdoc_timeouts_total", "", self.timeouts as f64);
+        add("dnsdoc_server_queries_total", "", self.server as f64);
         for (rcode, n) in [
             ("NOERROR", self.noerror),
             ("NXDOMAIN", self.nxdomain),
@@ -371,6 +375,7 @@ fn exported_alerts_fire_at_doctors_thresholds_in_promtool() {
         bucket,
         ..healthy.clone()
     };
+    let silent = Traffic::default();
 
     let mut test = format!(
         "rule_files: [{}]\nevaluation_interval: 1m\ntests:\n",
@@ -398,6 +403,12 @@ fn exported_alerts_fire_at_doctors_thresholds_in_promtool() {
         &slow,
         &[rule("dns_high_latency"), rule("dns_failure_rate")],
         &["dns_high_latency"],
+    ));
+    test.push_str(&group(
+        "silent",
+        &silent,
+        &[rule("dns_no_traffic"), rule("dns_failure_rate")],
+        &["dns_no_traffic"],
     ));
     let test_path = dir.write("dnsdoc.test.yml", &test);
     let out = promtool(&["test", "rules", &test_path]);

@@ -124,6 +124,11 @@ fn serve_exposes_live_traffic_that_promtool_accepts_and_stops_on_sigterm() {
     );
     assert_eq!(sample(&text, "dnsdoc_timeouts_total"), Some(0.0));
     assert_eq!(
+        sample(&text, "dnsdoc_server_queries_total"),
+        Some(14.0),
+        "dnsmasq's side"
+    );
+    assert_eq!(
         sample(&text, "dnsdoc_query_duration_seconds_count"),
         Some(14.0)
     );

@@ -64,6 +64,11 @@ pub fn node_metric(name: &str, w: &str) -> Result<String, String> {
     let ratio = |a: String, b: String| format!("({a} / {b})");
     let expr = match name {
         "queries" => queries(w),
+        "observed_queries" => format!(
+            "({} + {})",
+            queries(w),
+            increase("dnsdoc_server_queries_total", w)
+        ),
         "responses" => responses(w),
         "timeouts" => timeouts(w),
         "completed" => completed(w),
@@ -119,9 +124,6 @@ pub fn node_metric(name: &str, w: &str) -> Result<String, String> {
 /// Why a node metric has no PromQL equivalent.
 fn why_not(metric: &str) -> String {
     let missing = match metric {
-        "observed_queries" => {
-            "counts the queries local DNS servers received, and the server side is not exported"
-        }
         m if m.starts_with("truncat") => "truncated answers are not exported",
         m if m.contains("retransmissions") => "retransmissions are not exported",
         "latency.max_ms" => "a histogram has no maximum",

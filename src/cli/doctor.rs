@@ -145,8 +145,8 @@ Prometheus alerting-rules file over the metrics of `dnsdoc serve`. Each rule giv
 alert per severity with a threshold, labelled severity=warning|critical|info; the
 metric is measured per dnsdoc (label `instance`) over --window, the rule's min_samples
 and `when` conditions are `and` clauses, and its summary is the `summary` annotation.
-Rules the metrics cannot express (per-server outliers, local-server rules, silence,
-truncation) are listed as skipped, with the reason, on stderr and in the file.
+Rules the metrics cannot express (per-process and per-server outliers, local-server
+rules, truncation) are listed as skipped, with the reason, on stderr and in the file.
 
 Exit codes: 0 written, 4 invalid rule files, 64 bad usage.";
 

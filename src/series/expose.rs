@@ -201,6 +201,13 @@ pub fn encode(s: &Series, meta: &Meta, format: Format) -> String {
     w.sample("dnsdoc_timeouts_total", &[], s.timeouts as f64);
 
     w.family(
+        "dnsdoc_server_queries_total",
+        Kind::Counter,
+        "Queries local DNS servers received that completed (answered or timed out).",
+    );
+    w.sample("dnsdoc_server_queries_total", &[], s.server_queries as f64);
+
+    w.family(
         "dnsdoc_query_duration_seconds",
         Kind::Histogram,
         "Client-side DNS latency: query left the socket to answer reached it.",

@@ -124,6 +124,8 @@ pub struct Series {
     /// Answers by RCODE (None = `~other`).
     pub responses: HashMap<Option<u16>, u64>,
     pub timeouts: u64,
+    /// Queries local DNS servers received that completed (answered or timed out).
+    pub server_queries: u64,
     /// Client-side latency of answered queries.
     pub duration: Histogram,
     /// Per process name (`~other` past the cap).
@@ -151,6 +153,7 @@ impl Series {
             queries: HashMap::new(),
             responses: HashMap::new(),
             timeouts: 0,
+            server_queries: 0,
             duration: Histogram::default(),
             processes: BTreeMap::new(),
             max_processes: cap,
@@ -166,16 +169,20 @@ impl Series {
         *self.folded.entry(label).or_default() += 1;
     }
 
-    /// Counts one completed client transaction (server-side ones, seen by a local DNS
-    /// server, are the snapshot's `server_side` and not exported). Pending queries are
-    /// counted when they complete.
+    /// Counts one completed transaction: a client's in full, a local server's only in
+    /// `server_queries` (its details are the snapshot's `server_side`). Pending queries
+    /// are counted when they complete.
     pub fn add<S: std::hash::BuildHasher>(
         &mut self,
         a: &Attributed,
         procs: &std::collections::HashMap<u32, ProcessInfo, S>,
     ) {
         let tx = &a.tx;
-        if tx.role != Role::Client || tx.outcome == Outcome::Pending {
+        if tx.outcome == Outcome::Pending {
+            return;
+        }
+        if tx.role == Role::Server {
+            self.server_queries += 1;
             return;
         }
         let server = self.servers.admit(tx.server);
