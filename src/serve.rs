@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tiny_http::{Header, Method, Request, Response, Server};
@@ -38,6 +38,28 @@ struct Published {
     snapshot: Option<String>,
     doctor: Option<String>,
     windows: u64,
+    /// When the last window closed (or serving started).
+    last: Instant,
+    interval: Duration,
+}
+
+/// /healthz: healthy while windows keep closing; a capture that stopped closing them
+/// (stuck, or starved of CPU) for three intervals and 5 s is reported, so a liveness
+/// probe restarts it.
+fn health(windows: u64, since_last: Duration, interval: Duration) -> (u16, String) {
+    let limit = interval * 3 + Duration::from_secs(5);
+    if since_last > limit {
+        (
+            503,
+            format!(
+                "stale: no window closed for {} (interval {})\n",
+                humantime::format_duration(Duration::from_secs(since_last.as_secs())),
+                humantime::format_duration(interval)
+            ),
+        )
+    } else {
+        (200, format!("ok: capturing, {windows} windows closed\n"))
+    }
 }
 
 /// Runs `dnsdoc serve` until SIGTERM/Ctrl-C; returns the exit code.
@@ -52,6 +74,8 @@ pub fn run(opts: &ServeOptions) -> Result<i32> {
         snapshot: None,
         doctor: None,
         windows: 0,
+        last: Instant::now(),
+        interval: opts.run.interval,
     }));
     let running = Arc::new(AtomicBool::new(true));
     let http = {
@@ -98,6 +122,7 @@ impl WindowSink for Publisher {
         st.snapshot = Some(snapshot);
         st.doctor = Some(doctor);
         st.windows += 1;
+        st.last = Instant::now();
         Ok(Flow::Continue)
     }
 }
@@ -136,11 +161,10 @@ fn respond(req: Request, state: &Mutex<Published>) {
                     encode(&st.series, &Meta::current(), format),
                 )
             }
-            "/healthz" => (
-                200,
-                "text/plain; charset=utf-8",
-                format!("ok: capturing, {} windows closed\n", st.windows),
-            ),
+            "/healthz" => {
+                let (code, text) = health(st.windows, st.last.elapsed(), st.interval);
+                (code, "text/plain; charset=utf-8", text)
+            }
             "/snapshot" | "/doctor" => {
                 let body = if path == "/snapshot" {
                     &st.snapshot
@@ -169,4 +193,22 @@ fn respond(req: Request, state: &Mutex<Published>) {
         .with_header(header("Content-Type", ctype));
     // A scraper that hung up is its own problem.
     let _ = req.respond(resp);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_goes_stale_after_three_intervals_without_a_window() {
+        let i = Duration::from_secs(10);
+        assert_eq!(health(4, Duration::from_secs(12), i).0, 200);
+        assert_eq!(health(4, Duration::from_secs(35), i).0, 200);
+        let (code, text) = health(4, Duration::from_secs(36), i);
+        assert_eq!(code, 503);
+        assert!(
+            text.starts_with("stale: no window closed for 36s"),
+            "{text}"
+        );
+    }
 }

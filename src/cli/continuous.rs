@@ -82,7 +82,7 @@ pub(crate) const SERVE_ABOUT: &str = "\
 Run dnsdoc continuously and serve what it sees over HTTP, for Prometheus:
 
   /metrics   Prometheus text format (OpenMetrics when the scraper's Accept asks for it)
-  /healthz   200 \"ok\" while the capture runs
+  /healthz   200 \"ok\" while windows keep closing, 503 when none has for 3 intervals
   /snapshot  the last window's snapshot (JSON, docs/SNAPSHOT.md)
   /doctor    the last window's findings (JSON, as `dnsdoc doctor --format json`)
 
