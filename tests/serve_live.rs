@@ -186,7 +186,7 @@ fn serve_exposes_live_traffic_that_promtool_accepts_and_stops_on_sigterm() {
     let (status, ctype, snap) = http_get(http, "/snapshot", None);
     assert_eq!((status, ctype.as_str()), (200, "application/json"));
     let snap: serde_json::Value = serde_json::from_str(&snap).unwrap();
-    assert_eq!(snap["schema"], 1);
+    assert_eq!(snap["schema"], dnsdoc::snapshot::SCHEMA);
     let (status, _, doctor) = http_get(http, "/doctor", None);
     assert_eq!(status, 200);
     let doctor: serde_json::Value = serde_json::from_str(&doctor).unwrap();
