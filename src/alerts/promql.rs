@@ -6,11 +6,10 @@
 const NAMED_RCODES: &str = "NOERROR|NXDOMAIN|SERVFAIL|REFUSED|FORMERR|NOTIMP";
 
 /// Capture-loss reasons (`dnsdoc_capture_dropped_total{reason}`).
-const DROP_REASONS: [&str; 5] = [
+const DROP_REASONS: [&str; 4] = [
     "ringbuf_full",
     "load_error",
     "decode_error",
-    "nested",
     "pending_evicted",
 ];
 

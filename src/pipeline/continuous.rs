@@ -225,7 +225,6 @@ fn take_counts(
             packets: h.packets.saturating_sub(p.packets),
             ringbuf_full: h.ringbuf_full.saturating_sub(p.ringbuf_full),
             load_error: h.load_error.saturating_sub(p.load_error),
-            nested: h.nested.saturating_sub(p.nested),
             decode_error: h.decode_error.saturating_sub(p.decode_error),
             owner_unrecorded: h.owner_unrecorded.saturating_sub(p.owner_unrecorded),
             owners_from_sock_diag: h

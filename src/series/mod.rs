@@ -251,7 +251,6 @@ impl Series {
             ("ringbuf_full", health.ringbuf_full),
             ("load_error", health.load_error),
             ("decode_error", health.decode_error),
-            ("nested", health.nested),
             ("pending_evicted", pending_evicted),
         ] {
             self.dropped.insert(reason, n);
