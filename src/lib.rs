@@ -12,6 +12,7 @@
 //! [`pipeline`] drives stages 1-3 for one window; the commands ([`watch`], [`doctor`],
 //! [`chaos`], [`version`]) call it and render. See docs/ARCHITECTURE.md.
 
+pub mod alerts;
 pub mod analysis;
 pub mod capture;
 pub mod chaos;
@@ -24,9 +25,12 @@ pub mod offline;
 pub mod pipeline;
 pub mod render;
 pub mod rules;
+pub mod series;
+pub mod serve;
 pub mod signals;
 pub mod snapshot;
 pub mod sockets;
+pub mod top;
 pub mod units;
 pub mod version;
 pub mod watch;

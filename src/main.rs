@@ -23,6 +23,8 @@ fn main() {
         Command::Watch(args) => dnsdoc::watch::run(&args.options()).map(|()| exit::OK),
         Command::Doctor(args) => dnsdoc::doctor::run(&args.options()),
         Command::Rules(args) => dnsdoc::doctor::run_rules(&args.task()),
+        Command::Serve(args) => dnsdoc::serve::run(&args.options()),
+        Command::Top(args) => dnsdoc::top::run(&args.options()),
         Command::Chaos(args) => dnsdoc::chaos::run(&args.options()),
         Command::Version(args) => dnsdoc::version::run(args.format).map(|()| exit::OK),
         Command::Completions { shell } => {

@@ -439,6 +439,17 @@ impl Snapshot {
     /// Writes the snapshot as pretty JSON, atomically: a temporary file in the same
     /// directory, fsync, then rename. A crash never leaves half a file behind.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        // `-o /dev/stdout` or a FIFO: written in place (a rename would replace the
+        // device node with a regular file).
+        if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            serde_json::to_writer_pretty(&mut f, self)?;
+            f.write_all(b"\n")?;
+            return Ok(());
+        }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -542,6 +553,13 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("s.json")]);
+    }
+
+    #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        sample().write_atomic(Path::new("/dev/null")).unwrap();
+        let m = fs::metadata("/dev/null").unwrap();
+        assert!(!m.is_file(), "-o /dev/null must not replace the device");
     }
 
     #[test]

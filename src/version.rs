@@ -63,7 +63,7 @@ fn render(r: &VersionReport) -> String {
         r.cgroup2_mount.as_deref().unwrap_or("not mounted")
     );
     if !r.probed {
-        s += "BPF features: not probed (needs root, or CAP_BPF and CAP_NET_ADMIN)\n";
+        s += "BPF features: not probed (needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)\n";
         return s;
     }
     let f = &r.features;

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::pipeline::continuous::{observe_continuous, ContinuousOptions, Flow, WindowSink};
 use crate::pipeline::{observe, ObserveOptions};
 use crate::render::{self, Format};
-use crate::snapshot::check_output_path;
+use crate::series::{textfile, Limits, Series};
+use crate::snapshot::{check_output_path, Snapshot};
 
 /// What `dnsdoc watch` was asked to do (parsed from the command line by `cli`).
 #[derive(Debug, Clone)]
@@ -18,12 +20,28 @@ pub struct WatchOptions {
     pub output: Option<PathBuf>,
     /// What to print on stdout.
     pub format: Format,
+    /// Run continuously, a window per interval (None: one window).
+    pub continuous: Option<Continuous>,
+}
+
+/// `watch --interval` / `--textfile`: windows until stopped.
+#[derive(Debug, Clone)]
+pub struct Continuous {
+    pub interval: std::time::Duration,
+    /// Stop after this many windows.
+    pub count: Option<u64>,
+    /// Write DIR/dnsdoc.prom after every window.
+    pub textfile: Option<PathBuf>,
+    pub limits: Limits,
 }
 
 /// Runs `dnsdoc watch`.
 pub fn run(args: &WatchOptions) -> Result<()> {
     if let Some(path) = &args.output {
         check_output_path(path)?;
+    }
+    if let Some(c) = &args.continuous {
+        return run_continuous(args, c);
     }
     let snap = observe(&args.observe)?;
     if let Some(path) = &args.output {
@@ -42,4 +60,57 @@ pub fn run(args: &WatchOptions) -> Result<()> {
         eprintln!("dnsdoc: snapshot written to {}", path.display());
     }
     Ok(())
+}
+
+/// Windows until Ctrl-C/SIGTERM (or `--count`): each one printed (NDJSON with
+/// `--format json`), written to `-o` and to the textfile.
+fn run_continuous(args: &WatchOptions, c: &Continuous) -> Result<()> {
+    if let Some(dir) = &c.textfile {
+        if !dir.is_dir() {
+            return Err(crate::exit::UsageError(format!(
+                "--textfile {}: not a directory",
+                dir.display()
+            ))
+            .into());
+        }
+    }
+    let opts = ContinuousOptions {
+        observe: args.observe.clone(),
+        interval: c.interval,
+        max_windows: c.count,
+        limits: c.limits,
+    };
+    let mut sink = Printer { args, c };
+    observe_continuous(&opts, &mut sink)
+}
+
+/// Prints and writes every window as it closes.
+struct Printer<'a> {
+    args: &'a WatchOptions,
+    c: &'a Continuous,
+}
+
+impl WindowSink for Printer<'_> {
+    fn window(&mut self, snap: &Snapshot, series: &Series) -> Result<Flow> {
+        if let Some(dir) = &self.c.textfile {
+            textfile::write(dir, series)?;
+        }
+        if let Some(path) = &self.args.output {
+            snap.write_atomic(path)
+                .with_context(|| format!("writing snapshot {}", path.display()))?;
+        }
+        let mut out = std::io::stdout().lock();
+        let written = match self.args.format {
+            Format::Json => serde_json::to_writer(&mut out, snap)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out)),
+            Format::Table => write!(out, "{}", render::summary::render(snap)),
+        };
+        // A reader that went away (`| head`) ends the run, like any other Unix filter.
+        match written.and_then(|()| out.flush()) {
+            Ok(()) => Ok(Flow::Continue),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Flow::Stop),
+            Err(e) => Err(e.into()),
+        }
+    }
 }

@@ -131,7 +131,26 @@ Examples:
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
+    /// Export the effective rules as Prometheus alerting rules over `dnsdoc serve`'s
+    /// metrics: same thresholds, severities and summaries.
+    #[command(long_about = EXPORT_ABOUT, after_help = "\
+Examples:
+  dnsdoc rules export --format prometheus -o /etc/prometheus/rules/dnsdoc.yml
+  dnsdoc rules export --rules /etc/dnsdoc/rules.d --window 10m --for 5m
+  promtool check rules dnsdoc.yml")]
+    Export(super::continuous::ExportArgs),
 }
+
+const EXPORT_ABOUT: &str = "\
+Turn the effective rules (built-ins, then --rules files, minus --disable) into a
+Prometheus alerting-rules file over the metrics of `dnsdoc serve`. Each rule gives one
+alert per severity with a threshold, labelled severity=warning|critical|info; the
+metric is measured per dnsdoc (label `instance`) over --window, the rule's min_samples
+and `when` conditions are `and` clauses, and its summary is the `summary` annotation.
+Rules the metrics cannot express (per-process and per-server outliers, local-server
+rules, truncation) are listed as skipped, with the reason, on stderr and in the file.
+
+Exit codes: 0 written, 4 invalid rule files, 64 bad usage.";
 
 impl DoctorArgs {
     /// The plain options `doctor::run` takes.
@@ -159,6 +178,7 @@ impl RulesArgs {
                 scope: scope.clone(),
                 format: *format,
             },
+            RulesCommand::Export(a) => RulesTask::Export(a.options()),
         }
     }
 }

@@ -3,9 +3,11 @@
 //! Commands never import this module; `main.rs` parses here and calls them.
 
 mod chaos;
+mod continuous;
 mod doctor;
 
 pub use chaos::ChaosArgs;
+pub use continuous::{ExportArgs, ServeArgs, TopArgs};
 pub use doctor::{DoctorArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
 
 use std::path::PathBuf;
@@ -37,8 +39,14 @@ pub enum Command {
     /// Evaluate the DNS health rules on a live window or a saved snapshot.
     #[command(long_about = DOCTOR_ABOUT)]
     Doctor(DoctorArgs),
-    /// Validate and test rule files.
+    /// Validate and test rule files; export them as Prometheus alerts.
     Rules(RulesArgs),
+    /// A live view of DNS on this node, refreshed every second (q quits).
+    #[command(long_about = continuous::TOP_ABOUT)]
+    Top(TopArgs),
+    /// Run continuously and serve Prometheus metrics, the last snapshot and findings.
+    #[command(long_about = continuous::SERVE_ABOUT, after_help = continuous::SERVE_EXAMPLES)]
+    Serve(ServeArgs),
     /// Induce a DNS fault on purpose (game day) and check that the rules fire.
     Chaos(ChaosArgs),
     /// Print dnsdoc's version and what this kernel lets its probes do.
@@ -97,8 +105,8 @@ truncation and TCP retries, per process, per server, per query type and per name
 Local DNS servers (dnsmasq, CoreDNS, systemd-resolved) are reported apart, with their
 own processing time, so a query seen at both ends on loopback is never counted twice.
 
-Needs CAP_BPF and CAP_NET_ADMIN (run as root). Ctrl-C or SIGTERM ends the window early
-and still produces the summary and the snapshot.";
+Needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (run as root, or grant exactly those).
+Ctrl-C or SIGTERM ends the window early and still produces the summary and the snapshot.";
 
 const WATCH_EXAMPLES: &str = "\
 Examples:
@@ -106,7 +114,9 @@ Examples:
   sudo dnsdoc watch --duration 1m -o dns.json             # save a snapshot for `doctor`
   sudo dnsdoc watch --cgroup system.slice/nginx.service   # one service only
   sudo dnsdoc watch --namespace shop --pod web-7d9f       # one Kubernetes pod
-  sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency";
+  sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency
+  sudo dnsdoc watch --interval 10s --format json          # one JSON line per 10 s, until Ctrl-C
+  sudo dnsdoc watch --interval 1m --textfile /var/lib/node_exporter/textfile_collector";
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -120,6 +130,9 @@ pub struct WatchArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    #[command(flatten)]
+    pub continuous: continuous::WatchContinuousArgs,
 }
 
 /// How to observe: shared by `watch`, `doctor` (live mode) and `chaos --verify`.
@@ -203,6 +216,7 @@ impl WatchArgs {
             observe: self.capture.observe_options(),
             output: self.output.clone(),
             format: self.format,
+            continuous: self.continuous.options(),
         }
     }
 }

@@ -48,6 +48,17 @@ pub enum RulesTask {
         scope: Option<String>,
         format: ReportFormat,
     },
+    /// Export the effective rules as Prometheus alerting rules.
+    Export(ExportTask),
+}
+
+/// `rules export`: which rules, how, and where to.
+#[derive(Debug, Clone)]
+pub struct ExportTask {
+    pub rules: Vec<PathBuf>,
+    pub disable: Vec<String>,
+    pub export: crate::alerts::ExportOptions,
+    pub output: Option<PathBuf>,
 }
 
 /// Runs `dnsdoc doctor`; returns the exit code.
@@ -123,7 +134,40 @@ pub fn run_rules(task: &RulesTask) -> Result<i32> {
             print!("{text}");
             Ok(exit::OK)
         }
+        RulesTask::Export(t) => export(t),
     }
+}
+
+/// `rules export`: the alerting-rules file on stdout or `-o`, skipped rules on stderr.
+fn export(t: &ExportTask) -> Result<i32> {
+    if let Some(path) = &t.output {
+        crate::snapshot::check_output_path(path)?;
+    }
+    let set = rules::build(&t.rules, &t.disable)?;
+    let e = crate::alerts::export(&set, &t.export);
+    let mut sources = vec!["built-in".to_string()];
+    sources.extend(t.rules.iter().map(|p| p.display().to_string()));
+    if !t.disable.is_empty() {
+        sources.push(format!("disabled: {}", t.disable.join(", ")));
+    }
+    let yaml = crate::alerts::to_yaml(&e, &t.export, &sources.join(", "));
+    match &t.output {
+        Some(path) => crate::alerts::write_atomic(path, &yaml)?,
+        None => print!("{yaml}"),
+    }
+    for s in &e.skipped {
+        eprintln!("dnsdoc: skipped {}: {}", s.rule, s.reason);
+    }
+    eprintln!(
+        "dnsdoc: exported {} alerts from {} rules ({} skipped){}",
+        e.alerts.len(),
+        set.rules().iter().filter(|r| r.enabled).count() - e.skipped.len(),
+        e.skipped.len(),
+        t.output
+            .as_ref()
+            .map_or(String::new(), |p| format!(" to {}", p.display()))
+    );
+    Ok(exit::OK)
 }
 
 fn is_test_file(p: &Path) -> bool {

@@ -17,27 +17,45 @@ pub use netstat::{Conntrack, UdpCounters};
 pub use proc::{ProcFs, ProcessInfo};
 pub use resolv::ResolvConf;
 
-/// Checks, before touching BPF, that we can load and attach cgroup programs: that needs
-/// CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN, which implies both on these kernels).
+/// What loading and attaching the probes needs, each for one reason: CAP_BPF loads
+/// programs and creates maps, CAP_NET_ADMIN attaches cgroup programs, CAP_PERFMON lets
+/// the owner hooks call `bpf_get_current_comm` (newer kernels refuse the helper without
+/// it). CAP_SYS_ADMIN implies all three. Measured: exactly these work as an
+/// unprivileged user (tests/privileges_live.rs); without CAP_PERFMON 6.18's verifier
+/// rejects `owner_bind4`.
+pub const PROBE_CAPABILITIES: [(Capability, &str); 3] = [
+    (Capability::CAP_BPF, "CAP_BPF"),
+    (Capability::CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    (Capability::CAP_PERFMON, "CAP_PERFMON"),
+];
+
+/// Checks, before touching BPF, that we can load and attach the probes
+/// ([`PROBE_CAPABILITIES`]); the error names what is missing, in one line.
 pub fn check_privileges() -> Result<(), CollectError> {
     let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
-    if has(Capability::CAP_SYS_ADMIN)
-        || (has(Capability::CAP_BPF) && has(Capability::CAP_NET_ADMIN))
-    {
+    if has(Capability::CAP_SYS_ADMIN) {
         return Ok(());
     }
-    let missing: Vec<&str> = [
-        (Capability::CAP_BPF, "CAP_BPF"),
-        (Capability::CAP_NET_ADMIN, "CAP_NET_ADMIN"),
-    ]
-    .into_iter()
-    .filter(|&(c, _)| !has(c))
-    .map(|(_, n)| n)
-    .collect();
+    let missing: Vec<&str> = PROBE_CAPABILITIES
+        .into_iter()
+        .filter(|&(c, _)| !has(c))
+        .map(|(_, n)| n)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
     Err(CollectError::NoPrivileges(format!(
-        "loading the DNS probes needs {} (run as root, or grant them with `setcap cap_bpf,cap_net_admin+ep`)",
+        "loading the DNS probes needs {} (run as root, or grant CAP_BPF, CAP_NET_ADMIN and \
+         CAP_PERFMON, e.g. `setcap cap_bpf,cap_net_admin,cap_perfmon+ep dnsdoc`)",
         missing.join(" and ")
     )))
+}
+
+/// Whether this process may read other users' `/proc/PID/fd` (CAP_SYS_PTRACE, which
+/// root has): without it, sockets no hook named are attributed only among dnsdoc's own
+/// user's processes.
+pub fn can_read_all_fds() -> bool {
+    caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_PTRACE).unwrap_or(false)
 }
 
 /// The kernel release (`uname -r`), for the snapshot and error messages.
@@ -128,7 +146,7 @@ mod tests {
     fn privileges_follow_the_effective_capabilities() {
         let eff = caps::read(None, CapSet::Effective).unwrap();
         let expected = eff.contains(&Capability::CAP_SYS_ADMIN)
-            || (eff.contains(&Capability::CAP_BPF) && eff.contains(&Capability::CAP_NET_ADMIN));
+            || PROBE_CAPABILITIES.iter().all(|(c, _)| eff.contains(c));
         assert_eq!(check_privileges().is_ok(), expected);
     }
 }

@@ -66,21 +66,27 @@ impl ProcFs {
     /// The cgroup v2 mount point, from this process's mountinfo (hybrid hosts mount it
     /// at /sys/fs/cgroup/unified, unified hosts at /sys/fs/cgroup: never hard-code one).
     pub fn cgroup2_mount(&self) -> Result<PathBuf, CollectError> {
+        self.cgroup2_mounts()?.into_iter().next().ok_or_else(|| {
+            CollectError::NoCgroup2(
+                "no cgroup2 filesystem is mounted (see /proc/self/mountinfo)".into(),
+            )
+        })
+    }
+
+    /// Every cgroup2 mount point, in mount order (a container may see the node's
+    /// hierarchy mounted a second time, e.g. at /host/sys/fs/cgroup).
+    fn cgroup2_mounts(&self) -> Result<Vec<PathBuf>, CollectError> {
         let me = self.process("self").ok_or_else(|| {
             CollectError::NoCgroup2(format!("cannot read {}/self", self.root.display()))
         })?;
         let mounts = me
             .mountinfo()
             .map_err(|e| CollectError::NoCgroup2(format!("cannot read the mount table: {e}")))?;
-        mounts
+        Ok(mounts
             .into_iter()
-            .find(|m| m.fs_type == "cgroup2")
+            .filter(|m| m.fs_type == "cgroup2")
             .map(|m| m.mount_point)
-            .ok_or_else(|| {
-                CollectError::NoCgroup2(
-                    "no cgroup2 filesystem is mounted (see /proc/self/mountinfo)".into(),
-                )
-            })
+            .collect())
     }
 
     /// Resolves `--cgroup`: an absolute path under the cgroup2 mount, or a path relative
@@ -89,7 +95,13 @@ impl ProcFs {
     pub fn resolve_cgroup(&self, arg: Option<&Path>) -> Result<PathBuf> {
         let root = self.cgroup2_mount()?;
         let Some(arg) = arg else { return Ok(root) };
-        let candidate = if arg.starts_with(&root) {
+        // An absolute path on another cgroup2 mount (the node's root mounted into a pod)
+        // is taken as written.
+        let elsewhere = || {
+            self.cgroup2_mounts()
+                .is_ok_and(|ms| ms.iter().any(|m| arg.starts_with(m)))
+        };
+        let candidate = if arg.starts_with(&root) || elsewhere() {
             arg.to_path_buf()
         } else {
             root.join(arg.strip_prefix("/").unwrap_or(arg))
@@ -158,7 +170,8 @@ mod tests {
                 p.join("mountinfo"),
                 "25 1 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro\n\
                  30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n\
-                 31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n",
+                 31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
+                 32 1 0:26 / /host/sys/fs/cgroup ro - cgroup2 cgroup2 rw\n",
             )
             .unwrap();
         }
@@ -187,6 +200,13 @@ mod tests {
         );
         assert!(proc.self_in_cgroup(Path::new("/sys/fs/cgroup/unified/system.slice")));
         assert!(!proc.self_in_cgroup(Path::new("/sys/fs/cgroup/unified/user.slice")));
+        assert_eq!(
+            proc.cgroup2_mounts().unwrap(),
+            [
+                PathBuf::from("/sys/fs/cgroup/unified"),
+                PathBuf::from("/host/sys/fs/cgroup")
+            ]
+        );
     }
 
     #[test]

@@ -10,6 +10,10 @@ use crate::capture::{Capture, EventBatch};
 use crate::signals;
 use crate::sockets::{SocketOwners, Unowned};
 
+/// Said in `capture.degraded` when dnsdoc runs with the probe capabilities only.
+const NO_PTRACE: &str = "no CAP_SYS_PTRACE: sockets no probe named (opened before dnsdoc \
+    started and silent since) are attributed only among processes of dnsdoc's own user";
+
 /// Attached probes of one window; dropping it frees them (maps, ring buffer).
 pub struct LiveSource<'obj> {
     capture: Capture<'obj>,
@@ -60,7 +64,13 @@ impl EventSource for LiveSource<'_> {
             decode_error: capture.decode_errors(),
             owner_unrecorded: k.owner_storage_full,
             owners_from_sock_diag: self.sockets.resolved,
-            degraded: capture.features().degraded(),
+            degraded: {
+                let mut d = capture.features().degraded();
+                if !crate::host::can_read_all_fds() {
+                    d.push(NO_PTRACE.to_string());
+                }
+                d
+            },
         })
     }
 }

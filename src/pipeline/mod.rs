@@ -4,32 +4,33 @@
 //! kernel capture is [`live::LiveSource`], and a second source (a pcap file) plugs in
 //! through [`run`] without touching the analysis.
 
+pub mod continuous;
 pub mod kube;
 pub mod live;
 pub mod pcap;
 pub mod source;
+mod stage;
 
-use std::collections::hash_map::Entry;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 
 use crate::analysis::aggregate::Aggregator;
 use crate::analysis::lookup_stats::LookupTallies;
 use crate::analysis::lookups::{LookupTracker, Try};
-use crate::analysis::matcher::{Outcome, Role};
-use crate::analysis::{AnalysisConfig, Analyzer, Attributed};
-use crate::capture::{Capture, CaptureConfig, EventBatch, ObjectStorage};
+use crate::analysis::matcher::{MatcherStats, Outcome, Role};
+use crate::analysis::{AnalysisConfig, Attributed, DecodeStats};
+use crate::capture::{Capture, CaptureConfig, ObjectStorage};
 use crate::exit::UsageError;
-use crate::host::{self, ProcFs, ProcessInfo};
+use crate::host::{self, ProcessInfo};
 use crate::signals;
-use crate::snapshot::{self, CaptureHealth, Dropped, Host, Snapshot, Window};
-use crate::sockets::Unowned;
+use crate::snapshot::{self, CaptureHealth, Dropped, Host, NodeCounters, Snapshot, Window};
 use live::LiveSource;
 pub use source::{EventSource, SourceHealth};
+use stage::Stage;
 
 /// Everything one observation window needs.
 #[derive(Debug, Clone)]
@@ -82,18 +83,21 @@ impl Default for KubeOptions {
 /// Attaches the probes, observes for the window (or until Ctrl-C/SIGTERM), detaches and
 /// returns the snapshot.
 pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
-    if let Some(path) = &opts.pcap {
-        signals::install().context("installing signal handlers")?;
-        let mut source = pcap::PcapSource::open(path, &opts.ports, &opts.local)?;
-        let file = ObserveOptions {
-            duration: Duration::MAX,
-            ..opts.clone()
-        };
-        return run(&mut source, &file, "(none: a capture file)");
-    }
-    host::check_privileges()?;
+    let opts = prepare(opts)?;
+    with_source(&opts, |source, scope| run(source, &opts, scope))
+}
+
+/// The options a run really uses: a capture file's window is the whole file (no
+/// `duration`); `--namespace`/`--pod` become the pods' common cgroup and a filter on
+/// their cgroups.
+pub fn prepare(opts: &ObserveOptions) -> Result<ObserveOptions> {
     let mut opts = opts.clone();
+    if opts.pcap.is_some() {
+        opts.duration = Duration::MAX;
+        return Ok(opts);
+    }
     if !opts.kube.pods.is_empty() {
+        host::check_privileges()?;
         // The pods' cgroups: attach where they meet, count only their processes.
         let mount = host::cgroup2_mount()?;
         let names = host::kube::NodeNames::read(&opts.kube.node_root);
@@ -102,7 +106,22 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         opts.cgroup = host::kube::common_ancestor(&dirs);
         opts.kube.cgroups = pods.into_iter().map(|p| p.info.cgroup).collect();
     }
-    let opts = &opts;
+    Ok(opts)
+}
+
+/// Opens the source `opts` asks for (a capture file, or the kernel probes after the
+/// privilege and cgroup checks), says so on stderr, and runs `body` with it and its
+/// scope. The probes are freed when this returns, whatever `body` returned.
+pub fn with_source<T>(
+    opts: &ObserveOptions,
+    body: impl FnOnce(&mut dyn EventSource, &str) -> Result<T>,
+) -> Result<T> {
+    if let Some(path) = &opts.pcap {
+        signals::install().context("installing signal handlers")?;
+        let mut source = pcap::PcapSource::open(path, &opts.ports, &opts.local)?;
+        return body(&mut source, "(none: a capture file)");
+    }
+    host::check_privileges()?;
     let cgroup = host::resolve_cgroup(opts.cgroup.as_deref())?;
     signals::install().context("installing signal handlers")?;
 
@@ -116,19 +135,23 @@ pub fn observe(opts: &ObserveOptions) -> Result<Snapshot> {
         &mut storage,
     )?;
     let ports: Vec<String> = opts.ports.iter().map(u16::to_string).collect();
+    let until = if opts.duration == Duration::MAX {
+        "until stopped".to_string()
+    } else {
+        format!("for {}", humantime::format_duration(opts.duration))
+    };
     eprintln!(
-        "dnsdoc: watching DNS on port {} in cgroup {} for {} (Ctrl-C to stop early)",
+        "dnsdoc: watching DNS on port {} in cgroup {} {until} (Ctrl-C to stop early)",
         ports.join(","),
         cgroup.display(),
-        humantime::format_duration(opts.duration)
     );
     if let Some(tx) = &opts.attached {
         // The receiver may have given up waiting; the window runs anyway.
         let _ = tx.send(());
     }
     let mut source = LiveSource::new(capture);
-    // The probes are freed when `source` is dropped, whatever `run` returned.
-    run(&mut source, opts, &cgroup.display().to_string())
+    // The probes are freed when `source` is dropped, whatever `body` returned.
+    body(&mut source, &cgroup.display().to_string())
 }
 
 /// Runs one window over `source`: source -> analysis -> aggregate -> snapshot. Ends at
@@ -143,97 +166,11 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         .then(host::UdpCounters::read)
         .flatten();
 
-    let timeout_ns = opts.timeout.as_nanos() as u64;
-    let mut analyzer = Analyzer::new(&AnalysisConfig {
-        timeout_ns,
-        max_pending: opts.max_pending,
-    });
+    let mut stage = Stage::new(&analysis_config(opts));
     let mut agg = Aggregator::new();
-    let mut lookups = LookupTracker::new(timeout_ns);
-    let mut lookup_tallies = LookupTallies::default();
-    let mut procs: HashMap<u32, ProcessInfo> = HashMap::new();
-    let mut events = EventBatch::default();
-    let mut new_tgids = Vec::new();
-    let mut txs = Vec::new();
+    let mut lookups = Lookups::new(opts.timeout.as_nanos() as u64);
     let show_progress = opts.progress && std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
-
-    // Diagnostics for `make bench`-style cost attribution: the probes run and the ring
-    // is drained, but nothing is analysed (the snapshot then counts nothing).
-    let discard = std::env::var_os("DNSDOC_DISCARD_EVENTS").is_some();
-    let mut unowned = Vec::new();
-    // The cgroup each owner's packets carry, for processes gone before /proc was read.
-    let mut cgroup_ids: HashMap<u32, u64> = HashMap::new();
-    // cgroup id -> path, for those looked up (None: the cgroup is gone).
-    let mut id_paths: HashMap<u64, Option<String>> = HashMap::new();
-    let mut feed = |source: &mut dyn EventSource,
-                    events: &mut EventBatch,
-                    analyzer: &mut Analyzer,
-                    agg: &mut Aggregator,
-                    lookups: &mut LookupTracker,
-                    procs: &mut HashMap<u32, ProcessInfo>| {
-        // Name the processes the events carry first, while short-lived clients (dig)
-        // still exist. Then sockets no kernel hook has named yet: ask the source
-        // (sock_diag and /proc) before matching, so a batch's transactions are
-        // attributed to them already.
-        if discard {
-            events.clear();
-            return;
-        }
-        unowned.clear();
-        for ev in events.events() {
-            let tgid = ev.named_owner();
-            if tgid != 0 {
-                name_process(procs, tgid);
-                if ev.cgroup_id != 0 {
-                    cgroup_ids.entry(tgid).or_insert(ev.cgroup_id);
-                }
-            } else if analyzer.owner_unknown(ev) && source.wants_owner(ev.cookie) {
-                let key = Unowned {
-                    cookie: ev.cookie,
-                    protocol: ev.protocol,
-                    local: ev.local().into(),
-                };
-                if !unowned.contains(&key) {
-                    unowned.push(key);
-                }
-            }
-        }
-        let now = source.now_ns();
-        if !unowned.is_empty() {
-            for (cookie, tgid) in source.resolve_owners(&unowned) {
-                if analyzer.teach_owner(cookie, tgid, now) {
-                    new_tgids.push(tgid);
-                }
-            }
-        }
-        for ev in events.events() {
-            analyzer.on_event(ev, &mut new_tgids, &mut txs);
-            // Owners the events carry were named above; this names those sock_diag taught.
-            for tgid in new_tgids.drain(..) {
-                name_process(procs, tgid);
-            }
-        }
-        events.clear();
-        analyzer.tick(source.now_ns(), &mut txs);
-        for tx in txs.drain(..) {
-            if !opts.kube.cgroups.is_empty() {
-                // The pod filter needs the cgroup of clients that exited before /proc
-                // was read: the one their packets carried.
-                if let Some(o) = &tx.owner {
-                    cgroup_of_exited(procs, &cgroup_ids, &mut id_paths, o.tgid);
-                }
-            }
-            if wanted(&tx, opts, procs) {
-                agg.add(&tx);
-                track_lookup(lookups, &tx, procs);
-            }
-        }
-        // Finished lookups are folded at once: memory stays flat however many there are.
-        for l in lookups.take_done() {
-            lookup_tallies.add(&l);
-        }
-    };
 
     loop {
         let elapsed = start.elapsed();
@@ -242,26 +179,19 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         }
         // Short waits: the kernel only wakes us when the ring is an eighth full.
         let wait = (opts.duration - elapsed).min(Duration::from_millis(10));
-        source.poll(wait, &mut events)?;
-        feed(
-            source,
-            &mut events,
-            &mut analyzer,
-            &mut agg,
-            &mut lookups,
-            &mut procs,
-        );
+        stage.poll(source, wait)?;
+        take(&mut stage, opts, &mut agg, &mut lookups);
         if show_progress && last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
             let (packets, lost) = source.progress();
-            let s = analyzer.decode_stats();
+            let s = stage.analyzer.decode_stats();
             eprint!(
                 "\r\x1b[2K  {:>5.1}s / {}   packets {}   messages {}   in flight {}   dropped {}",
                 start.elapsed().as_secs_f64(),
                 humantime::format_duration(opts.duration),
                 packets,
                 s.messages,
-                analyzer.in_flight(),
+                stage.analyzer.in_flight(),
                 lost
             );
         }
@@ -271,56 +201,193 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
     let end_wall = SystemTime::now();
     let node_counters = counters_before
         .zip(host::UdpCounters::read())
-        .map(|(before, after)| {
-            let d = before.delta(&after);
-            snapshot::NodeCounters {
-                udp_rcvbuf_errors: d.rcvbuf_errors,
-                udp_in_errors: d.in_errors,
-                udp_sndbuf_errors: d.sndbuf_errors,
-                ip_reasm_fails: d.reasm_fails,
-                conntrack_insert_failed: d.conntrack.map(|c| c.insert_failed),
-                conntrack_drop: d.conntrack.map(|c| c.drop),
-            }
-        });
+        .map(|(before, after)| node_counters(&before, &after));
     let start_wall = end_wall - start.elapsed();
     source.stop();
-    source.poll(Duration::ZERO, &mut events)?;
-    feed(
-        source,
-        &mut events,
-        &mut analyzer,
-        &mut agg,
-        &mut lookups,
-        &mut procs,
-    );
+    stage.poll(source, Duration::ZERO)?;
+    take(&mut stage, opts, &mut agg, &mut lookups);
     let health = source.health()?;
     if show_progress {
         eprint!("\r\x1b[2K");
     }
-    analyzer.finish(end_ns, &mut txs);
+    let (pending_client, pending_server) =
+        finish(&mut stage, end_ns, opts, &mut agg, &mut lookups, |_, _| {});
+
+    // A file's window: its own first and last DNS packet (known only after the drain).
+    let end_ns = end_ns.max(source.now_ns());
+    let span = Span {
+        start_ns,
+        end_ns,
+        start_wall,
+        end_wall,
+    };
+    let counts = WindowCounts {
+        health,
+        decode: stage.analyzer.decode_stats(),
+        matched: stage.analyzer.matcher_stats(),
+        pending_client,
+        pending_server,
+        node_counters,
+    };
+    let tallies = lookups.finish_all();
+    Ok(assemble(
+        &*source, opts, scope, &span, &counts, &agg, &mut stage, &tallies,
+    ))
+}
+
+/// A window's lookups: the tracker of open search-list chains, and the tallies that
+/// finished ones are folded into at once (memory stays flat however many there are).
+pub(crate) struct Lookups {
+    tracker: LookupTracker,
+    tallies: LookupTallies,
+}
+
+impl Lookups {
+    pub(crate) fn new(timeout_ns: u64) -> Self {
+        Lookups {
+            tracker: LookupTracker::new(timeout_ns),
+            tallies: LookupTallies::default(),
+        }
+    }
+
+    /// Hands a client query to the tracker, with its process's search list.
+    fn add(&mut self, a: &Attributed, procs: &HashMap<u32, ProcessInfo>) {
+        track_lookup(&mut self.tracker, a, procs);
+    }
+
+    /// Folds the lookups finished so far into the tallies.
+    fn fold(&mut self) {
+        for l in self.tracker.take_done() {
+            self.tallies.add(&l);
+        }
+    }
+
+    /// The tallies of the lookups finished so far, handed out; a new set begins (the
+    /// open chains carry on into the next window).
+    pub(crate) fn take_tallies(&mut self) -> LookupTallies {
+        self.fold();
+        std::mem::take(&mut self.tallies)
+    }
+
+    /// Ends every open lookup and hands out the tallies.
+    pub(crate) fn finish_all(&mut self) -> LookupTallies {
+        for l in self.tracker.finish_all() {
+            self.tallies.add(&l);
+        }
+        std::mem::take(&mut self.tallies)
+    }
+}
+
+/// Hands the transactions the last poll completed to the window (the `--pid` and pod
+/// filters applied).
+fn take(stage: &mut Stage, opts: &ObserveOptions, agg: &mut Aggregator, lookups: &mut Lookups) {
+    if !opts.kube.cgroups.is_empty() {
+        stage.cgroups_of_exited_owners();
+    }
+    for tx in stage.txs.drain(..) {
+        if wanted(&tx, opts, &stage.procs) {
+            agg.add(&tx);
+            lookups.add(&tx, &stage.procs);
+        }
+    }
+    lookups.fold();
+}
+
+/// Ends the analysis at `end_ns`: what is due times out, the rest is pending. Every
+/// wanted transaction goes to the window and to `also`; returns the pending queries
+/// (client, server).
+fn finish(
+    stage: &mut Stage,
+    end_ns: u64,
+    opts: &ObserveOptions,
+    agg: &mut Aggregator,
+    lookups: &mut Lookups,
+    mut also: impl FnMut(&Attributed, &HashMap<u32, ProcessInfo>),
+) -> (u64, u64) {
+    stage.analyzer.finish(end_ns, &mut stage.txs);
+    if !opts.kube.cgroups.is_empty() {
+        stage.cgroups_of_exited_owners();
+    }
     let (mut pending_client, mut pending_server) = (0, 0);
-    for tx in txs.drain(..).filter(|tx| wanted(tx, opts, &procs)) {
+    for tx in stage.txs.drain(..) {
+        if !wanted(&tx, opts, &stage.procs) {
+            continue;
+        }
         match (tx.tx.outcome, tx.tx.role) {
             (Outcome::Pending, Role::Client) => pending_client += 1,
             (Outcome::Pending, Role::Server) => pending_server += 1,
             _ => {}
         }
         agg.add(&tx);
-        track_lookup(&mut lookups, &tx, &procs);
+        lookups.add(&tx, &stage.procs);
+        also(&tx, &stage.procs);
     }
-    for l in lookups.finish_all() {
-        lookup_tallies.add(&l);
-    }
+    (pending_client, pending_server)
+}
 
-    // A file's window: its own first and last DNS packet (known only after the drain).
-    let end_ns = end_ns.max(source.now_ns());
-    let (start_wall, end_wall) = match (source.wall_clock(start_ns), source.wall_clock(end_ns)) {
+/// The node's UDP counters over a window.
+fn node_counters(before: &host::UdpCounters, after: &host::UdpCounters) -> NodeCounters {
+    let d = before.delta(after);
+    NodeCounters {
+        udp_rcvbuf_errors: d.rcvbuf_errors,
+        udp_in_errors: d.in_errors,
+        udp_sndbuf_errors: d.sndbuf_errors,
+        ip_reasm_fails: d.reasm_fails,
+        conntrack_insert_failed: d.conntrack.map(|c| c.insert_failed),
+        conntrack_drop: d.conntrack.map(|c| c.drop),
+    }
+}
+
+/// The analysis settings of `opts`.
+fn analysis_config(opts: &ObserveOptions) -> AnalysisConfig {
+    AnalysisConfig {
+        timeout_ns: opts.timeout.as_nanos() as u64,
+        max_pending: opts.max_pending,
+    }
+}
+
+/// When a window ran: in the source's clock, and on the wall clock (used when the
+/// source has no wall clock of its own).
+pub(crate) struct Span {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub start_wall: SystemTime,
+    pub end_wall: SystemTime,
+}
+
+/// A window's counters from the source, the analysis and the node (for a continuous
+/// run, the differences since the previous window).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WindowCounts {
+    pub health: SourceHealth,
+    pub decode: DecodeStats,
+    pub matched: MatcherStats,
+    pub pending_client: u64,
+    pub pending_server: u64,
+    pub node_counters: Option<NodeCounters>,
+}
+
+/// Builds a window's snapshot from its aggregates, lookups and counters.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assemble(
+    source: &dyn EventSource,
+    opts: &ObserveOptions,
+    scope: &str,
+    span: &Span,
+    counts: &WindowCounts,
+    agg: &Aggregator,
+    stage: &mut Stage,
+    lookups: &LookupTallies,
+) -> Snapshot {
+    let (start_wall, end_wall) = match (
+        source.wall_clock(span.start_ns),
+        source.wall_clock(span.end_ns),
+    ) {
         (Some(s), Some(e)) => (s, e),
-        _ => (start_wall, end_wall),
+        _ => (span.start_wall, span.end_wall),
     };
-    let duration_s = end_ns.saturating_sub(start_ns) as f64 / 1e9;
-    let decode = analyzer.decode_stats();
-    let matched = analyzer.matcher_stats();
+    let duration_s = span.end_ns.saturating_sub(span.start_ns) as f64 / 1e9;
+    let (health, decode, matched) = (&counts.health, &counts.decode, &counts.matched);
     let dropped = Dropped {
         ringbuf_full: health.ringbuf_full,
         load_error: health.load_error,
@@ -328,21 +395,22 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         pending_evicted: matched.evicted,
         total: health.lost() + matched.evicted,
     };
-    cgroups_of_exited(&mut procs, &cgroup_ids);
+    cgroups_of_exited(&mut stage.procs, &stage.cgroup_ids);
+    let procs = &stage.procs;
     let mut processes = if source.has_processes() {
-        agg.processes(duration_s, &procs)
+        agg.processes(duration_s, procs)
     } else {
         Vec::new()
     };
     let parts = kube::assemble(
-        &agg,
+        agg,
         duration_s,
-        &procs,
+        procs,
         &mut processes,
-        &lookup_tallies,
+        lookups,
         &opts.kube.node_root,
     );
-    Ok(Snapshot {
+    Snapshot {
         schema: snapshot::SCHEMA,
         dnsdoc_version: env!("CARGO_PKG_VERSION").to_string(),
         window: Window {
@@ -367,12 +435,12 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
             payload_cut: decode.payload_cut,
             owner_unrecorded: health.owner_unrecorded,
             owners_from_sock_diag: health.owners_from_sock_diag,
-            degraded: health.degraded,
+            degraded: health.degraded.clone(),
             parse_errors: decode.parse_errors,
             tcp_desyncs: decode.tcp_desyncs,
             unmatched_responses: matched.unmatched_responses,
-            pending_at_end: pending_client,
-            server_pending_at_end: pending_server,
+            pending_at_end: counts.pending_client,
+            server_pending_at_end: counts.pending_server,
         },
         totals: agg.totals(duration_s, matched.retransmissions),
         latency: agg.latency(),
@@ -380,30 +448,10 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         servers: agg.servers(duration_s),
         qtypes: agg.qtypes(duration_s),
         names: agg.names(duration_s),
-        server_side: agg.server_side(duration_s, &procs, matched.server_retransmissions),
+        server_side: agg.server_side(duration_s, procs, matched.server_retransmissions),
         pods: parts.pods,
         lookups: parts.lookups,
-        node_counters,
-    })
-}
-
-/// Gives one process that exited before /proc was read the cgroup its packets carried.
-fn cgroup_of_exited(
-    procs: &mut HashMap<u32, ProcessInfo>,
-    ids: &HashMap<u32, u64>,
-    id_paths: &mut HashMap<u64, Option<String>>,
-    tgid: u32,
-) {
-    if procs.get(&tgid).is_some_and(|i| i.cgroup.is_some()) {
-        return;
-    }
-    let Some(&id) = ids.get(&tgid) else { return };
-    let path = id_paths
-        .entry(id)
-        .or_insert_with(|| host::cgroup_paths(&[id]).remove(&id))
-        .clone();
-    if path.is_some() {
-        procs.entry(tgid).or_default().cgroup = path;
+        node_counters: counts.node_counters,
     }
 }
 
@@ -445,15 +493,6 @@ fn track_lookup(lookups: &mut LookupTracker, a: &Attributed, procs: &HashMap<u32
         },
         procs.get(&owner.tgid).and_then(|i| i.resolv.as_ref()),
     );
-}
-
-/// Reads a process's name and cgroup from /proc, once per process.
-fn name_process(procs: &mut HashMap<u32, ProcessInfo>, tgid: u32) {
-    if let Entry::Vacant(slot) = procs.entry(tgid) {
-        if let Some(info) = ProcFs::default().process_info(tgid) {
-            slot.insert(info);
-        }
-    }
 }
 
 /// Applies the `--pid` filter and the pods' cgroups of `--namespace`/`--pod`.

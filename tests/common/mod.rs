@@ -35,7 +35,7 @@ pub fn is_root() -> bool {
 /// or panics when DNSDOC_REQUIRE_BPF=1 says BPF tests must run.
 pub fn require_bpf(test: &str) -> bool {
     if !is_root() {
-        return skip(test, "needs root (CAP_BPF, CAP_NET_ADMIN)");
+        return skip(test, "needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");
     }
     require_cgroup2(test)
 }
