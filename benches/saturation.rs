@@ -418,7 +418,9 @@ fn print_row(round: &str, mode: &str, l: &Load, baseline_qps: Option<f64>, notes
 fn tcpdump_round(b: &Bench) -> (Load, String) {
     let filter = format!("udp port {0} or tcp port {0}", b.port);
     let mut child = Command::new("tcpdump")
-        .args(["-i", "lo", "-w", "/dev/null", "-s", "0", &filter])
+        // -Z root: Debian's tcpdump otherwise drops to its own user and chowns the
+        // output file to it, and the output file is /dev/null.
+        .args(["-Z", "root", "-i", "lo", "-w", "/dev/null", "-s", "0", &filter])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
