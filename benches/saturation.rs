@@ -420,7 +420,17 @@ fn tcpdump_round(b: &Bench) -> (Load, String) {
     let mut child = Command::new("tcpdump")
         // -Z root: Debian's tcpdump otherwise drops to its own user and chowns the
         // output file to it, and the output file is /dev/null.
-        .args(["-Z", "root", "-i", "lo", "-w", "/dev/null", "-s", "0", &filter])
+        .args([
+            "-Z",
+            "root",
+            "-i",
+            "lo",
+            "-w",
+            "/dev/null",
+            "-s",
+            "0",
+            &filter,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

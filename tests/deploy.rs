@@ -82,9 +82,12 @@ fn the_daemonset_asks_for_least_privileges() {
         .map(|v| format!("CAP_{}", v.as_str().unwrap()))
         .collect();
     added.sort();
-    // What the probes need, plus CAP_SYS_PTRACE for naming silent sockets: no more.
+    // What the probes need on any kernel (CAP_SYS_RESOURCE for those before 5.11, which
+    // charge BPF maps to RLIMIT_MEMLOCK), plus CAP_SYS_PTRACE for naming silent
+    // sockets: no more.
     let mut expected: Vec<String> = dnsdoc::host::PROBE_CAPABILITIES
         .iter()
+        .chain([&dnsdoc::host::MEMLOCK_CAPABILITY])
         .map(|(_, n)| n.to_string())
         .chain(["CAP_SYS_PTRACE".to_string()])
         .collect();

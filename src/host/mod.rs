@@ -29,25 +29,53 @@ pub const PROBE_CAPABILITIES: [(Capability, &str); 3] = [
     (Capability::CAP_PERFMON, "CAP_PERFMON"),
 ];
 
+/// Before 5.11 the kernel charges BPF maps to RLIMIT_MEMLOCK (64 KiB by default), and
+/// libbpf raises that limit, which takes CAP_SYS_RESOURCE: without it the ring buffer
+/// cannot be created (EPERM). Found on 5.10 in the kernel matrix.
+pub const MEMLOCK_CAPABILITY: (Capability, &str) =
+    (Capability::CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE");
+
+/// Whether this kernel charges BPF memory to RLIMIT_MEMLOCK (before 5.11).
+pub fn kernel_charges_memlock() -> bool {
+    let release = kernel_release();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) < (5, 11)
+}
+
+/// What loading the probes needs on this kernel: [`PROBE_CAPABILITIES`], and before
+/// 5.11 [`MEMLOCK_CAPABILITY`] too.
+pub fn probe_capabilities() -> Vec<(Capability, &'static str)> {
+    let mut caps = PROBE_CAPABILITIES.to_vec();
+    if kernel_charges_memlock() {
+        caps.push(MEMLOCK_CAPABILITY);
+    }
+    caps
+}
+
 /// Checks, before touching BPF, that we can load and attach the probes
-/// ([`PROBE_CAPABILITIES`]); the error names what is missing, in one line.
+/// ([`probe_capabilities`]); the error names what is missing, in one line.
 pub fn check_privileges() -> Result<(), CollectError> {
     let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
-    if has(Capability::CAP_SYS_ADMIN) {
-        return Ok(());
-    }
-    let missing: Vec<&str> = PROBE_CAPABILITIES
-        .into_iter()
-        .filter(|&(c, _)| !has(c))
-        .map(|(_, n)| n)
+    // CAP_SYS_ADMIN implies the BPF ones, not CAP_SYS_RESOURCE.
+    let admin = has(Capability::CAP_SYS_ADMIN);
+    let needed = probe_capabilities();
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|&&(c, _)| !(has(c) || admin && c != Capability::CAP_SYS_RESOURCE))
+        .map(|&(_, n)| n)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
+    let names: Vec<&str> = needed.iter().map(|&(_, n)| n).collect();
+    let setcap: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     Err(CollectError::NoPrivileges(format!(
-        "loading the DNS probes needs {} (run as root, or grant CAP_BPF, CAP_NET_ADMIN and \
-         CAP_PERFMON, e.g. `setcap cap_bpf,cap_net_admin,cap_perfmon+ep dnsdoc`)",
-        missing.join(" and ")
+        "loading the DNS probes needs {} (run as root, or grant {}, e.g. `setcap {}+ep dnsdoc`)",
+        missing.join(" and "),
+        names.join(", "),
+        setcap.join(",")
     )))
 }
 
