@@ -303,6 +303,78 @@ fn dns_flood_on_a_cpu_limited_server_fires_latency_and_failures() {
 }
 
 #[test]
+fn a_flood_the_target_absorbs_says_the_target_held() {
+    if !require_bpf("a_flood_the_target_absorbs_says_the_target_held") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("held");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns(&cg.path, port);
+    // A gentle "flood" of a healthy loopback dnsmasq: p99 stays far below the rule's
+    // threshold, so dns_high_latency does not fire, and the report says why.
+    let r = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "dns-flood",
+            "--duration",
+            "2s",
+            "--qps",
+            "300",
+            "--concurrency",
+            "4",
+            "--verify",
+        ],
+    );
+    eprintln!("gentle flood: {}", r.summary());
+    assert_eq!(r.code, Some(1), "a paired rule did not fire: {}", r.stderr);
+    let c = r.check("dns_high_latency");
+    assert_eq!(c["fired"], false);
+    let why = c["why"].as_str().unwrap_or_else(|| panic!("no why: {c}"));
+    let warning = builtin_rule("dns_high_latency").warning.unwrap();
+    assert!(why.contains(&format!("stayed below {warning} ms")), "{why}");
+    assert!(why.contains("samples"), "{why}");
+    assert!(why.contains("the target held"), "{why}");
+    // The text report says it too, next to the reconciliation.
+    let text = in_cgroup(&cg.path, env!("CARGO_BIN_EXE_dnsdoc"))
+        .args([
+            "chaos",
+            "--induce",
+            "dns-flood",
+            "--duration",
+            "1s",
+            "--qps",
+            "200",
+        ])
+        .args([
+            "--concurrency",
+            "2",
+            "--verify",
+            "--yes",
+            "--no-progress",
+            "--target",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--cgroup")
+        .arg(&cg.path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("Client lookups vs wire queries"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the target held"), "{stdout}");
+    assert!(
+        stdout.contains("target processing"),
+        "server side shown: {stdout}"
+    );
+}
+
+#[test]
 fn dns_flood_baseline_fires_none_of_its_rules() {
     if !require_bpf("dns_flood_baseline_fires_none_of_its_rules")
         || !require_native_speed(
@@ -450,6 +522,36 @@ fn dns_loss_fires_failures_and_timeouts_and_every_drop_is_a_timeout() {
         "timeouts {timeouts}, dropped {dropped}: {f} {t}"
     );
     assert_clean_capture(&r);
+    // Client lookups reconciled with the wire: every lookup, every re-send with a new
+    // id, and nothing else; each send left unanswered is one of dnsdoc's timeouts.
+    let rec = &r.report["reconciliation"];
+    let n = |k: &str| {
+        rec[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("reconciliation.{k}: {rec}"))
+    };
+    assert!(n("resends") > 0, "lost packets make clients re-send: {rec}");
+    assert_eq!(n("aaaa_pairs"), 0);
+    assert_eq!(
+        n("queries_sent"),
+        n("lookups") + n("resends") + n("tcp_after_truncation")
+    );
+    assert_eq!(n("captured"), n("queries_sent"), "{rec}");
+    let (unanswered, wire_timeouts) = (n("unanswered_sends"), n("wire_timeouts"));
+    assert!(
+        wire_timeouts >= unanswered && wire_timeouts <= unanswered + unanswered / 20 + 5,
+        "{rec}"
+    );
+    // Both rates over the same (sending) interval, not the longer capture window.
+    let interval = rec["interval_s"].as_f64().unwrap();
+    // (4 s of lookups, and their re-sends up to 1.4 s later.)
+    assert!((3.0..=5.6).contains(&interval), "{rec}");
+    // The target is local and in the cgroup: its own side is reported although the
+    // capture is filtered to dnsdoc's pid.
+    assert!(n("target_received") > 0, "{rec}");
+    assert!(r.snapshot()["server_side"]["queries"].as_u64().unwrap() > 0);
+    let l = &r.report["load"];
+    assert!(l["round_trip"]["samples"].as_u64().unwrap() > 0);
     // The clients mostly recovered by re-sending: the fault is visible below them.
     let l = &r.report["load"];
     assert!(l["answered"].as_u64().unwrap() * 10 >= l["sent"].as_u64().unwrap() * 9);
@@ -699,12 +801,17 @@ fn ctrl_c_stops_the_load_and_removes_the_fault_at_once() {
         took < Duration::from_secs(3),
         "exited {took:?} after Ctrl-C"
     );
-    // 0: every check passed, 1: a check failed (the window was cut short).
-    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    // A run cut short is marked as such and cannot pass: exit 130, like a shell's ^C.
+    assert_eq!(status.code(), Some(130), "{status:?}");
 
     let out = bg.stdout.recv_timeout(Duration::from_secs(5)).unwrap();
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(r["interrupted"], true);
+    assert_eq!(r["verify"]["cut_short"], true);
+    assert_eq!(r["verify"]["passed"], false);
+    for c in r["verify"]["checks"].as_array().unwrap() {
+        assert_eq!(c["pass"], false, "no check passes on a partial window: {c}");
+    }
     let sent = r["load"]["sent"].as_u64().unwrap();
     assert!((10..=60).contains(&sent), "20 qps for ~1.5 s: {sent}");
     assert_eq!(r["load"]["answered"], 0, "100% loss");

@@ -8,7 +8,8 @@
 //! the summary ([`report`]).
 //!
 //! Exit codes: 0 when the run completed (and, with --verify, every check passed); 1 when
-//! a --verify check failed; the usual codes of [`crate::exit`] for errors.
+//! a --verify check failed; 130 when Ctrl-C cut it short; the usual codes of
+//! [`crate::exit`] for errors.
 
 mod attached;
 mod dns_flood;
@@ -17,6 +18,7 @@ pub mod load;
 pub mod loss;
 pub mod names;
 mod nxdomain_storm;
+pub mod reconcile;
 pub mod registry;
 pub mod report;
 pub mod safety;
@@ -44,6 +46,9 @@ use scenario::{Fault, Intensity, Params, QUERY_TIMEOUT};
 /// Exit code when a --verify check failed (a paired rule did not fire, or fired during
 /// a baseline).
 pub const VERIFY_FAILED: i32 = 1;
+/// Exit code when Ctrl-C or SIGTERM cut the run short (128 + SIGINT, as shells report
+/// it): the summary is printed, but a partial window cannot pass.
+pub const INTERRUPTED: i32 = 130;
 
 /// What `dnsdoc chaos` was asked to do (parsed from the command line by `cli`; the
 /// flags' help says what each means).
@@ -297,7 +302,9 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         eprint!("\r\x1b[2K");
     }
 
-    let verify = match observer {
+    let interrupted = signals::stop_requested();
+    let load_report = LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64());
+    let (verify, reconciliation) = match observer {
         Some(o) => {
             let snapshot = o.finish()?;
             if let Some(path) = &args.output {
@@ -306,14 +313,17 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
                     .with_context(|| format!("writing snapshot {}", path.display()))?;
                 eprintln!("dnsdoc: snapshot written to {}", path.display());
             }
-            Some(verify::verify(
+            let (v, r) = verify::verify(
                 scenario,
                 snapshot,
                 rules.as_ref().expect("rules loaded with --verify"),
                 args.baseline,
-            ))
+                &load_report,
+                interrupted,
+            );
+            (Some(v), Some(r))
         }
-        None => None,
+        None => (None, None),
     };
 
     let report = ChaosReport {
@@ -322,8 +332,8 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         target: target.to_string(),
         intensity: args.intensity.as_str().to_string(),
         duration_s: args.duration.as_secs_f64(),
-        interrupted: signals::stop_requested(),
-        load: LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64()),
+        interrupted,
+        load: load_report,
         fault: match (plan.fault, fault_counters, &cgroup) {
             (Some(fault), Some(counters), Some(cg)) => Some(FaultReport {
                 fault,
@@ -335,6 +345,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
             _ => None,
         },
         verify,
+        reconciliation,
     };
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -349,6 +360,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         )?,
     }
     Ok(match &report.verify {
+        _ if report.interrupted => INTERRUPTED,
         Some(v) if !v.passed => VERIFY_FAILED,
         _ => exit::OK,
     })

@@ -156,7 +156,8 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
 
-    /// Only transactions of these processes (repeatable).
+    /// Only these client processes (repeatable). Local DNS servers' side is never
+    /// filtered: it is the server's view of every query it received.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
