@@ -948,3 +948,181 @@ fn rules_files_tune_the_verdict_and_bad_ones_stop_the_run_early() {
     );
     assert_eq!(r.report["verify"]["passed"], false);
 }
+
+/// dnsmasq with CLUSTER_DNS plus headless.default.svc.cluster.local: 40 pods, an A
+/// answer of about 700 bytes that does not fit in 512.
+fn start_cluster_dns_with_headless(dir: &Path, port: u16) -> Guard {
+    let pods: Vec<String> = (1..=40)
+        .map(|i| format!("--host-record=headless.default.svc.cluster.local,10.244.0.{i}"))
+        .collect();
+    let mut zone: Vec<&str> = CLUSTER_DNS.to_vec();
+    zone.extend(pods.iter().map(String::as_str));
+    start_dnsmasq_with(
+        &dir,
+        port,
+        &Dnsmasq {
+            zone: &zone,
+            ..Dnsmasq::default()
+        },
+    )
+}
+
+#[test]
+fn truncation_fires_tcp_fallback_and_its_baseline_does_not() {
+    if !require_bpf("truncation_fires_tcp_fallback_and_its_baseline_does_not") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("trunc");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns_with_headless(&cg.path, port);
+    let r = chaos(
+        &cg.path,
+        port,
+        &["--induce", "truncation", "--duration", "3s", "--verify"],
+    );
+    eprintln!("truncation: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    let c = r.check("dns_truncation_tcp_fallback");
+    assert_eq!(
+        (&c["fired"], &c["pass"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    // Every truncated answer the clients got was asked again over TCP, and dnsdoc saw
+    // both: the TC answers and the same process retrying over TCP.
+    let wire = &r.report["load"]["wire"];
+    let truncated = wire["truncated"].as_u64().unwrap();
+    assert!(truncated > 20, "{wire}");
+    assert_eq!(wire["tcp_queries"], truncated);
+    let t = &r.snapshot()["totals"];
+    assert_eq!(t["truncated"].as_u64().unwrap(), truncated, "{t}");
+    assert_eq!(
+        t["truncated_retried_tcp"].as_u64().unwrap(),
+        truncated,
+        "{t}"
+    );
+    assert_eq!(t["tcp_queries"].as_u64().unwrap(), truncated, "{t}");
+    let rec = &r.report["reconciliation"];
+    assert_eq!(rec["tcp_after_truncation"], truncated);
+    assert_eq!(rec["captured"], rec["queries_sent"], "{rec}");
+
+    let b = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "truncation",
+            "--duration",
+            "2s",
+            "--verify",
+            "--baseline",
+        ],
+    );
+    assert_eq!(b.code, Some(0), "{}\n{}", b.summary(), b.stderr);
+    assert_eq!(b.check("dns_truncation_tcp_fallback")["fired"], false);
+    assert_eq!(b.snapshot()["totals"]["truncated"], 0);
+}
+
+/// unbound on 127.0.0.1:`port` forwarding everything to 127.0.0.1:`upstream`.
+fn start_forwarder(cg: &TestCgroup, port: u16, upstream: u16, dir: &TempDir) -> Guard {
+    let forward = format!("forward-addr: 127.0.0.1@{upstream}");
+    start_unbound(
+        cg,
+        port,
+        dir,
+        &[
+            "do-not-query-localhost: no",
+            "infra-cache-max-rtt: 1000",
+            "forward-zone:",
+            "name: \".\"",
+            &forward,
+        ],
+    )
+}
+
+#[test]
+fn upstream_timeout_fails_at_the_forwarder_and_its_baseline_does_not() {
+    if !require_bpf("upstream_timeout_fails_at_the_forwarder_and_its_baseline_does_not") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("upstream");
+    let (port, up_port) = (free_port(), free_port());
+    let dir = TempDir::new("upstream");
+    // The upstream answers every name; the forwarder is unbound.
+    let _upstream = start_dnsmasq(
+        &cg.path,
+        up_port,
+        &["--address=/#/10.0.0.9", "--address=/#/fd00::9"],
+    );
+    let _forwarder = start_forwarder(&cg, port, up_port, &dir);
+    let upstream = format!("127.0.0.1:{up_port}");
+
+    // Without --upstream the scenario cannot run: one line, exit 64, nothing sent.
+    let r = run_dnsdoc(&[
+        "chaos",
+        "--induce",
+        "upstream-timeout",
+        "--target",
+        &format!("127.0.0.1:{port}"),
+        "--yes",
+    ]);
+    assert_eq!(r.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--upstream"));
+
+    let b = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "upstream-timeout",
+            "--upstream",
+            &upstream,
+            "--duration",
+            "2s",
+            "--qps",
+            "100",
+            "--verify",
+            "--baseline",
+        ],
+    );
+    eprintln!("upstream-timeout baseline: {}", b.summary());
+    assert_eq!(b.code, Some(0), "{}\n{}", b.summary(), b.stderr);
+    assert!(b.report["fault"].is_null());
+
+    let r = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "upstream-timeout",
+            "--upstream",
+            &upstream,
+            "--duration",
+            "3s",
+            "--qps",
+            "100",
+            "--verify",
+        ],
+    );
+    eprintln!("upstream-timeout: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    for rule in ["dns_failure_rate", "dns_local_server_failures"] {
+        assert_eq!(r.check(rule)["pass"], true, "{rule}: {}", r.check(rule));
+    }
+    let f = &r.report["fault"];
+    assert_eq!(f["kind"], "silent-upstream");
+    assert_eq!(f["address"], upstream.as_str());
+    assert!(f["dropped"].as_u64().unwrap() > 0, "{f}");
+    // The forwarder gave up: SERVFAIL, or no answer at all.
+    let t = &r.snapshot()["totals"];
+    let servfail = t["rcodes"]["SERVFAIL"].as_u64().unwrap();
+    let timeouts = t["timeouts"].as_u64().unwrap();
+    assert!(servfail + timeouts > 20, "{t}");
+    assert!(
+        loss_programs(&cg.path).is_empty(),
+        "the fault is gone after the run"
+    );
+    // And the upstream answers again.
+    assert_eq!(query(up_port, "x.example", Duration::from_secs(2)), Some(0));
+}

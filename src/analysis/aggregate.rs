@@ -3,7 +3,7 @@
 
 // foldhash: keys come from the network, so a seeded (flood-resistant) hasher, but far
 // cheaper than SipHash, which took 12 % of dnsdoc's CPU at saturation.
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use crate::analysis::dns::{qtype_name, Question};
@@ -124,7 +124,9 @@ pub struct Aggregator {
     names: HashMap<String, Tally>,
     untracked_name_queries: u64,
     /// (tgid, question) of truncated UDP answers not yet retried over TCP.
-    truncated_pending: HashSet<(u32, Question)>,
+    /// Truncated UDP answers not yet retried over TCP, counted per (process, question):
+    /// one process's workers may be truncated on the same question at once.
+    truncated_pending: HashMap<(u32, Question), u32>,
     server_side: Group,
     listeners: HashMap<(SocketAddr, Protocol, u32), (Group, String)>,
 }
@@ -189,12 +191,24 @@ impl Aggregator {
         } = outcome
         {
             self.truncated += 1;
-            if protocol == Protocol::Udp && self.truncated_pending.len() < MAX_TRUNCATED {
-                self.truncated_pending.insert((tgid, q.clone()));
+            if protocol == Protocol::Udp {
+                let key = (tgid, q.clone());
+                if let Some(n) = self.truncated_pending.get_mut(&key) {
+                    *n += 1;
+                } else if self.truncated_pending.len() < MAX_TRUNCATED {
+                    self.truncated_pending.insert(key, 1);
+                }
             }
         }
-        if protocol == Protocol::Tcp && self.truncated_pending.remove(&(tgid, q.clone())) {
-            self.truncated_retried_tcp += 1;
+        if protocol == Protocol::Tcp {
+            let key = (tgid, q.clone());
+            if let Some(n) = self.truncated_pending.get_mut(&key) {
+                self.truncated_retried_tcp += 1;
+                *n -= 1;
+                if *n == 0 {
+                    self.truncated_pending.remove(&key);
+                }
+            }
         }
     }
 
@@ -531,6 +545,24 @@ mod tests {
         assert_eq!(t.truncated, 2);
         assert_eq!(t.truncated_retried_tcp, 1);
         assert_eq!((t.udp_queries, t.tcp_queries), (2, 2));
+    }
+
+    #[test]
+    fn concurrent_truncations_of_one_process_each_count_their_retry() {
+        // Two workers of one process truncated on the same question, both retry.
+        let mut agg = Aggregator::new();
+        let tc = Outcome::Answered {
+            rcode: 0,
+            truncated: true,
+            latency_ns: 1,
+        };
+        agg.add(&tx(1, Protocol::Udp, "big.test.", tc));
+        agg.add(&tx(1, Protocol::Udp, "big.test.", tc));
+        agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
+        agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
+        agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
+        let t = agg.totals(1.0, 0);
+        assert_eq!((t.truncated, t.truncated_retried_tcp), (2, 2));
     }
 
     #[test]

@@ -211,6 +211,8 @@ impl Prepared {
 impl Load {
     /// Builds the runtime and one connected socket per worker. Nothing is sent yet.
     pub fn prepare(spec: LoadSpec) -> Result<Prepared> {
+        // One socket per worker, plus the capture's maps and files.
+        ensure_open_files(u64::from(spec.concurrency) + 256)?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -298,6 +300,33 @@ impl Load {
     }
 }
 
+/// Raises the soft limit on open files to `needed` (at most the hard limit), or says
+/// why the load cannot run: 2048 workers need more than the usual soft limit of 1024.
+fn ensure_open_files(needed: u64) -> Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct, which `lim` is.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= needed {
+        return Ok(());
+    }
+    if lim.rlim_max < needed {
+        return Err(crate::exit::UsageError(format!(
+            "--concurrency {}: needs {needed} open files, the hard limit is {} (ulimit -Hn)",
+            needed - 256,
+            lim.rlim_max
+        ))
+        .into());
+    }
+    lim.rlim_cur = needed;
+    // SAFETY: setrlimit reads one valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("raising the open-file limit");
+    }
+    Ok(())
+}
+
 /// The wire form of a query for `name`/`rtype` (recursion desired, no EDNS: answers
 /// over 512 bytes come back truncated, as to any classic stub resolver).
 pub fn encode_query(name: &str, rtype: RecordType) -> Result<Vec<u8>> {
@@ -340,6 +369,7 @@ async fn worker(
     let max = spec.max_lookups();
     let mut local = LoadStats::default();
     let mut buf = vec![0u8; 65_535];
+    let mut encoded = QueryCache::default();
     loop {
         if *stop.borrow() {
             break;
@@ -371,8 +401,9 @@ async fn worker(
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
         let t0 = TokioInstant::now();
         let mut answered_send = t0;
+        let query = encoded.get(&name, rtype);
         let outcome = tokio::select! {
-            o = lookup(&socket, &spec, &name, rtype, &mut rng, &mut local, &mut buf, &mut answered_send, start) => o,
+            o = lookup(&socket, &spec, query, &mut rng, &mut local, &mut buf, &mut answered_send, start) => o,
             _ = stop.changed() => Outcome::Cancelled,
         };
         shared.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -392,17 +423,16 @@ async fn worker(
 async fn lookup(
     socket: &UdpSocket,
     spec: &LoadSpec,
-    name: &str,
-    rtype: RecordType,
+    query: Result<Vec<u8>, String>,
     rng: &mut Rng,
     stats: &mut LoadStats,
     buf: &mut [u8],
     answered_send: &mut TokioInstant,
     start: TokioInstant,
 ) -> Outcome {
-    let mut query = match encode_query(name, rtype) {
+    let mut query = match query {
         Ok(q) => q,
-        Err(e) => return Outcome::Error(format!("{e:#}")),
+        Err(e) => return Outcome::Error(e),
     };
     let first = TokioInstant::now();
     let deadline = first + spec.query_timeout;
@@ -503,6 +533,26 @@ async fn tcp_lookup(
                 spec.target
             )),
         },
+    }
+}
+
+/// Encoded queries of the names a worker asked for recently. Mixes repeat a few dozen
+/// names; random names are encoded each time once the cache is full.
+#[derive(Default)]
+struct QueryCache(std::collections::HashMap<(String, RecordType), Vec<u8>>);
+
+impl QueryCache {
+    const MAX: usize = 64;
+
+    fn get(&mut self, name: &str, rtype: RecordType) -> Result<Vec<u8>, String> {
+        if let Some(q) = self.0.get(&(name.to_string(), rtype)) {
+            return Ok(q.clone());
+        }
+        let q = encode_query(name, rtype).map_err(|e| format!("{e:#}"))?;
+        if self.0.len() < Self::MAX {
+            self.0.insert((name.to_string(), rtype), q.clone());
+        }
+        Ok(q)
     }
 }
 

@@ -24,6 +24,8 @@ pub mod report;
 pub mod safety;
 pub mod scenario;
 mod skel;
+mod truncation;
+mod upstream_timeout;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -60,6 +62,8 @@ pub struct ChaosOptions {
     pub induce: Option<String>,
     /// The DNS server under test, as IP:PORT.
     pub target: Option<String>,
+    /// upstream-timeout: the server the target forwards to, as IP:PORT.
+    pub upstream: Option<String>,
     /// Allow a target outside loopback (with lower limits).
     pub allow_remote: bool,
     /// Allow a target listed in /etc/resolv.conf.
@@ -150,6 +154,48 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
     if args.loss.is_some() && !injects_loss {
         return Err(UsageError(format!("--loss only applies to dns-loss, not {name}")).into());
     }
+    let silences_upstream = matches!(
+        scenario
+            .plan(&Params {
+                baseline: false,
+                ..params.clone()
+            })
+            .fault,
+        Some(Fault::SilentUpstream)
+    );
+    let upstream = match (&args.upstream, silences_upstream) {
+        (Some(_), false) => {
+            return Err(UsageError(format!(
+                "--upstream only applies to upstream-timeout, not {name}"
+            ))
+            .into())
+        }
+        (None, true) => {
+            return Err(UsageError(format!(
+                "{name} needs --upstream ADDR:PORT: the server the target forwards to \
+                 (dnsdoc drops its DNS packets in --cgroup)"
+            ))
+            .into())
+        }
+        (Some(u), true) => {
+            let u = safety::check_target(
+                Some(u),
+                args.allow_remote,
+                args.allow_system_resolver,
+                &resolv_conf,
+            )
+            .context("--upstream")?;
+            if u == target {
+                return Err(UsageError(
+                    "--upstream is the target itself: name the server the target forwards to"
+                        .into(),
+                )
+                .into());
+            }
+            Some(u)
+        }
+        (None, false) => None,
+    };
     let mut plan = scenario.plan(&params);
     let limits = safety::Limits::for_target(loopback);
     // Presets are made for loopback; a remote target gets them capped, explicit values
@@ -166,7 +212,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
     let needs_bpf = args.verify || plan.fault.is_some();
     let cgroup = if needs_bpf {
         let why = if plan.fault.is_some() {
-            "the dns-loss fault is a BPF program"
+            "the fault is a BPF program"
         } else {
             "--verify runs the same capture as watch"
         };
@@ -195,6 +241,10 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         Some(Fault::PacketLoss { fraction }) => format!(
             ", dropping {} of DNS packets to and from it",
             crate::render::style::pct(fraction)
+        ),
+        Some(Fault::SilentUpstream) => format!(
+            ", dropping every DNS packet to and from its upstream {}",
+            upstream.map_or_else(String::new, |u| u.to_string())
         ),
         None => String::new(),
     };
@@ -237,6 +287,16 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
             eprintln!(
                 "dnsdoc: chaos: fault active: dropping {} of DNS packets to and from {target} in cgroup {}",
                 crate::render::style::pct(fraction),
+                cg.display()
+            );
+            Some(f)
+        }
+        (Some(Fault::SilentUpstream), Some(cg)) => {
+            let up = upstream.expect("checked above");
+            let f = LossFault::attach(up, 1.0, cg, &mut storage)?;
+            eprintln!(
+                "dnsdoc: chaos: fault active: dropping every DNS packet to and from {up} (the \
+                 target's upstream) in cgroup {}",
                 cg.display()
             );
             Some(f)
@@ -337,6 +397,10 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         fault: match (plan.fault, fault_counters, &cgroup) {
             (Some(fault), Some(counters), Some(cg)) => Some(FaultReport {
                 fault,
+                address: match fault {
+                    Fault::SilentUpstream => upstream.unwrap_or(target).to_string(),
+                    Fault::PacketLoss { .. } => target.to_string(),
+                },
                 cgroup: cg.display().to_string(),
                 counters,
                 matched: counters.matched(),

@@ -104,6 +104,8 @@ impl LoadReport {
 pub struct FaultReport {
     #[serde(flatten)]
     pub fault: Fault,
+    /// The address whose DNS packets were dropped (the target, or its upstream).
+    pub address: String,
     /// The cgroup the fault was attached to.
     pub cgroup: String,
     #[serde(flatten)]
@@ -288,7 +290,10 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
         ms(l.latency.max_ms)
     );
     if let Some(f) = &r.fault {
-        let Fault::PacketLoss { fraction } = f.fault;
+        let (what, fraction) = match f.fault {
+            Fault::PacketLoss { fraction } => ("packet loss", fraction),
+            Fault::SilentUpstream => ("silent upstream", 1.0),
+        };
         let ratio = if f.matched > 0 {
             f.dropped as f64 / f.matched as f64
         } else {
@@ -296,11 +301,12 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
         };
         let _ = writeln!(
             o,
-            "\nFault: packet loss {} in cgroup {}\n  dropped   {:>9}  of {} DNS packets to or from the target ({})",
+            "\nFault: {what} {} in cgroup {}\n  dropped   {:>9}  of {} DNS packets to or from {} ({})",
             pct(fraction),
             f.cgroup,
             f.dropped,
             f.matched,
+            f.address,
             pct(ratio)
         );
     }
