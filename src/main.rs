@@ -6,17 +6,17 @@ use dnsdoc::cli::{Cli, Command};
 use dnsdoc::exit;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|c| c.check().map(|()| c)) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors.
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(exit::OK);
+        }
+        Err(e) => {
+            let args: Vec<String> = std::env::args().collect();
+            eprintln!("{}", dnsdoc::cli::one_line(&e, &args));
+            std::process::exit(exit::USAGE);
         }
     };
     let result = match &cli.command {

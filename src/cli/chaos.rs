@@ -140,7 +140,8 @@ pub struct ChaosArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
-    /// What to print on stdout.
+    /// What to print on stdout: the run's summary, or its report as JSON (load,
+    /// fault, reconciliation, checks, findings and snapshot; see docs/CHAOS.md).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 

@@ -76,7 +76,8 @@ pub struct DoctorArgs {
     #[arg(long = "disable", value_name = "RULE_ID")]
     pub disable: Vec<String>,
 
-    /// What to print on stdout.
+    /// What to print on stdout: the report as tables, as JSON (schema in
+    /// docs/RULES.md), or as markdown to paste into an incident ticket.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
 
@@ -127,7 +128,8 @@ Examples:
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
             ["node", "process", "server", "qtype", "name", "listener"]))]
         scope: Option<String>,
-        /// Table, JSON, or markdown (the reference table of docs/RULES.md).
+        /// The metrics as a table, as JSON, or as markdown (the reference table of
+        /// docs/RULES.md's metric section).
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },

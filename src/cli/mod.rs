@@ -3,8 +3,11 @@
 //! Commands never import this module; `main.rs` parses here and calls them.
 
 mod chaos;
+mod checks;
 mod continuous;
 mod doctor;
+
+pub use checks::one_line;
 
 pub use chaos::ChaosArgs;
 pub use continuous::{ExportArgs, ServeArgs, TopArgs};
@@ -92,7 +95,7 @@ root (or CAP_BPF); without it, the features are reported as not probed.";
 
 #[derive(Debug, Args)]
 pub struct VersionArgs {
-    /// What to print on stdout.
+    /// What to print on stdout: text, or the same facts as JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -127,7 +130,8 @@ pub struct WatchArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// What to print on stdout.
+    /// What to print on stdout: the summary tables, or the snapshot as JSON (schema in
+    /// docs/SNAPSHOT.md).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
@@ -180,7 +184,8 @@ pub struct CaptureArgs {
     /// Kernel ring buffer size in bytes (rounded up to a power of two). The default holds
     /// about 70 ms of a saturated 2-core node's DNS (400K packets/s); lost records are
     /// counted and mark the capture PARTIAL.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, hide_short_help = true)]
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, hide_short_help = true,
+          value_parser = checks::parse_ring_bytes)]
     pub ring_buffer_bytes: u32,
 
     /// Most queries tracked in flight; beyond, the oldest are evicted and counted.
@@ -188,7 +193,8 @@ pub struct CaptureArgs {
         long,
         value_name = "N",
         default_value_t = 200_000,
-        hide_short_help = true
+        hide_short_help = true,
+        value_parser = checks::parse_max_pending
     )]
     pub max_pending: usize,
 
