@@ -20,7 +20,7 @@ fn main() {
         }
     };
     let result = match &cli.command {
-        Command::Watch(args) => dnsdoc::watch::run(&args.options()).map(|()| exit::OK),
+        Command::Watch(args) => dnsdoc::watch::run(&args.options()),
         Command::Doctor(args) => dnsdoc::doctor::run(&args.options()),
         Command::Rules(args) => dnsdoc::doctor::run_rules(&args.task()),
         Command::Serve(args) => dnsdoc::serve::run(&args.options()),

@@ -436,6 +436,15 @@ pub struct ListenerStats {
 }
 
 impl Snapshot {
+    /// Queries seen: sent by local clients or received by local servers, whichever is
+    /// more (a query on loopback is both, and counts once).
+    pub fn queries_seen(&self) -> u64 {
+        self.totals
+            .counts
+            .queries
+            .max(self.server_side.counts.queries)
+    }
+
     /// Writes the snapshot as pretty JSON, atomically: a temporary file in the same
     /// directory, fsync, then rename. A crash never leaves half a file behind.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
@@ -476,16 +485,25 @@ impl Snapshot {
         })
     }
 
-    /// Reads a snapshot file; a missing, unreadable or invalid file is an [`InputError`].
+    /// Reads a snapshot file (`-`: standard input); a missing, unreadable or invalid
+    /// file is an [`InputError`].
     pub fn read(path: &Path) -> Result<Snapshot> {
         let json = Self::read_json(path).map_err(InputError)?;
         Ok(Self::from_json(json, path).map_err(InputError)?)
     }
 
     /// Reads a snapshot file as plain JSON, for tools that edit it before `from_json`.
+    /// `-` reads standard input (`dnsdoc watch --format json | dnsdoc doctor --snapshot -`).
     pub fn read_json(path: &Path) -> Result<serde_json::Value, String> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
+        let text = if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                .map_err(|e| format!("cannot read a snapshot from standard input: {e}"))?;
+            text
+        } else {
+            fs::read_to_string(path)
+                .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?
+        };
         serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a dnsdoc snapshot: {e}", path.display()))
     }

@@ -22,6 +22,8 @@ pub struct WatchOptions {
     pub format: Format,
     /// Run continuously, a window per interval (None: one window).
     pub continuous: Option<Continuous>,
+    /// Exit with [`crate::exit::NO_TRAFFIC`] when fewer queries than this were seen.
+    pub require_traffic: Option<u64>,
 }
 
 /// `watch --interval` / `--textfile`: windows until stopped.
@@ -35,13 +37,13 @@ pub struct Continuous {
     pub limits: Limits,
 }
 
-/// Runs `dnsdoc watch`.
-pub fn run(args: &WatchOptions) -> Result<()> {
+/// Runs `dnsdoc watch`; returns the exit code.
+pub fn run(args: &WatchOptions) -> Result<i32> {
     if let Some(path) = &args.output {
         check_output_path(path)?;
     }
     if let Some(c) = &args.continuous {
-        return run_continuous(args, c);
+        return run_continuous(args, c).map(|()| crate::exit::OK);
     }
     let snap = observe(&args.observe)?;
     if let Some(path) = &args.output {
@@ -59,7 +61,14 @@ pub fn run(args: &WatchOptions) -> Result<()> {
     if let Some(path) = &args.output {
         eprintln!("dnsdoc: snapshot written to {}", path.display());
     }
-    Ok(())
+    out.flush()?;
+    if let Some((line, code)) =
+        crate::exit::require_traffic(snap.queries_seen(), args.require_traffic)
+    {
+        eprintln!("{line}");
+        return Ok(code);
+    }
+    Ok(crate::exit::OK)
 }
 
 /// Windows until Ctrl-C/SIGTERM (or `--count`): each one printed (NDJSON with

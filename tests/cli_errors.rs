@@ -189,3 +189,30 @@ fn each_format_flag_says_what_its_json_holds() {
     assert!(help(&["watch", "--help"]).contains("snapshot as JSON"));
     assert!(help(&["doctor", "--help"]).contains("incident ticket"));
 }
+
+#[test]
+fn a_cgroup_v1_directory_is_named_as_such() {
+    // A v1 hierarchy on this host (hybrid mode mounts them next to the cgroup2 one).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(v1) = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next() == Some("cgroup"))
+            .then(|| left.split_whitespace().nth(4).map(str::to_string))
+            .flatten()
+    }) else {
+        eprintln!("a_cgroup_v1_directory_is_named_as_such: no cgroup v1 mount on this host");
+        return;
+    };
+    if !is_root() {
+        eprintln!(
+            "a_cgroup_v1_directory_is_named_as_such: needs root (privileges are checked first)"
+        );
+        return;
+    }
+    let o = dnsdoc(&["watch", "--duration", "1s", "--cgroup", &v1]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("cgroup v1"), "{err}");
+    assert!(err.contains("cgroup2 mount"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

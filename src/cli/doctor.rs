@@ -29,7 +29,7 @@ with --rules and --disable (format: docs/RULES.md).
 
 Exit codes: 0 healthy, 1 WARNING findings with --fail-on warning, 2 CRITICAL findings,
 3 could not collect (no privileges, no BPF, no cgroup v2), 4 invalid rules or snapshot,
-5 other runtime error, 64 bad usage."
+5 other runtime error, 6 fewer queries than --require-traffic N, 64 bad usage."
     };
 }
 
@@ -39,7 +39,9 @@ macro_rules! doctor_examples {
 Examples:
   sudo dnsdoc doctor --duration 30s
   dnsdoc doctor --snapshot dns.json                      # no root needed
+  ssh node sudo dnsdoc watch --format json | dnsdoc doctor --snapshot -
   sudo dnsdoc doctor --fail-on warning --format json     # CI smoke check on a node
+  sudo dnsdoc doctor --duration 1m --require-traffic 10  # ... that fails on a silent node
   dnsdoc doctor --snapshot dns.json --format markdown    # paste into the incident
   dnsdoc doctor --snapshot dns.json --rules /etc/dnsdoc/rules.d --disable dns_nxdomain_ratio
   dnsdoc doctor --list-rules"
@@ -55,8 +57,8 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
 
-    /// Judge this snapshot (from `watch -o` or `doctor -o`) instead of observing.
-    /// Needs no privileges.
+    /// Judge this snapshot (from `watch -o` or `doctor -o`; `-` reads standard input)
+    /// instead of observing. Needs no privileges.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "duration", "timeout", "ports", "cgroup", "pids", "ring_buffer_bytes",
         "max_pending", "output", "pcap", "namespaces", "pods",
@@ -88,6 +90,9 @@ pub struct DoctorArgs {
     /// Print the rule catalog (after --rules and --disable) and exit; needs no root.
     #[arg(long)]
     pub list_rules: bool,
+
+    #[command(flatten)]
+    pub traffic: super::RequireTraffic,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +171,7 @@ impl DoctorArgs {
             format: self.format,
             fail_on: self.fail_on,
             list_rules: self.list_rules,
+            require_traffic: self.traffic.require_traffic,
         }
     }
 }

@@ -119,7 +119,8 @@ Examples:
   sudo dnsdoc watch --namespace shop --pod web-7d9f       # one Kubernetes pod
   sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency
   sudo dnsdoc watch --interval 10s --format json          # one JSON line per 10 s, until Ctrl-C
-  sudo dnsdoc watch --interval 1m --textfile /var/lib/node_exporter/textfile_collector";
+  sudo dnsdoc watch --interval 1m --textfile /var/lib/node_exporter/textfile_collector
+  sudo dnsdoc watch --duration 30s --require-traffic 1      # CI: fail (exit 6) if DNS is silent";
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -137,6 +138,19 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub continuous: continuous::WatchContinuousArgs,
+
+    #[command(flatten)]
+    pub traffic: RequireTraffic,
+}
+
+/// `--require-traffic`, shared by `watch` and `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct RequireTraffic {
+    /// Exit 6 when fewer than N DNS queries were seen (sent by local clients or
+    /// received by local servers): a CI smoke check on a quiet node, or a capture
+    /// scoped to the wrong cgroup or port, must not pass silently.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub require_traffic: Option<u64>,
 }
 
 /// How to observe: shared by `watch`, `doctor` (live mode) and `chaos --verify`.
@@ -224,6 +238,7 @@ impl WatchArgs {
             output: self.output.clone(),
             format: self.format,
             continuous: self.continuous.options(),
+            require_traffic: self.traffic.require_traffic,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct DoctorOptions {
     pub fail_on: FailOn,
     /// Print the rule catalog and exit.
     pub list_rules: bool,
+    /// Exit with [`exit::NO_TRAFFIC`] when fewer queries than this were seen.
+    pub require_traffic: Option<u64>,
 }
 
 /// What `dnsdoc rules` was asked to do.
@@ -115,6 +117,11 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
     out.flush()?;
     if let Some(path) = &args.output {
         eprintln!("dnsdoc: snapshot written to {}", path.display());
+    }
+    // Findings on a quiet window prove nothing: too little traffic wins.
+    if let Some((line, code)) = exit::require_traffic(snap.queries_seen(), args.require_traffic) {
+        eprintln!("{line}");
+        return Ok(code);
     }
     Ok(report.exit_code)
 }

@@ -1,0 +1,90 @@
+//! What an on-call engineer or a CI job meets first: a snapshot piped on stdin, a
+//! quiet node failing `--require-traffic` with its own exit code, `explain`,
+//! `version`. No BPF needed except where a test says so.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+const HEALTHY: &str = "tests/fixtures/snapshots/healthy.json";
+const EMPTY: &str = "tests/fixtures/snapshots/empty.json";
+
+fn dnsdoc_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn snapshot_dash_reads_standard_input() {
+    let json = std::fs::read(HEALTHY).unwrap();
+    let piped = dnsdoc_stdin(&["doctor", "--snapshot", "-", "--format", "json"], &json);
+    let file = run_dnsdoc(&["doctor", "--snapshot", HEALTHY, "--format", "json"]);
+    assert_eq!(piped.status.code(), file.status.code(), "{}", err(&piped));
+    let a: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&file.stdout).unwrap();
+    assert_eq!(
+        a["findings"], b["findings"],
+        "the same judgement either way"
+    );
+    // Garbage on stdin is bad input (exit 4), said in one line.
+    let bad = dnsdoc_stdin(&["doctor", "--snapshot", "-"], b"not json");
+    assert_eq!(bad.status.code(), Some(4), "{}", err(&bad));
+    assert_eq!(err(&bad).lines().count(), 1, "{}", err(&bad));
+}
+
+#[test]
+fn require_traffic_fails_a_quiet_window_with_its_own_exit_code() {
+    let quiet = run_dnsdoc(&["doctor", "--snapshot", EMPTY, "--require-traffic", "1"]);
+    assert_eq!(quiet.status.code(), Some(6), "{}", err(&quiet));
+    assert!(
+        err(&quiet).contains("--require-traffic 1"),
+        "{}",
+        err(&quiet)
+    );
+    assert!(!quiet.stdout.is_empty(), "the report is still printed");
+    let busy = run_dnsdoc(&["doctor", "--snapshot", HEALTHY, "--require-traffic", "1"]);
+    assert_ne!(busy.status.code(), Some(6), "{}", err(&busy));
+    let zero = run_dnsdoc(&["doctor", "--snapshot", HEALTHY, "--require-traffic", "0"]);
+    assert_eq!(zero.status.code(), Some(64), "N must be at least 1");
+}
+
+#[test]
+fn watch_require_traffic_on_a_silent_cgroup_exits_6() {
+    if !require_bpf("watch_require_traffic_on_a_silent_cgroup_exits_6") {
+        return;
+    }
+    let cg = TestCgroup::new("quiet");
+    let port = free_port();
+    let out = run_dnsdoc(&[
+        "watch",
+        "--duration",
+        "500ms",
+        "--no-progress",
+        "--port",
+        &port.to_string(),
+        "--cgroup",
+        cg.path.to_str().unwrap(),
+        "--require-traffic",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(6), "{}", err(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("capture:"),
+        "the summary is printed first"
+    );
+}
