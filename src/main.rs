@@ -25,6 +25,7 @@ fn main() {
         Command::Rules(args) => dnsdoc::doctor::run_rules(&args.task()),
         Command::Serve(args) => dnsdoc::serve::run(&args.options()),
         Command::Top(args) => dnsdoc::top::run(&args.options()),
+        Command::Explain(args) => dnsdoc::doctor::explain(&args.options()),
         Command::Chaos(args) => dnsdoc::chaos::run(&args.options()),
         Command::Version(args) => dnsdoc::version::run(args.format).map(|()| exit::OK),
         Command::Completions { shell } => {

@@ -88,3 +88,35 @@ fn watch_require_traffic_on_a_silent_cgroup_exits_6() {
         "the summary is printed first"
     );
 }
+
+#[test]
+fn explain_prints_a_rule_offline_and_findings_point_there() {
+    let o = run_dnsdoc(&["explain", "dns_timeouts"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let rule = builtin_rule("dns_timeouts");
+    assert!(
+        text.starts_with(&format!("dns_timeouts: {}", rule.title)),
+        "{text}"
+    );
+    assert!(text.contains("thresholds"), "{text}");
+    assert!(text.contains("What to do"), "{text}");
+    // A typo gets one line with the near miss, exit 64.
+    let o = run_dnsdoc(&["explain", "dns_timeout"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        err(&o).contains("did you mean dns_timeouts?"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(err(&o).lines().count(), 1);
+    // A node has no docs/RULES.md: the report says how to read the rule there.
+    let o = run_dnsdoc(&[
+        "doctor",
+        "--snapshot",
+        "tests/fixtures/snapshots/incident.json",
+    ]);
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(report.contains("more: dnsdoc explain dns_"), "{report}");
+    assert!(!report.contains("docs/RULES.md"), "{report}");
+}

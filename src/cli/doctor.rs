@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::CaptureArgs;
-use crate::doctor::{DoctorOptions, RulesTask};
+use crate::doctor::{DoctorOptions, ExplainOptions, RulesTask};
 use crate::render::ReportFormat;
 use crate::rules::report::FailOn;
 
@@ -93,6 +93,32 @@ pub struct DoctorArgs {
 
     #[command(flatten)]
     pub traffic: super::RequireTraffic,
+}
+
+/// `dnsdoc explain RULE`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dnsdoc explain dns_high_latency
+  dnsdoc explain dns_high_latency --rules /etc/dnsdoc/rules.d   # with site overrides")]
+pub struct ExplainArgs {
+    /// The rule id, as findings name it (dnsdoc doctor --list-rules lists them).
+    #[arg(value_name = "RULE")]
+    pub rule: String,
+
+    /// Rule file or directory to load first, as for doctor --rules (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+}
+
+impl ExplainArgs {
+    /// The plain options `doctor::explain` takes.
+    pub fn options(&self) -> ExplainOptions {
+        ExplainOptions {
+            rule: self.rule.clone(),
+            rules: self.rules.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ pub use checks::one_line;
 
 pub use chaos::ChaosArgs;
 pub use continuous::{ExportArgs, ServeArgs, TopArgs};
-pub use doctor::{DoctorArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
+pub use doctor::{DoctorArgs, ExplainArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +50,8 @@ pub enum Command {
     /// Run continuously and serve Prometheus metrics, the last snapshot and findings.
     #[command(long_about = continuous::SERVE_ABOUT, after_help = continuous::SERVE_EXAMPLES)]
     Serve(ServeArgs),
+    /// Explain a rule offline: what it judges, its thresholds and why, what to do.
+    Explain(ExplainArgs),
     /// Induce a DNS fault on purpose (game day) and check that the rules fire.
     Chaos(ChaosArgs),
     /// Print dnsdoc's version and what this kernel lets its probes do.

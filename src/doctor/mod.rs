@@ -126,6 +126,25 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
     Ok(report.exit_code)
 }
 
+/// What `dnsdoc explain` was asked for.
+#[derive(Debug, Clone)]
+pub struct ExplainOptions {
+    pub rule: String,
+    /// Rule files or directories, as for `doctor --rules`: an override is explained
+    /// with its own thresholds.
+    pub rules: Vec<PathBuf>,
+}
+
+/// Runs `dnsdoc explain RULE`: the rule's documentation, offline.
+pub fn explain(args: &ExplainOptions) -> Result<i32> {
+    let rules = rules::build(&args.rules, &[])?;
+    let Some(rule) = rules.get(&args.rule) else {
+        return Err(crate::exit::UsageError(render::explain::unknown(&args.rule, &rules)).into());
+    };
+    print!("{}", render::explain::text(rule));
+    Ok(exit::OK)
+}
+
 /// Runs `dnsdoc rules ...`; returns the exit code.
 pub fn run_rules(task: &RulesTask) -> Result<i32> {
     match task {

@@ -1,6 +1,7 @@
 //! Stage 6, report: turns snapshots and findings into text for people, in the formats
 //! the commands offer.
 
+pub mod explain;
 pub mod findings;
 mod kube;
 pub mod style;
