@@ -120,3 +120,35 @@ fn explain_prints_a_rule_offline_and_findings_point_there() {
     assert!(report.contains("more: dnsdoc explain dns_"), "{report}");
     assert!(!report.contains("docs/RULES.md"), "{report}");
 }
+
+#[test]
+fn version_is_dash_v_plus_the_commit_and_kernel_facts() {
+    let v = run_dnsdoc(&["-V"]);
+    assert_eq!(v.status.code(), Some(0));
+    let dash_v = String::from_utf8_lossy(&v.stdout).trim().to_string();
+    assert!(dash_v.starts_with("dnsdoc 0."), "{dash_v}");
+    assert!(dash_v.contains("(commit "), "{dash_v}");
+    let o = run_dnsdoc(&["version"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().next().unwrap(), dash_v, "the first line is -V");
+    assert!(text.contains("kernel "), "{text}");
+    assert!(
+        text.contains("BPF"),
+        "BPF feature facts (or why not probed): {text}"
+    );
+    let j = run_dnsdoc(&["version", "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let commit = j["git_commit"].as_str().unwrap();
+    assert!(dash_v.contains(commit), "{commit} in {dash_v}");
+    // Built from this checkout: the commit is git's own (12 hex digits).
+    if let Ok(out) = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    {
+        if out.status.success() {
+            let head = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(commit.starts_with(&head[..7]), "{commit} vs HEAD {head}");
+        }
+    }
+}

@@ -28,7 +28,8 @@ use crate::watch::WatchOptions;
 /// cgroup hooks; UDP and TCP, IPv4 and IPv6) and reports latency percentiles, failure
 /// ratios, and the processes, servers and names behind them.
 #[derive(Debug, Parser)]
-#[command(name = "dnsdoc", version, about, long_about, propagate_version = true)]
+#[command(name = "dnsdoc", version = crate::version::VERSION, about, long_about,
+          propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -54,7 +55,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Induce a DNS fault on purpose (game day) and check that the rules fire.
     Chaos(ChaosArgs),
-    /// Print dnsdoc's version and what this kernel lets its probes do.
+    /// Print dnsdoc's version and commit (as -V does) and what this kernel lets its
+    /// probes do.
     #[command(long_about = VERSION_ABOUT)]
     Version(VersionArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -89,7 +91,8 @@ pub fn print_man_page() -> std::io::Result<()> {
 }
 
 const VERSION_ABOUT: &str = "\
-Print dnsdoc's version, the kernel release, the cgroup v2 mount, and the BPF features
+Print dnsdoc's version and the git commit it was built from (the first line is what
+`dnsdoc -V` prints), the kernel release, the cgroup v2 mount, and the BPF features
 dnsdoc probed on this kernel (ring buffers; whether cgroup_skb programs may read the
 current task; whether sock_addr programs may use socket storage), with what dnsdoc does
 differently where a feature is missing. Probing loads tiny BPF programs, so it needs
