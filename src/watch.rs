@@ -24,6 +24,8 @@ pub struct WatchOptions {
     pub continuous: Option<Continuous>,
     /// Exit with [`crate::exit::NO_TRAFFIC`] when fewer queries than this were seen.
     pub require_traffic: Option<u64>,
+    /// Rows per summary table.
+    pub top: usize,
 }
 
 /// `watch --interval` / `--textfile`: windows until stopped.
@@ -56,7 +58,7 @@ pub fn run(args: &WatchOptions) -> Result<i32> {
             serde_json::to_writer_pretty(&mut out, &snap)?;
             writeln!(out)?;
         }
-        Format::Table => write!(out, "{}", render::summary::render(&snap))?,
+        Format::Table => write!(out, "{}", render::summary::render_top(&snap, args.top))?,
     }
     if let Some(path) = &args.output {
         eprintln!("dnsdoc: snapshot written to {}", path.display());

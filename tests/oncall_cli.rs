@@ -152,3 +152,56 @@ fn version_is_dash_v_plus_the_commit_and_kernel_facts() {
         }
     }
 }
+
+#[test]
+fn watch_tables_group_short_lived_processes_and_say_what_they_cut() {
+    if !require_bpf("watch_tables_group_short_lived_processes_and_say_what_they_cut") {
+        return;
+    }
+    let cg = TestCgroup::new("top");
+    let port = free_port();
+    let _dnsmasq = start_dnsmasq(&cg, port, &[]);
+    let watch = Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
+        .args(["watch", "--duration", "4s", "--no-progress", "--top", "2"])
+        .args(["--port", &port.to_string(), "--cgroup"])
+        .arg(&cg.path)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cg.attached_programs() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Twelve short-lived digs, each asking a name that does not exist.
+    for i in 0..12 {
+        let (_, out) = cg.run(
+            "dig",
+            &[
+                "@127.0.0.1",
+                "-p",
+                &port.to_string(),
+                &format!("missing{i}.test"),
+                "+tries=1",
+            ],
+        );
+        assert_eq!(dig_status(&out).as_deref(), Some("NXDOMAIN"));
+    }
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(
+        text.contains("12 pids"),
+        "one row for the twelve digs: {text}"
+    );
+    assert!(
+        text.contains("... and 10 more (--top N"),
+        "12 failing names, 2 shown: {text}"
+    );
+    assert!(
+        text.contains("Client latency (12 samples"),
+        "the latency chart: {text}"
+    );
+    assert!(text.contains('█'), "{text}");
+}

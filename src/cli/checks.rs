@@ -72,6 +72,14 @@ pub fn parse_ring_bytes(s: &str) -> Result<u32, String> {
     Ok(n as u32)
 }
 
+/// `--top`: rows per table, 1 to 10000.
+pub fn parse_top(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n @ 1..=10_000) => Ok(n),
+        _ => Err("must be a number of rows from 1 to 10000".into()),
+    }
+}
+
 /// `--max-pending`: at least one query must be trackable.
 pub fn parse_max_pending(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {

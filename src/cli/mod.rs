@@ -141,6 +141,12 @@ pub struct WatchArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
+    /// Rows per summary table (processes, servers, query types, names, listeners);
+    /// a table with more says how many more. The snapshot has every row.
+    #[arg(long, value_name = "N", default_value_t = crate::render::summary::ROWS,
+          value_parser = checks::parse_top)]
+    pub top: usize,
+
     #[command(flatten)]
     pub continuous: continuous::WatchContinuousArgs,
 
@@ -244,6 +250,7 @@ impl WatchArgs {
             format: self.format,
             continuous: self.continuous.options(),
             require_traffic: self.traffic.require_traffic,
+            top: self.top,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod explain;
 pub mod findings;
 mod kube;
+pub mod latency_chart;
 pub mod style;
 pub mod summary;
 
