@@ -300,7 +300,7 @@ fn by_command(procs: &[ProcessStats]) -> Vec<CommandGroup> {
             }
         })
         .collect();
-    groups.sort_by(|a, b| b.counts.queries.cmp(&a.counts.queries));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.counts.queries));
     groups
 }
 
