@@ -205,3 +205,31 @@ fn watch_tables_group_short_lived_processes_and_say_what_they_cut() {
     );
     assert!(text.contains('█'), "{text}");
 }
+
+#[test]
+fn rule_file_slips_get_one_plain_line() {
+    let dir = TempDir::new("oncall-rules");
+    let rule_file = dir.write(
+        "site.toml",
+        "[[rule]]\nid = \"dns_high_latency\"\nwarning = 150.0\n",
+    );
+    // `rules test` on a rule file says what it is.
+    let o = run_dnsdoc(&["rules", "test", &rule_file]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        err(&o).contains("this is a rule file, not a rule test file"),
+        "{}",
+        err(&o)
+    );
+    // An empty rules.d is normal: doctor judges with the built-ins.
+    let empty = dir.path().join("rules.d");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run_dnsdoc(&[
+        "doctor",
+        "--snapshot",
+        HEALTHY,
+        "--rules",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+}
