@@ -485,6 +485,30 @@ impl Snapshot {
         })
     }
 
+    /// Writes the snapshot to `path`; when that fails (disk full, read-only mount),
+    /// to a file in the temporary directory instead, so the window is not lost. Returns
+    /// the fallback's path with the first error, or the error when both failed.
+    pub fn write_or_fallback(
+        &self,
+        path: &Path,
+    ) -> Result<(), (anyhow::Error, Option<std::path::PathBuf>)> {
+        let Err(e) = self.write_atomic(path) else {
+            return Ok(());
+        };
+        let e = e.context(format!("writing snapshot {}", path.display()));
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let fallback = std::env::temp_dir().join(format!(
+            "dnsdoc-snapshot-{stamp}-{}.json",
+            std::process::id()
+        ));
+        match self.write_atomic(&fallback) {
+            Ok(()) => Err((e, Some(fallback))),
+            Err(_) => Err((e, None)),
+        }
+    }
+
     /// Reads a snapshot file (`-`: standard input); a missing, unreadable or invalid
     /// file is an [`InputError`].
     pub fn read(path: &Path) -> Result<Snapshot> {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::pipeline::continuous::{observe_continuous, ContinuousOptions, Flow, WindowSink};
 use crate::pipeline::{observe, ObserveOptions};
@@ -48,9 +48,13 @@ pub fn run(args: &WatchOptions) -> Result<i32> {
         return run_continuous(args, c).map(|()| crate::exit::OK);
     }
     let snap = observe(&args.observe)?;
+    // A failed write must not cost the window: the summary is printed anyway, and the
+    // snapshot goes to a fallback file whose path is printed.
+    let mut write_failed = None;
     if let Some(path) = &args.output {
-        snap.write_atomic(path)
-            .with_context(|| format!("writing snapshot {}", path.display()))?;
+        if let Err((e, fallback)) = snap.write_or_fallback(path) {
+            write_failed = Some((e, fallback));
+        }
     }
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -60,10 +64,18 @@ pub fn run(args: &WatchOptions) -> Result<i32> {
         }
         Format::Table => write!(out, "{}", render::summary::render_top(&snap, args.top))?,
     }
-    if let Some(path) = &args.output {
-        eprintln!("dnsdoc: snapshot written to {}", path.display());
-    }
     out.flush()?;
+    match (&args.output, write_failed) {
+        (Some(path), None) => eprintln!("dnsdoc: snapshot written to {}", path.display()),
+        (_, Some((e, fallback))) => {
+            let saved = fallback.map_or_else(
+                || "a fallback in the temporary directory failed too".to_string(),
+                |f| format!("the snapshot was saved to {} instead", f.display()),
+            );
+            return Err(anyhow::anyhow!("{e:#}; {saved}"));
+        }
+        (None, None) => {}
+    }
     if let Some((line, code)) =
         crate::exit::require_traffic(snap.queries_seen(), args.require_traffic)
     {

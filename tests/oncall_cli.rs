@@ -233,3 +233,36 @@ fn rule_file_slips_get_one_plain_line() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }
+
+#[test]
+fn a_snapshot_that_cannot_be_written_keeps_the_summary_and_a_fallback() {
+    if !require_bpf("a_snapshot_that_cannot_be_written_keeps_the_summary_and_a_fallback") {
+        return;
+    }
+    let cg = TestCgroup::new("fallback");
+    // /proc passes the early check (a directory that exists) but refuses new files.
+    let out = run_dnsdoc(&[
+        "watch",
+        "--duration",
+        "300ms",
+        "--no-progress",
+        "--cgroup",
+        cg.path.to_str().unwrap(),
+        "-o",
+        "/proc/dnsdoc-cannot-write.json",
+    ]);
+    let e = err(&out);
+    assert_eq!(out.status.code(), Some(5), "{e}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("capture:"),
+        "summary printed"
+    );
+    let fallback = e
+        .split("saved to ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no fallback path: {e}"));
+    let snap = dnsdoc::snapshot::Snapshot::read(std::path::Path::new(fallback)).unwrap();
+    assert_eq!(snap.schema, dnsdoc::snapshot::SCHEMA);
+    std::fs::remove_file(fallback).unwrap();
+}

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::exit;
 use crate::pipeline::ObserveOptions;
@@ -85,13 +85,21 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
         }
         return Ok(exit::OK);
     }
+    let mut write_failed = None;
     let (snap, source) = match &args.snapshot {
         Some(path) => (Snapshot::read(path)?, path.display().to_string()),
         None => {
             let snap = crate::pipeline::observe(&args.observe)?;
+            // A failed write must not cost the window: judge it anyway, keep a fallback.
             if let Some(path) = &args.output {
-                snap.write_atomic(path)
-                    .with_context(|| format!("writing snapshot {}", path.display()))?;
+                if let Err((e, fallback)) = snap.write_or_fallback(path) {
+                    write_failed = Some(match fallback {
+                        Some(f) => {
+                            format!("{e:#}; the snapshot was saved to {} instead", f.display())
+                        }
+                        None => format!("{e:#}; a fallback in the temporary directory failed too"),
+                    });
+                }
             }
             (snap, "live".to_string())
         }
@@ -115,6 +123,10 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
         ReportFormat::Markdown => write!(out, "{}", render::findings::markdown(&report))?,
     }
     out.flush()?;
+    if let Some(msg) = write_failed {
+        eprintln!("dnsdoc: error: {msg}");
+        return Ok(exit::RUNTIME);
+    }
     if let Some(path) = &args.output {
         eprintln!("dnsdoc: snapshot written to {}", path.display());
     }
