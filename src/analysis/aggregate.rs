@@ -106,6 +106,25 @@ impl Group {
     fn latency(&self) -> Latency {
         latency_summary(&self.latency)
     }
+
+    fn merge(&mut self, o: &Group) {
+        let (t, ot) = (&mut self.tally, &o.tally);
+        t.queries += ot.queries;
+        t.responses += ot.responses;
+        t.timeouts += ot.timeouts;
+        let (r, or) = (&mut t.rcodes, &ot.rcodes);
+        r.NOERROR += or.NOERROR;
+        r.NXDOMAIN += or.NXDOMAIN;
+        r.SERVFAIL += or.SERVFAIL;
+        r.REFUSED += or.REFUSED;
+        r.FORMERR += or.FORMERR;
+        r.NOTIMP += or.NOTIMP;
+        r.other += or.other;
+        for (k, v) in &or.other_by_name {
+            *r.other_by_name.entry(k.clone()).or_default() += v;
+        }
+        self.latency.merge(&o.latency);
+    }
 }
 
 /// Accumulates transactions of one window.
@@ -358,8 +377,22 @@ impl Aggregator {
         procs: &std::collections::HashMap<u32, ProcessInfo, S>,
         retransmissions: u64,
     ) -> ServerSide {
-        let mut listeners: Vec<ListenerStats> = self
-            .listeners
+        // A listening socket opened before dnsdoc started answers its first queries
+        // with no known owner (pid 0) until one is learned: one socket, one row.
+        let mut merged = self.listeners.clone();
+        let unknown: Vec<_> = merged.keys().filter(|k| k.2 == 0).copied().collect();
+        for key in unknown {
+            let owners: Vec<_> = merged
+                .keys()
+                .filter(|k| k.0 == key.0 && k.1 == key.1 && k.2 != 0)
+                .copied()
+                .collect();
+            if let [owner] = owners.as_slice() {
+                let (g, _) = merged.remove(&key).expect("listed above");
+                merged.get_mut(owner).expect("listed above").0.merge(&g);
+            }
+        }
+        let mut listeners: Vec<ListenerStats> = merged
             .iter()
             .map(|((addr, proto, pid), (g, thread_comm))| ListenerStats {
                 address: addr.to_string(),
@@ -545,6 +578,30 @@ mod tests {
         assert_eq!(t.truncated, 2);
         assert_eq!(t.truncated_retried_tcp, 1);
         assert_eq!((t.udp_queries, t.tcp_queries), (2, 2));
+    }
+
+    #[test]
+    fn a_listener_known_late_is_one_row_with_its_owner() {
+        // dnsmasq's socket answered twice before its owner was learned, then once after.
+        let server = |tgid: u32| {
+            let mut t = tx(tgid, Protocol::Udp, "a.test.", answered(0, 1));
+            t.tx.role = Role::Server;
+            t
+        };
+        let mut agg = Aggregator::new();
+        agg.add(&server(0));
+        agg.add(&server(0));
+        agg.add(&server(42));
+        let procs = std::collections::HashMap::new();
+        let ss = agg.server_side(1.0, &procs, 0);
+        assert_eq!(ss.listeners.len(), 1, "{:?}", ss.listeners);
+        assert_eq!(
+            (ss.listeners[0].pid, ss.listeners[0].counts.queries),
+            (42, 3)
+        );
+        // Two owners on one address (SO_REUSEPORT): the unknown row cannot be placed.
+        agg.add(&server(43));
+        assert_eq!(agg.server_side(1.0, &procs, 0).listeners.len(), 3);
     }
 
     #[test]
