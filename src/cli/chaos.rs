@@ -17,7 +17,7 @@ macro_rules! about {
 Induce a DNS fault on purpose, watch dnsdoc detect it, and get a PASS/FAIL for each
 rule that should have fired. A rule nobody has seen fire is a guess.
 
-Every scenario sends its own load (hickory-resolver clients, at most --qps lookups per
+Every scenario sends its own load (hickory-proto clients, at most --qps lookups per
 second from --concurrency workers) to --target only: never the system resolver, never a
 public server. A target outside loopback needs --allow-remote and gets lower limits.
 dns-loss also attaches a BPF program that drops DNS packets to and from the target, and
