@@ -47,6 +47,8 @@ pub struct Reconciliation {
     /// Queries the target's own socket received (server side), when it is local and
     /// in the watched cgroup.
     pub target_received: Option<u64>,
+    /// The capture window's length: dnsdoc's own tables average over it.
+    pub window_s: f64,
     pub latency: LatencyViews,
 }
 
@@ -88,6 +90,7 @@ impl Reconciliation {
             unanswered_sends: w.queries().saturating_sub(w.responses + w.stale_answers),
             wire_timeouts: snap.totals.counts.timeouts,
             target_received: local.then_some(server.counts.queries),
+            window_s: snap.window.duration_s,
             latency: LatencyViews {
                 client_lookup: load.latency.clone(),
                 client_round_trip: load.round_trip.clone(),
@@ -101,8 +104,9 @@ impl Reconciliation {
     pub fn render(&self, o: &mut String) {
         let _ = writeln!(
             o,
-            "\nClient lookups vs wire queries (both over the load's {:.1}s of sending)",
-            self.interval_s
+            "\nClient lookups vs wire queries (both over the {:.1}s from the first send to the \
+             last re-send; dnsdoc's tables below average over its {:.1}s window)",
+            self.interval_s, self.window_s
         );
         let row = |o: &mut String, label: &str, n: u64, why: &str| {
             let _ = writeln!(o, "  {label:<22}{n:>9}  {why}");

@@ -256,7 +256,7 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
     );
     let _ = writeln!(
         o,
-        "  sent      {:>9}  ({:.0}/s over {:.1}s)",
+        "  sent      {:>9}  ({:.0}/s while starting lookups for {:.1}s)",
         l.sent, l.achieved_qps, l.elapsed_s
     );
     let rc = &l.rcodes;
