@@ -234,7 +234,7 @@ pub fn render_top(s: &Snapshot, top: usize) -> String {
 }
 
 /// One row of the process table: a process, or every process of one command in one
-/// cgroup (29 short-lived `dig`s are one row, so they cannot push a failing process
+/// pod or cgroup (29 short-lived `dig`s are one row, so they cannot push a failing process
 /// out of view).
 struct CommandGroup {
     pids: String,
@@ -244,17 +244,19 @@ struct CommandGroup {
     latency: Latency,
 }
 
-/// Processes grouped by (command, cgroup), busiest group first; failure ratios are
+/// Processes grouped by (command, pod or else cgroup), busiest group first; failure ratios are
 /// recomputed from the sums, latency is the worst member's.
 fn by_command(procs: &[ProcessStats]) -> Vec<CommandGroup> {
     let mut order: Vec<(String, String)> = Vec::new();
     let mut members: std::collections::HashMap<(String, String), Vec<&ProcessStats>> =
         std::collections::HashMap::new();
     for p in procs {
-        let key = (
-            p.comm.clone(),
-            p.cgroup.clone().unwrap_or_else(|| "-".into()),
-        );
+        // A pod's processes group by pod (its containers have cgroups of their own).
+        let place = match &p.pod {
+            Some(pod) if !pod.pod.is_empty() => format!("pod {}/{}", pod.namespace, pod.pod),
+            _ => p.cgroup.clone().unwrap_or_else(|| "-".into()),
+        };
+        let key = (p.comm.clone(), place);
         if !members.contains_key(&key) {
             order.push(key.clone());
         }
@@ -356,6 +358,8 @@ mod tests {
             pid,
             comm: comm.into(),
             cgroup: Some("/app".into()),
+            pod: None,
+            lookups: Default::default(),
             counts: Counts {
                 queries,
                 responses: queries - timeouts,
