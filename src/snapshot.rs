@@ -215,6 +215,13 @@ pub struct Counts {
     pub failure_ratio: f64,
     /// NXDOMAIN / responses.
     pub nxdomain_ratio: f64,
+    /// Seconds from this group's first query to its last (at least 1 s, at most the
+    /// window): a client that ran for 2 s of a 60 s window is not averaged over 60.
+    #[serde(default)]
+    pub active_s: f64,
+    /// queries / active_s: the rate while it was active.
+    #[serde(default)]
+    pub queries_per_active_s: f64,
 }
 
 /// Node-wide client-side totals.

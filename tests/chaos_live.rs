@@ -866,7 +866,8 @@ fn dns_loss_touches_only_the_target_address_and_port() {
         .status()
         .unwrap()
         .success());
-    assert!(bg.child.wait().unwrap().success());
+    // Cut short: the summary is printed, the exit code says so (130).
+    assert_eq!(bg.child.wait().unwrap().code(), Some(130));
     wait_detached(&cg.path);
     let out = bg.stdout.recv_timeout(Duration::from_secs(5)).unwrap();
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));

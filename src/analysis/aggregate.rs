@@ -31,11 +31,17 @@ struct Tally {
     responses: u64,
     timeouts: u64,
     rcodes: Rcodes,
+    /// First and last query time (ns), for the rate while active.
+    first_ns: Option<u64>,
+    last_ns: u64,
 }
 
 impl Tally {
-    fn add(&mut self, outcome: &Outcome) {
+    fn add(&mut self, outcome: &Outcome, ts_ns: u64) {
         self.queries += 1;
+        let first = self.first_ns.get_or_insert(ts_ns);
+        *first = (*first).min(ts_ns);
+        self.last_ns = self.last_ns.max(ts_ns);
         match *outcome {
             Outcome::Answered { rcode, .. } => {
                 self.responses += 1;
@@ -58,7 +64,18 @@ impl Tally {
             failures,
             failure_ratio: round6(ratio(failures, completed)),
             nxdomain_ratio: round6(ratio(self.rcodes.NXDOMAIN, self.responses)),
+            active_s: round3(self.active_s(duration_s)),
+            queries_per_active_s: round3(rate(self.queries, self.active_s(duration_s))),
         }
+    }
+
+    /// First to last query, at least 1 s (a lone query is no rate of thousands per
+    /// second), at most the window.
+    fn active_s(&self, duration_s: f64) -> f64 {
+        let span = self
+            .first_ns
+            .map_or(0.0, |f| self.last_ns.saturating_sub(f) as f64 / 1e9);
+        span.max(1.0).min(duration_s.max(span))
     }
 
     fn merge(&mut self, o: &Tally) {
@@ -92,8 +109,8 @@ struct Group {
 }
 
 impl Group {
-    fn add(&mut self, outcome: &Outcome) {
-        self.tally.add(outcome);
+    fn add(&mut self, outcome: &Outcome, ts_ns: u64) {
+        self.tally.add(outcome, ts_ns);
         if let Outcome::Answered { latency_ns, .. } = *outcome {
             self.latency.record(latency_ns);
         }
@@ -110,6 +127,10 @@ impl Group {
     fn merge(&mut self, o: &Group) {
         let (t, ot) = (&mut self.tally, &o.tally);
         t.queries += ot.queries;
+        if let Some(f) = ot.first_ns {
+            t.first_ns = Some(t.first_ns.map_or(f, |x| x.min(f)));
+        }
+        t.last_ns = t.last_ns.max(ot.last_ns);
         t.responses += ot.responses;
         t.timeouts += ot.timeouts;
         let (r, or) = (&mut t.rcodes, &ot.rcodes);
@@ -161,15 +182,15 @@ impl Aggregator {
         let thread_comm = a.owner.as_ref().map_or("", |o| &*o.thread_comm);
         match tx.role {
             Role::Server => {
-                self.server_side.add(&tx.outcome);
+                self.server_side.add(&tx.outcome, tx.query_ts_ns);
                 let (g, _) = self
                     .listeners
                     .entry((tx.server, tx.protocol, tgid))
                     .or_insert_with(|| (Group::default(), thread_comm.to_string()));
-                g.add(&tx.outcome);
+                g.add(&tx.outcome, tx.query_ts_ns);
             }
             Role::Client => {
-                self.client.add(&tx.outcome);
+                self.client.add(&tx.outcome, tx.query_ts_ns);
                 match tx.protocol {
                     Protocol::Udp => self.udp += 1,
                     Protocol::Tcp => self.tcp += 1,
@@ -184,14 +205,17 @@ impl Aggregator {
                     .processes
                     .entry(tgid)
                     .or_insert_with(|| (Group::default(), thread_comm.to_string()));
-                g.add(&tx.outcome);
+                g.add(&tx.outcome, tx.query_ts_ns);
                 self.servers
                     .entry((tx.server, tx.protocol))
                     .or_default()
-                    .add(&tx.outcome);
+                    .add(&tx.outcome, tx.query_ts_ns);
                 if let Some(q) = &tx.question {
-                    self.qtypes.entry(q.qtype).or_default().add(&tx.outcome);
-                    self.add_name(&q.name, &tx.outcome);
+                    self.qtypes
+                        .entry(q.qtype)
+                        .or_default()
+                        .add(&tx.outcome, tx.query_ts_ns);
+                    self.add_name(&q.name, &tx.outcome, tx.query_ts_ns);
                 }
             }
         }
@@ -231,11 +255,14 @@ impl Aggregator {
         }
     }
 
-    fn add_name(&mut self, name: &str, outcome: &Outcome) {
+    fn add_name(&mut self, name: &str, outcome: &Outcome, ts_ns: u64) {
         if let Some(g) = self.names.get_mut(name) {
-            g.add(outcome);
+            g.add(outcome, ts_ns);
         } else if self.names.len() < MAX_NAMES {
-            self.names.entry(name.to_string()).or_default().add(outcome);
+            self.names
+                .entry(name.to_string())
+                .or_default()
+                .add(outcome, ts_ns);
         } else {
             self.untracked_name_queries += 1;
         }
@@ -578,6 +605,29 @@ mod tests {
         assert_eq!(t.truncated, 2);
         assert_eq!(t.truncated_retried_tcp, 1);
         assert_eq!((t.udp_queries, t.tcp_queries), (2, 2));
+    }
+
+    #[test]
+    fn a_client_active_for_part_of_the_window_has_its_own_rate() {
+        let mut agg = Aggregator::new();
+        for (i, ts) in [0u64, 1_000_000_000, 2_000_000_000].into_iter().enumerate() {
+            let mut t = tx(7, Protocol::Udp, &format!("n{i}.test."), answered(0, 1));
+            t.tx.query_ts_ns = 50_000_000_000 + ts;
+            agg.add(&t);
+        }
+        // A lone query: at least 1 s, not a rate of thousands per second.
+        agg.add(&tx(8, Protocol::Udp, "one.test.", answered(0, 1)));
+        let procs = std::collections::HashMap::new();
+        let rows = agg.processes(60.0, &procs);
+        let busy = rows.iter().find(|r| r.pid == 7).unwrap();
+        assert_eq!(busy.counts.active_s, 2.0);
+        assert_eq!(busy.counts.queries_per_active_s, 1.5);
+        assert_eq!(busy.counts.queries_per_s, 0.05, "over the 60 s window");
+        let lone = rows.iter().find(|r| r.pid == 8).unwrap();
+        assert_eq!(
+            (lone.counts.active_s, lone.counts.queries_per_active_s),
+            (1.0, 1.0)
+        );
     }
 
     #[test]

@@ -406,6 +406,8 @@ mod tests {
             failures,
             failure_ratio: failures as f64 / queries.max(1) as f64,
             nxdomain_ratio: 0.0,
+            active_s: 10.0,
+            queries_per_active_s: queries as f64 / 10.0,
         }
     }
 
