@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::pipeline::continuous::{observe_continuous, ContinuousOptions, Flow, WindowSink};
 use crate::pipeline::{observe, ObserveOptions};
@@ -127,7 +127,7 @@ impl WindowSink for Printer<'_> {
             Format::Json => serde_json::to_writer(&mut out, snap)
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out)),
-            Format::Table => write!(out, "{}", render::summary::render(snap)),
+            Format::Table => write!(out, "{}", render::summary::render_top(snap, self.args.top)),
         };
         // A reader that went away (`| head`) ends the run, like any other Unix filter.
         match written.and_then(|()| out.flush()) {

@@ -19,6 +19,8 @@ impl Cli {
         let (name, capture) = match &self.command {
             Command::Watch(w) => ("watch", &w.capture),
             Command::Doctor(d) if d.snapshot.is_none() => ("doctor", &d.capture),
+            Command::Top(t) => ("top", &t.capture),
+            Command::Serve(v) => ("serve", &v.capture),
             _ => return Ok(()),
         };
         capture.check().map_err(|msg| {
