@@ -50,12 +50,14 @@ lint:
 ## Overhead and accuracy benchmark, root, about 10 minutes: dnsperf against dnsmasq at fixed
 ## rates with and without dnsdoc (overhead), then dnsmasq and unbound at saturation, rounds
 ## of baseline / tcpdump / dnsdoc interleaved (saturation), then a one-query-at-a-time
-## client's latency with and without dnsdoc (latency). Knobs: DNSDOC_BENCH_SECONDS,
+## client's latency with and without dnsdoc (latency), then dns-flood --intensity high with
+## --verify against dnsmasq (chaos_flood: lookups/s on the wire). Knobs: DNSDOC_BENCH_SECONDS,
 ## DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS, DNSDOC_BENCH_LOOKUPS.
 bench: deps
 	$(CARGO) bench --bench overhead
 	$(CARGO) bench --bench saturation
 	$(CARGO) bench --bench latency
+	$(CARGO) bench --bench chaos_flood
 
 clean:
 	$(CARGO) clean

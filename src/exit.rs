@@ -14,6 +14,9 @@ pub const COLLECT: i32 = 3;
 pub const INPUT: i32 = 4;
 /// Any other runtime failure (for example the output file cannot be written).
 pub const RUNTIME: i32 = 5;
+/// `--require-traffic N`: fewer than N DNS queries were seen, so a quiet node (a
+/// capture scoped wrong, DNS going elsewhere) does not pass a CI smoke check silently.
+pub const NO_TRAFFIC: i32 = 6;
 /// Bad command-line usage (unknown flag, bad value), as in sysexits.h EX_USAGE.
 pub const USAGE: i32 = 64;
 
@@ -54,6 +57,21 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
     RUNTIME
 }
 
+/// The `--require-traffic` check: `None` when at least `required` queries were seen,
+/// else the line to print and [`NO_TRAFFIC`].
+pub fn require_traffic(seen: u64, required: Option<u64>) -> Option<(String, i32)> {
+    let n = required?;
+    (seen < n).then(|| {
+        (
+            format!(
+                "dnsdoc: only {seen} DNS quer{} seen, fewer than --require-traffic {n} (exit {NO_TRAFFIC})",
+                if seen == 1 { "y" } else { "ies" }
+            ),
+            NO_TRAFFIC,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +87,15 @@ mod tests {
         assert_eq!(code_for(&e), INPUT);
         assert_eq!(code_for(&anyhow::anyhow!("disk full")), RUNTIME);
         assert_eq!(code_for(&UsageError("x".into()).into()), USAGE);
+    }
+
+    #[test]
+    fn require_traffic_fails_below_the_count_only() {
+        assert_eq!(require_traffic(0, None), None);
+        assert_eq!(require_traffic(10, Some(10)), None);
+        let (line, code) = require_traffic(9, Some(10)).unwrap();
+        assert_eq!(code, NO_TRAFFIC);
+        assert!(line.contains("only 9 DNS queries") && line.contains("--require-traffic 10"));
+        assert_ne!(NO_TRAFFIC, RUNTIME);
     }
 }

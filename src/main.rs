@@ -6,25 +6,26 @@ use dnsdoc::cli::{Cli, Command};
 use dnsdoc::exit;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|c| c.check().map(|()| c)) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors.
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(exit::OK);
+        }
+        Err(e) => {
+            let args: Vec<String> = std::env::args().collect();
+            eprintln!("{}", dnsdoc::cli::one_line(&e, &args));
+            std::process::exit(exit::USAGE);
         }
     };
     let result = match &cli.command {
-        Command::Watch(args) => dnsdoc::watch::run(&args.options()).map(|()| exit::OK),
+        Command::Watch(args) => dnsdoc::watch::run(&args.options()),
         Command::Doctor(args) => dnsdoc::doctor::run(&args.options()),
         Command::Rules(args) => dnsdoc::doctor::run_rules(&args.task()),
         Command::Serve(args) => dnsdoc::serve::run(&args.options()),
         Command::Top(args) => dnsdoc::top::run(&args.options()),
+        Command::Explain(args) => dnsdoc::doctor::explain(&args.options()),
         Command::Chaos(args) => dnsdoc::chaos::run(&args.options()),
         Command::Version(args) => dnsdoc::version::run(args.format).map(|()| exit::OK),
         Command::Completions { shell } => {

@@ -215,6 +215,13 @@ pub struct Counts {
     pub failure_ratio: f64,
     /// NXDOMAIN / responses.
     pub nxdomain_ratio: f64,
+    /// Seconds from this group's first query to its last (at least 1 s, at most the
+    /// window): a client that ran for 2 s of a 60 s window is not averaged over 60.
+    #[serde(default)]
+    pub active_s: f64,
+    /// queries / active_s: the rate while it was active.
+    #[serde(default)]
+    pub queries_per_active_s: f64,
 }
 
 /// Node-wide client-side totals.
@@ -436,6 +443,15 @@ pub struct ListenerStats {
 }
 
 impl Snapshot {
+    /// Queries seen: sent by local clients or received by local servers, whichever is
+    /// more (a query on loopback is both, and counts once).
+    pub fn queries_seen(&self) -> u64 {
+        self.totals
+            .counts
+            .queries
+            .max(self.server_side.counts.queries)
+    }
+
     /// Writes the snapshot as pretty JSON, atomically: a temporary file in the same
     /// directory, fsync, then rename. A crash never leaves half a file behind.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
@@ -476,16 +492,49 @@ impl Snapshot {
         })
     }
 
-    /// Reads a snapshot file; a missing, unreadable or invalid file is an [`InputError`].
+    /// Writes the snapshot to `path`; when that fails (disk full, read-only mount),
+    /// to a file in the temporary directory instead, so the window is not lost. Returns
+    /// the fallback's path with the first error, or the error when both failed.
+    pub fn write_or_fallback(
+        &self,
+        path: &Path,
+    ) -> Result<(), (anyhow::Error, Option<std::path::PathBuf>)> {
+        let Err(e) = self.write_atomic(path) else {
+            return Ok(());
+        };
+        let e = e.context(format!("writing snapshot {}", path.display()));
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let fallback = std::env::temp_dir().join(format!(
+            "dnsdoc-snapshot-{stamp}-{}.json",
+            std::process::id()
+        ));
+        match self.write_atomic(&fallback) {
+            Ok(()) => Err((e, Some(fallback))),
+            Err(_) => Err((e, None)),
+        }
+    }
+
+    /// Reads a snapshot file (`-`: standard input); a missing, unreadable or invalid
+    /// file is an [`InputError`].
     pub fn read(path: &Path) -> Result<Snapshot> {
         let json = Self::read_json(path).map_err(InputError)?;
         Ok(Self::from_json(json, path).map_err(InputError)?)
     }
 
     /// Reads a snapshot file as plain JSON, for tools that edit it before `from_json`.
+    /// `-` reads standard input (`dnsdoc watch --format json | dnsdoc doctor --snapshot -`).
     pub fn read_json(path: &Path) -> Result<serde_json::Value, String> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
+        let text = if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                .map_err(|e| format!("cannot read a snapshot from standard input: {e}"))?;
+            text
+        } else {
+            fs::read_to_string(path)
+                .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?
+        };
         serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a dnsdoc snapshot: {e}", path.display()))
     }

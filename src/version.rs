@@ -9,9 +9,19 @@ use crate::capture::KernelFeatures;
 use crate::host;
 use crate::render::Format;
 
+/// "0.1.0 (commit 0123456789ab)": what `dnsdoc -V` and `dnsdoc version` print first.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DNSDOC_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Serialize)]
 struct VersionReport {
     dnsdoc_version: &'static str,
+    /// The git commit built ("-dirty" with local changes; "unknown" outside git).
+    git_commit: &'static str,
     kernel: String,
     cgroup2_mount: Option<String>,
     /// False without the privileges to load BPF; `features` is then all false.
@@ -34,6 +44,7 @@ pub fn run(format: Format) -> Result<()> {
     };
     let report = VersionReport {
         dnsdoc_version: env!("CARGO_PKG_VERSION"),
+        git_commit: env!("DNSDOC_GIT_COMMIT"),
         kernel: features.release.clone(),
         cgroup2_mount: host::cgroup2_mount().ok().map(|p| p.display().to_string()),
         probed,
@@ -57,7 +68,7 @@ pub fn run(format: Format) -> Result<()> {
 
 fn render(r: &VersionReport) -> String {
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let mut s = format!("dnsdoc {}\nkernel {}\n", r.dnsdoc_version, r.kernel);
+    let mut s = format!("dnsdoc {VERSION}\nkernel {}\n", r.kernel);
     s += &format!(
         "cgroup v2: {}\n",
         r.cgroup2_mount.as_deref().unwrap_or("not mounted")

@@ -22,6 +22,10 @@ pub struct WatchOptions {
     pub format: Format,
     /// Run continuously, a window per interval (None: one window).
     pub continuous: Option<Continuous>,
+    /// Exit with [`crate::exit::NO_TRAFFIC`] when fewer queries than this were seen.
+    pub require_traffic: Option<u64>,
+    /// Rows per summary table.
+    pub top: usize,
 }
 
 /// `watch --interval` / `--textfile`: windows until stopped.
@@ -35,18 +39,22 @@ pub struct Continuous {
     pub limits: Limits,
 }
 
-/// Runs `dnsdoc watch`.
-pub fn run(args: &WatchOptions) -> Result<()> {
+/// Runs `dnsdoc watch`; returns the exit code.
+pub fn run(args: &WatchOptions) -> Result<i32> {
     if let Some(path) = &args.output {
         check_output_path(path)?;
     }
     if let Some(c) = &args.continuous {
-        return run_continuous(args, c);
+        return run_continuous(args, c).map(|()| crate::exit::OK);
     }
     let snap = observe(&args.observe)?;
+    // A failed write must not cost the window: the summary is printed anyway, and the
+    // snapshot goes to a fallback file whose path is printed.
+    let mut write_failed = None;
     if let Some(path) = &args.output {
-        snap.write_atomic(path)
-            .with_context(|| format!("writing snapshot {}", path.display()))?;
+        if let Err((e, fallback)) = snap.write_or_fallback(path) {
+            write_failed = Some((e, fallback));
+        }
     }
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -54,12 +62,27 @@ pub fn run(args: &WatchOptions) -> Result<()> {
             serde_json::to_writer_pretty(&mut out, &snap)?;
             writeln!(out)?;
         }
-        Format::Table => write!(out, "{}", render::summary::render(&snap))?,
+        Format::Table => write!(out, "{}", render::summary::render_top(&snap, args.top))?,
     }
-    if let Some(path) = &args.output {
-        eprintln!("dnsdoc: snapshot written to {}", path.display());
+    out.flush()?;
+    match (&args.output, write_failed) {
+        (Some(path), None) => eprintln!("dnsdoc: snapshot written to {}", path.display()),
+        (_, Some((e, fallback))) => {
+            let saved = fallback.map_or_else(
+                || "a fallback in the temporary directory failed too".to_string(),
+                |f| format!("the snapshot was saved to {} instead", f.display()),
+            );
+            return Err(anyhow::anyhow!("{e:#}; {saved}"));
+        }
+        (None, None) => {}
     }
-    Ok(())
+    if let Some((line, code)) =
+        crate::exit::require_traffic(snap.queries_seen(), args.require_traffic)
+    {
+        eprintln!("{line}");
+        return Ok(code);
+    }
+    Ok(crate::exit::OK)
 }
 
 /// Windows until Ctrl-C/SIGTERM (or `--count`): each one printed (NDJSON with
@@ -104,7 +127,7 @@ impl WindowSink for Printer<'_> {
             Format::Json => serde_json::to_writer(&mut out, snap)
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out)),
-            Format::Table => write!(out, "{}", render::summary::render(snap)),
+            Format::Table => write!(out, "{}", render::summary::render_top(snap, self.args.top)),
         };
         // A reader that went away (`| head`) ends the run, like any other Unix filter.
         match written.and_then(|()| out.flush()) {

@@ -61,7 +61,16 @@ fn list_as_json_matches_the_text() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["dns-flood", "nxdomain-storm", "dns-loss"]);
+    assert_eq!(
+        names,
+        [
+            "dns-flood",
+            "nxdomain-storm",
+            "dns-loss",
+            "truncation",
+            "upstream-timeout"
+        ]
+    );
     for s in v.as_array().unwrap() {
         assert!(!s["paired_rules"].as_array().unwrap().is_empty());
         assert!(s["intensities"].as_str().unwrap().contains("high"));

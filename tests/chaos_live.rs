@@ -303,6 +303,78 @@ fn dns_flood_on_a_cpu_limited_server_fires_latency_and_failures() {
 }
 
 #[test]
+fn a_flood_the_target_absorbs_says_the_target_held() {
+    if !require_bpf("a_flood_the_target_absorbs_says_the_target_held") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("held");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns(&cg.path, port);
+    // A gentle "flood" of a healthy loopback dnsmasq: p99 stays far below the rule's
+    // threshold, so dns_high_latency does not fire, and the report says why.
+    let r = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "dns-flood",
+            "--duration",
+            "2s",
+            "--qps",
+            "300",
+            "--concurrency",
+            "4",
+            "--verify",
+        ],
+    );
+    eprintln!("gentle flood: {}", r.summary());
+    assert_eq!(r.code, Some(1), "a paired rule did not fire: {}", r.stderr);
+    let c = r.check("dns_high_latency");
+    assert_eq!(c["fired"], false);
+    let why = c["why"].as_str().unwrap_or_else(|| panic!("no why: {c}"));
+    let warning = builtin_rule("dns_high_latency").warning.unwrap();
+    assert!(why.contains(&format!("stayed below {warning} ms")), "{why}");
+    assert!(why.contains("samples"), "{why}");
+    assert!(why.contains("the target held"), "{why}");
+    // The text report says it too, next to the reconciliation.
+    let text = in_cgroup(&cg.path, env!("CARGO_BIN_EXE_dnsdoc"))
+        .args([
+            "chaos",
+            "--induce",
+            "dns-flood",
+            "--duration",
+            "1s",
+            "--qps",
+            "200",
+        ])
+        .args([
+            "--concurrency",
+            "2",
+            "--verify",
+            "--yes",
+            "--no-progress",
+            "--target",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--cgroup")
+        .arg(&cg.path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("Client lookups vs wire queries"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the target held"), "{stdout}");
+    assert!(
+        stdout.contains("target processing"),
+        "server side shown: {stdout}"
+    );
+}
+
+#[test]
 fn dns_flood_baseline_fires_none_of_its_rules() {
     if !require_bpf("dns_flood_baseline_fires_none_of_its_rules")
         || !require_native_speed(
@@ -450,6 +522,36 @@ fn dns_loss_fires_failures_and_timeouts_and_every_drop_is_a_timeout() {
         "timeouts {timeouts}, dropped {dropped}: {f} {t}"
     );
     assert_clean_capture(&r);
+    // Client lookups reconciled with the wire: every lookup, every re-send with a new
+    // id, and nothing else; each send left unanswered is one of dnsdoc's timeouts.
+    let rec = &r.report["reconciliation"];
+    let n = |k: &str| {
+        rec[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("reconciliation.{k}: {rec}"))
+    };
+    assert!(n("resends") > 0, "lost packets make clients re-send: {rec}");
+    assert_eq!(n("aaaa_pairs"), 0);
+    assert_eq!(
+        n("queries_sent"),
+        n("lookups") + n("resends") + n("tcp_after_truncation")
+    );
+    assert_eq!(n("captured"), n("queries_sent"), "{rec}");
+    let (unanswered, wire_timeouts) = (n("unanswered_sends"), n("wire_timeouts"));
+    assert!(
+        wire_timeouts >= unanswered && wire_timeouts <= unanswered + unanswered / 20 + 5,
+        "{rec}"
+    );
+    // Both rates over the same (sending) interval, not the longer capture window.
+    let interval = rec["interval_s"].as_f64().unwrap();
+    // (4 s of lookups, and their re-sends up to 1.4 s later.)
+    assert!((3.0..=5.6).contains(&interval), "{rec}");
+    // The target is local and in the cgroup: its own side is reported although the
+    // capture is filtered to dnsdoc's pid.
+    assert!(n("target_received") > 0, "{rec}");
+    assert!(r.snapshot()["server_side"]["queries"].as_u64().unwrap() > 0);
+    let l = &r.report["load"];
+    assert!(l["round_trip"]["samples"].as_u64().unwrap() > 0);
     // The clients mostly recovered by re-sending: the fault is visible below them.
     let l = &r.report["load"];
     assert!(l["answered"].as_u64().unwrap() * 10 >= l["sent"].as_u64().unwrap() * 9);
@@ -699,12 +801,17 @@ fn ctrl_c_stops_the_load_and_removes_the_fault_at_once() {
         took < Duration::from_secs(3),
         "exited {took:?} after Ctrl-C"
     );
-    // 0: every check passed, 1: a check failed (the window was cut short).
-    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    // A run cut short is marked as such and cannot pass: exit 130, like a shell's ^C.
+    assert_eq!(status.code(), Some(130), "{status:?}");
 
     let out = bg.stdout.recv_timeout(Duration::from_secs(5)).unwrap();
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(r["interrupted"], true);
+    assert_eq!(r["verify"]["cut_short"], true);
+    assert_eq!(r["verify"]["passed"], false);
+    for c in r["verify"]["checks"].as_array().unwrap() {
+        assert_eq!(c["pass"], false, "no check passes on a partial window: {c}");
+    }
     let sent = r["load"]["sent"].as_u64().unwrap();
     assert!((10..=60).contains(&sent), "20 qps for ~1.5 s: {sent}");
     assert_eq!(r["load"]["answered"], 0, "100% loss");
@@ -759,7 +866,8 @@ fn dns_loss_touches_only_the_target_address_and_port() {
         .status()
         .unwrap()
         .success());
-    assert!(bg.child.wait().unwrap().success());
+    // Cut short: the summary is printed, the exit code says so (130).
+    assert_eq!(bg.child.wait().unwrap().code(), Some(130));
     wait_detached(&cg.path);
     let out = bg.stdout.recv_timeout(Duration::from_secs(5)).unwrap();
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -840,4 +948,182 @@ fn rules_files_tune_the_verdict_and_bad_ones_stop_the_run_early() {
         (&Value::Bool(false), &Value::from("disabled"))
     );
     assert_eq!(r.report["verify"]["passed"], false);
+}
+
+/// dnsmasq with CLUSTER_DNS plus headless.default.svc.cluster.local: 40 pods, an A
+/// answer of about 700 bytes that does not fit in 512.
+fn start_cluster_dns_with_headless(dir: &Path, port: u16) -> Guard {
+    let pods: Vec<String> = (1..=40)
+        .map(|i| format!("--host-record=headless.default.svc.cluster.local,10.244.0.{i}"))
+        .collect();
+    let mut zone: Vec<&str> = CLUSTER_DNS.to_vec();
+    zone.extend(pods.iter().map(String::as_str));
+    start_dnsmasq_with(
+        &dir,
+        port,
+        &Dnsmasq {
+            zone: &zone,
+            ..Dnsmasq::default()
+        },
+    )
+}
+
+#[test]
+fn truncation_fires_tcp_fallback_and_its_baseline_does_not() {
+    if !require_bpf("truncation_fires_tcp_fallback_and_its_baseline_does_not") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("trunc");
+    let port = free_port();
+    let _dnsmasq = start_cluster_dns_with_headless(&cg.path, port);
+    let r = chaos(
+        &cg.path,
+        port,
+        &["--induce", "truncation", "--duration", "3s", "--verify"],
+    );
+    eprintln!("truncation: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    let c = r.check("dns_truncation_tcp_fallback");
+    assert_eq!(
+        (&c["fired"], &c["pass"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    // Every truncated answer the clients got was asked again over TCP, and dnsdoc saw
+    // both: the TC answers and the same process retrying over TCP.
+    let wire = &r.report["load"]["wire"];
+    let truncated = wire["truncated"].as_u64().unwrap();
+    assert!(truncated > 20, "{wire}");
+    assert_eq!(wire["tcp_queries"], truncated);
+    let t = &r.snapshot()["totals"];
+    assert_eq!(t["truncated"].as_u64().unwrap(), truncated, "{t}");
+    assert_eq!(
+        t["truncated_retried_tcp"].as_u64().unwrap(),
+        truncated,
+        "{t}"
+    );
+    assert_eq!(t["tcp_queries"].as_u64().unwrap(), truncated, "{t}");
+    let rec = &r.report["reconciliation"];
+    assert_eq!(rec["tcp_after_truncation"], truncated);
+    assert_eq!(rec["captured"], rec["queries_sent"], "{rec}");
+
+    let b = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "truncation",
+            "--duration",
+            "2s",
+            "--verify",
+            "--baseline",
+        ],
+    );
+    assert_eq!(b.code, Some(0), "{}\n{}", b.summary(), b.stderr);
+    assert_eq!(b.check("dns_truncation_tcp_fallback")["fired"], false);
+    assert_eq!(b.snapshot()["totals"]["truncated"], 0);
+}
+
+/// unbound on 127.0.0.1:`port` forwarding everything to 127.0.0.1:`upstream`.
+fn start_forwarder(cg: &TestCgroup, port: u16, upstream: u16, dir: &TempDir) -> Guard {
+    let forward = format!("forward-addr: 127.0.0.1@{upstream}");
+    start_unbound(
+        cg,
+        port,
+        dir,
+        &[
+            "do-not-query-localhost: no",
+            "infra-cache-max-rtt: 1000",
+            "forward-zone:",
+            "name: \".\"",
+            &forward,
+        ],
+    )
+}
+
+#[test]
+fn upstream_timeout_fails_at_the_forwarder_and_its_baseline_does_not() {
+    if !require_bpf("upstream_timeout_fails_at_the_forwarder_and_its_baseline_does_not") {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::new("upstream");
+    let (port, up_port) = (free_port(), free_port());
+    let dir = TempDir::new("upstream");
+    // The upstream answers every name; the forwarder is unbound.
+    let _upstream = start_dnsmasq(
+        &cg.path,
+        up_port,
+        &["--address=/#/10.0.0.9", "--address=/#/fd00::9"],
+    );
+    let _forwarder = start_forwarder(&cg, port, up_port, &dir);
+    let upstream = format!("127.0.0.1:{up_port}");
+
+    // Without --upstream the scenario cannot run: one line, exit 64, nothing sent.
+    let r = run_dnsdoc(&[
+        "chaos",
+        "--induce",
+        "upstream-timeout",
+        "--target",
+        &format!("127.0.0.1:{port}"),
+        "--yes",
+    ]);
+    assert_eq!(r.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--upstream"));
+
+    let b = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "upstream-timeout",
+            "--upstream",
+            &upstream,
+            "--duration",
+            "2s",
+            "--qps",
+            "100",
+            "--verify",
+            "--baseline",
+        ],
+    );
+    eprintln!("upstream-timeout baseline: {}", b.summary());
+    assert_eq!(b.code, Some(0), "{}\n{}", b.summary(), b.stderr);
+    assert!(b.report["fault"].is_null());
+
+    let r = chaos(
+        &cg.path,
+        port,
+        &[
+            "--induce",
+            "upstream-timeout",
+            "--upstream",
+            &upstream,
+            "--duration",
+            "3s",
+            "--qps",
+            "100",
+            "--verify",
+        ],
+    );
+    eprintln!("upstream-timeout: {}", r.summary());
+    assert_eq!(r.code, Some(0), "{}\n{}", r.summary(), r.stderr);
+    for rule in ["dns_failure_rate", "dns_local_server_failures"] {
+        assert_eq!(r.check(rule)["pass"], true, "{rule}: {}", r.check(rule));
+    }
+    let f = &r.report["fault"];
+    assert_eq!(f["kind"], "silent-upstream");
+    assert_eq!(f["address"], upstream.as_str());
+    assert!(f["dropped"].as_u64().unwrap() > 0, "{f}");
+    // The forwarder gave up: SERVFAIL, or no answer at all.
+    let t = &r.snapshot()["totals"];
+    let servfail = t["rcodes"]["SERVFAIL"].as_u64().unwrap();
+    let timeouts = t["timeouts"].as_u64().unwrap();
+    assert!(servfail + timeouts > 20, "{t}");
+    assert!(
+        loss_programs(&cg.path).is_empty(),
+        "the fault is gone after the run"
+    );
+    // And the upstream answers again.
+    assert_eq!(query(up_port, "x.example", Duration::from_secs(2)), Some(0));
 }

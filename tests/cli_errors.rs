@@ -25,14 +25,23 @@ fn bad_flags_and_values_are_usage_errors() {
         &["watch", "--port", "70000"],
         &["watch", "--format", "xml"],
         &["nonsense"],
+        &["watch", "--port", "53", "--port", "53"],
+        &[
+            "watch", "-p1", "-p2", "-p3", "-p4", "-p5", "-p6", "-p7", "-p8", "-p9",
+        ],
+        &["watch", "--pid", "4000000000"],
+        &["watch", "--max-pending", "0"],
+        &["watch", "--ring-buffer-bytes", "100"],
+        &["doctor", "--ring-buffer-bytes", "2000000000"],
     ] {
         let o = dnsdoc(args);
-        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
-        assert!(
-            stderr(&o).starts_with("error: "),
-            "{args:?}: {}",
-            stderr(&o)
-        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {err}");
+        // One line: what is wrong, clap's hint if any, and the usage.
+        assert!(err.starts_with("dnsdoc: error: "), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("usage: dnsdoc"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: nothing ran");
     }
 }
 
@@ -162,4 +171,48 @@ fn completions_and_man_page_come_from_the_same_definitions_as_help() {
         "an unknown shell is a usage error"
     );
     assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
+}
+
+#[test]
+fn each_format_flag_says_what_its_json_holds() {
+    let help = |args: &[&str]| {
+        let o = dnsdoc(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let chaos = help(&["chaos", "--help"]);
+    assert!(!chaos.contains("The snapshot as JSON"), "{chaos}");
+    assert!(chaos.contains("report as JSON"), "{chaos}");
+    let metrics = help(&["rules", "metrics", "--help"]);
+    assert!(!metrics.contains("incident"), "{metrics}");
+    assert!(metrics.contains("docs/RULES.md"), "{metrics}");
+    assert!(help(&["watch", "--help"]).contains("snapshot as JSON"));
+    assert!(help(&["doctor", "--help"]).contains("incident ticket"));
+}
+
+#[test]
+fn a_cgroup_v1_directory_is_named_as_such() {
+    // A v1 hierarchy on this host (hybrid mode mounts them next to the cgroup2 one).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(v1) = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next() == Some("cgroup"))
+            .then(|| left.split_whitespace().nth(4).map(str::to_string))
+            .flatten()
+    }) else {
+        eprintln!("a_cgroup_v1_directory_is_named_as_such: no cgroup v1 mount on this host");
+        return;
+    };
+    if !is_root() {
+        eprintln!(
+            "a_cgroup_v1_directory_is_named_as_such: needs root (privileges are checked first)"
+        );
+        return;
+    }
+    let o = dnsdoc(&["watch", "--duration", "1s", "--cgroup", &v1]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("cgroup v1"), "{err}");
+    assert!(err.contains("cgroup2 mount"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -151,6 +151,11 @@ fn pid_filter_keeps_only_that_process() {
     assert_eq!(s.processes.len(), 1);
     assert_eq!(s.processes[0].pid, pid);
     assert_eq!(s.names.by_volume[0].name, "wanted.good.test.");
+    // The listener is not the chosen pid, but --pid filters clients only: the local
+    // server's own view of both queries stays (issue: "0 queries to local servers").
+    assert_eq!(s.server_side.counts.queries, 2, "{:#?}", s.server_side);
+    assert_eq!(s.server_side.listeners.len(), 1);
+    assert_eq!(s.server_side.listeners[0].comm, "dnsmasq");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 // foldhash: keys come from the network, so a seeded (flood-resistant) hasher, but far
 // cheaper than SipHash, which took 12 % of dnsdoc's CPU at saturation.
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use crate::analysis::dns::{qtype_name, Question};
@@ -31,11 +31,17 @@ struct Tally {
     responses: u64,
     timeouts: u64,
     rcodes: Rcodes,
+    /// First and last query time (ns), for the rate while active.
+    first_ns: Option<u64>,
+    last_ns: u64,
 }
 
 impl Tally {
-    fn add(&mut self, outcome: &Outcome) {
+    fn add(&mut self, outcome: &Outcome, ts_ns: u64) {
         self.queries += 1;
+        let first = self.first_ns.get_or_insert(ts_ns);
+        *first = (*first).min(ts_ns);
+        self.last_ns = self.last_ns.max(ts_ns);
         match *outcome {
             Outcome::Answered { rcode, .. } => {
                 self.responses += 1;
@@ -58,7 +64,18 @@ impl Tally {
             failures,
             failure_ratio: round6(ratio(failures, completed)),
             nxdomain_ratio: round6(ratio(self.rcodes.NXDOMAIN, self.responses)),
+            active_s: round3(self.active_s(duration_s)),
+            queries_per_active_s: round3(rate(self.queries, self.active_s(duration_s))),
         }
+    }
+
+    /// First to last query, at least 1 s (a lone query is no rate of thousands per
+    /// second), at most the window.
+    fn active_s(&self, duration_s: f64) -> f64 {
+        let span = self
+            .first_ns
+            .map_or(0.0, |f| self.last_ns.saturating_sub(f) as f64 / 1e9);
+        span.max(1.0).min(duration_s.max(span))
     }
 
     fn merge(&mut self, o: &Tally) {
@@ -92,8 +109,8 @@ struct Group {
 }
 
 impl Group {
-    fn add(&mut self, outcome: &Outcome) {
-        self.tally.add(outcome);
+    fn add(&mut self, outcome: &Outcome, ts_ns: u64) {
+        self.tally.add(outcome, ts_ns);
         if let Outcome::Answered { latency_ns, .. } = *outcome {
             self.latency.record(latency_ns);
         }
@@ -105,6 +122,29 @@ impl Group {
 
     fn latency(&self) -> Latency {
         latency_summary(&self.latency)
+    }
+
+    fn merge(&mut self, o: &Group) {
+        let (t, ot) = (&mut self.tally, &o.tally);
+        t.queries += ot.queries;
+        if let Some(f) = ot.first_ns {
+            t.first_ns = Some(t.first_ns.map_or(f, |x| x.min(f)));
+        }
+        t.last_ns = t.last_ns.max(ot.last_ns);
+        t.responses += ot.responses;
+        t.timeouts += ot.timeouts;
+        let (r, or) = (&mut t.rcodes, &ot.rcodes);
+        r.NOERROR += or.NOERROR;
+        r.NXDOMAIN += or.NXDOMAIN;
+        r.SERVFAIL += or.SERVFAIL;
+        r.REFUSED += or.REFUSED;
+        r.FORMERR += or.FORMERR;
+        r.NOTIMP += or.NOTIMP;
+        r.other += or.other;
+        for (k, v) in &or.other_by_name {
+            *r.other_by_name.entry(k.clone()).or_default() += v;
+        }
+        self.latency.merge(&o.latency);
     }
 }
 
@@ -124,7 +164,9 @@ pub struct Aggregator {
     names: HashMap<String, Tally>,
     untracked_name_queries: u64,
     /// (tgid, question) of truncated UDP answers not yet retried over TCP.
-    truncated_pending: HashSet<(u32, Question)>,
+    /// Truncated UDP answers not yet retried over TCP, counted per (process, question):
+    /// one process's workers may be truncated on the same question at once.
+    truncated_pending: HashMap<(u32, Question), u32>,
     server_side: Group,
     listeners: HashMap<(SocketAddr, Protocol, u32), (Group, String)>,
 }
@@ -140,15 +182,15 @@ impl Aggregator {
         let thread_comm = a.owner.as_ref().map_or("", |o| &*o.thread_comm);
         match tx.role {
             Role::Server => {
-                self.server_side.add(&tx.outcome);
+                self.server_side.add(&tx.outcome, tx.query_ts_ns);
                 let (g, _) = self
                     .listeners
                     .entry((tx.server, tx.protocol, tgid))
                     .or_insert_with(|| (Group::default(), thread_comm.to_string()));
-                g.add(&tx.outcome);
+                g.add(&tx.outcome, tx.query_ts_ns);
             }
             Role::Client => {
-                self.client.add(&tx.outcome);
+                self.client.add(&tx.outcome, tx.query_ts_ns);
                 match tx.protocol {
                     Protocol::Udp => self.udp += 1,
                     Protocol::Tcp => self.tcp += 1,
@@ -163,14 +205,17 @@ impl Aggregator {
                     .processes
                     .entry(tgid)
                     .or_insert_with(|| (Group::default(), thread_comm.to_string()));
-                g.add(&tx.outcome);
+                g.add(&tx.outcome, tx.query_ts_ns);
                 self.servers
                     .entry((tx.server, tx.protocol))
                     .or_default()
-                    .add(&tx.outcome);
+                    .add(&tx.outcome, tx.query_ts_ns);
                 if let Some(q) = &tx.question {
-                    self.qtypes.entry(q.qtype).or_default().add(&tx.outcome);
-                    self.add_name(&q.name, &tx.outcome);
+                    self.qtypes
+                        .entry(q.qtype)
+                        .or_default()
+                        .add(&tx.outcome, tx.query_ts_ns);
+                    self.add_name(&q.name, &tx.outcome, tx.query_ts_ns);
                 }
             }
         }
@@ -189,20 +234,35 @@ impl Aggregator {
         } = outcome
         {
             self.truncated += 1;
-            if protocol == Protocol::Udp && self.truncated_pending.len() < MAX_TRUNCATED {
-                self.truncated_pending.insert((tgid, q.clone()));
+            if protocol == Protocol::Udp {
+                let key = (tgid, q.clone());
+                if let Some(n) = self.truncated_pending.get_mut(&key) {
+                    *n += 1;
+                } else if self.truncated_pending.len() < MAX_TRUNCATED {
+                    self.truncated_pending.insert(key, 1);
+                }
             }
         }
-        if protocol == Protocol::Tcp && self.truncated_pending.remove(&(tgid, q.clone())) {
-            self.truncated_retried_tcp += 1;
+        if protocol == Protocol::Tcp {
+            let key = (tgid, q.clone());
+            if let Some(n) = self.truncated_pending.get_mut(&key) {
+                self.truncated_retried_tcp += 1;
+                *n -= 1;
+                if *n == 0 {
+                    self.truncated_pending.remove(&key);
+                }
+            }
         }
     }
 
-    fn add_name(&mut self, name: &str, outcome: &Outcome) {
+    fn add_name(&mut self, name: &str, outcome: &Outcome, ts_ns: u64) {
         if let Some(g) = self.names.get_mut(name) {
-            g.add(outcome);
+            g.add(outcome, ts_ns);
         } else if self.names.len() < MAX_NAMES {
-            self.names.entry(name.to_string()).or_default().add(outcome);
+            self.names
+                .entry(name.to_string())
+                .or_default()
+                .add(outcome, ts_ns);
         } else {
             self.untracked_name_queries += 1;
         }
@@ -344,8 +404,22 @@ impl Aggregator {
         procs: &std::collections::HashMap<u32, ProcessInfo, S>,
         retransmissions: u64,
     ) -> ServerSide {
-        let mut listeners: Vec<ListenerStats> = self
-            .listeners
+        // A listening socket opened before dnsdoc started answers its first queries
+        // with no known owner (pid 0) until one is learned: one socket, one row.
+        let mut merged = self.listeners.clone();
+        let unknown: Vec<_> = merged.keys().filter(|k| k.2 == 0).copied().collect();
+        for key in unknown {
+            let owners: Vec<_> = merged
+                .keys()
+                .filter(|k| k.0 == key.0 && k.1 == key.1 && k.2 != 0)
+                .copied()
+                .collect();
+            if let [owner] = owners.as_slice() {
+                let (g, _) = merged.remove(&key).expect("listed above");
+                merged.get_mut(owner).expect("listed above").0.merge(&g);
+            }
+        }
+        let mut listeners: Vec<ListenerStats> = merged
             .iter()
             .map(|((addr, proto, pid), (g, thread_comm))| ListenerStats {
                 address: addr.to_string(),
@@ -531,6 +605,71 @@ mod tests {
         assert_eq!(t.truncated, 2);
         assert_eq!(t.truncated_retried_tcp, 1);
         assert_eq!((t.udp_queries, t.tcp_queries), (2, 2));
+    }
+
+    #[test]
+    fn a_client_active_for_part_of_the_window_has_its_own_rate() {
+        let mut agg = Aggregator::new();
+        for (i, ts) in [0u64, 1_000_000_000, 2_000_000_000].into_iter().enumerate() {
+            let mut t = tx(7, Protocol::Udp, &format!("n{i}.test."), answered(0, 1));
+            t.tx.query_ts_ns = 50_000_000_000 + ts;
+            agg.add(&t);
+        }
+        // A lone query: at least 1 s, not a rate of thousands per second.
+        agg.add(&tx(8, Protocol::Udp, "one.test.", answered(0, 1)));
+        let procs = std::collections::HashMap::new();
+        let rows = agg.processes(60.0, &procs);
+        let busy = rows.iter().find(|r| r.pid == 7).unwrap();
+        assert_eq!(busy.counts.active_s, 2.0);
+        assert_eq!(busy.counts.queries_per_active_s, 1.5);
+        assert_eq!(busy.counts.queries_per_s, 0.05, "over the 60 s window");
+        let lone = rows.iter().find(|r| r.pid == 8).unwrap();
+        assert_eq!(
+            (lone.counts.active_s, lone.counts.queries_per_active_s),
+            (1.0, 1.0)
+        );
+    }
+
+    #[test]
+    fn a_listener_known_late_is_one_row_with_its_owner() {
+        // dnsmasq's socket answered twice before its owner was learned, then once after.
+        let server = |tgid: u32| {
+            let mut t = tx(tgid, Protocol::Udp, "a.test.", answered(0, 1));
+            t.tx.role = Role::Server;
+            t
+        };
+        let mut agg = Aggregator::new();
+        agg.add(&server(0));
+        agg.add(&server(0));
+        agg.add(&server(42));
+        let procs = std::collections::HashMap::new();
+        let ss = agg.server_side(1.0, &procs, 0);
+        assert_eq!(ss.listeners.len(), 1, "{:?}", ss.listeners);
+        assert_eq!(
+            (ss.listeners[0].pid, ss.listeners[0].counts.queries),
+            (42, 3)
+        );
+        // Two owners on one address (SO_REUSEPORT): the unknown row cannot be placed.
+        agg.add(&server(43));
+        assert_eq!(agg.server_side(1.0, &procs, 0).listeners.len(), 3);
+    }
+
+    #[test]
+    fn concurrent_truncations_of_one_process_each_count_their_retry() {
+        // Two workers of one process truncated on the same question, both retry.
+        let mut agg = Aggregator::new();
+        let tc = Outcome::Answered {
+            rcode: 0,
+            truncated: true,
+            latency_ns: 1,
+        };
+        agg.add(&tx(1, Protocol::Udp, "big.test.", tc));
+        agg.add(&tx(1, Protocol::Udp, "big.test.", tc));
+        agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
+        agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
+        agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
+        let t = agg.totals(1.0, 0);
+        assert_eq!((t.truncated, t.truncated_retried_tcp), (2, 2));
     }
 
     #[test]

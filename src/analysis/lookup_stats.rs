@@ -172,6 +172,13 @@ impl LookupTally {
             failures,
             failure_ratio: ratio(failures, completed),
             nxdomain_ratio: ratio(self.rcodes.NXDOMAIN, responses),
+            // Lookups keep no timestamps: their rate is over the whole window.
+            active_s: round3(duration_s),
+            queries_per_active_s: if duration_s > 0.0 {
+                round3(self.queries as f64 / duration_s)
+            } else {
+                0.0
+            },
         }
     }
 }

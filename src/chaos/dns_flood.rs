@@ -20,7 +20,7 @@ impl Scenario for DnsFlood {
     }
 
     fn description(&self) -> &'static str {
-        "Hundreds of concurrent hickory-resolver clients flood the target with a \
+        "Hundreds of concurrent clients (hickory-proto queries, one socket each) flood the target with a \
          Kubernetes-style mix of names (existing services, search-path expansions that \
          are NXDOMAIN, deleted services)."
     }
@@ -32,7 +32,7 @@ impl Scenario for DnsFlood {
     fn rationale(&self) -> &'static str {
         "Past its capacity a server queues: answers wait behind the backlog in its socket \
          buffer, so p99 climbs past 100 ms (dns_high_latency); then the buffer overflows, \
-         queries are dropped and clients re-send on new sockets, so the unanswered ones \
+         queries are dropped and clients re-send with new ids, so the unanswered ones \
          fail (dns_failure_rate; dns_timeouts fires too). A server with headroom shows \
          neither: dnsmasq answers ~20k qps in microseconds, more than one 2-core box can \
          send, so aim the flood at a server with a CPU budget (see docs/CHAOS.md)."

@@ -13,7 +13,7 @@ const LOSS: [(Intensity, f64); 3] = [
     (Intensity::High, 0.5),
 ];
 /// The steady load the loss is applied to (qps, workers), the same at every intensity.
-/// Enough workers that lookups stuck in re-sends (333 ms each, up to two 2 s attempts
+/// Enough workers that lookups stuck in re-sends (700 ms each, up to 2 s per lookup
 /// at 50% loss) do not slow the rate: in flight = rate × time per lookup.
 const LOAD: (u32, u32) = (200, 256);
 
@@ -33,8 +33,8 @@ impl Scenario for DnsLoss {
     }
 
     fn rationale(&self) -> &'static str {
-        "A lost query or answer is never answered: the client re-sends on a new socket \
-         after 333 ms, and the lost one is a timeout, which counts as a failure \
+        "A lost query or answer is never answered: the client re-sends with a new DNS id \
+         after 700 ms, and the lost one is a timeout, which counts as a failure \
          (dns_timeouts, dns_failure_rate). Latency of the re-sent lookups rises too, but \
          only for the unlucky ones."
     }

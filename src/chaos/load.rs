@@ -1,36 +1,43 @@
-//! The load generator: `concurrency` hickory-resolver workers on a tokio runtime, paced
-//! to at most `qps` lookups per second, for a bounded count and time.
+//! The load generator: `concurrency` workers on a tokio runtime, paced to at most `qps`
+//! lookups per second, for a bounded count and time.
 //!
-//! Each worker owns its own resolver, like independent pods: one resolver shared by all
-//! workers would merge identical concurrent questions into one wire query and hide the
-//! load. Every resolver is built from an explicit [`NameServerConfig`] for the target
-//! only (hickory's `system-config` feature is off), never from /etc/resolv.conf, and with
-//! its cache and hosts file disabled so every lookup goes on the wire.
+//! Each worker is one client, like a pod: it owns one connected UDP socket and does one
+//! lookup at a time. Queries are built with hickory-proto (`Message`, `Query`, `Name`),
+//! sent to `spec.target` and nothing else (never /etc/resolv.conf). hickory-resolver's
+//! full `Resolver` was the bottleneck here (about 4.4K lookups/s from 512 workers: a
+//! new socket, a task and a connection pool per lookup); a lean client on one socket
+//! per worker reaches the wire rates `make bench` measures (see docs/CHAOS.md).
 //!
-//! Client behaviour is hickory's own, which is what real clients do: over UDP a lookup
-//! is re-sent on a fresh socket every max(333 ms, 1.2 × smoothed RTT), at most three
-//! sends within the query timeout, then one more attempt. dnsdoc sees each send as its
-//! own query, so a re-send that was never answered is a timeout in its eyes even when a
-//! later send succeeded.
+//! The client behaves like a stub resolver and counts every wire message, so the report
+//! can reconcile its lookups with the queries dnsdoc sees:
+//! - a lookup is re-sent with a **new DNS id** every [`RESEND_AFTER`], at most
+//!   [`SENDS_PER_LOOKUP`] sends, until [`LoadSpec::query_timeout`] after the first send;
+//!   dnsdoc sees each send as its own query, and an unanswered one as a timeout;
+//! - an answer with the TC bit is asked again over TCP (RFC 7766), one more query;
+//! - a lookup asks one type (A or AAAA), never the A/AAAA pair glibc sends.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::rr::RecordType;
-use hickory_resolver::Resolver;
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
+use tokio::time::Instant as TokioInstant;
 
 use super::names::{NameMix, Qtype, Rng};
 use crate::analysis::histogram::Histogram;
 use crate::snapshot::Rcodes;
+
+/// A lookup still unanswered after this long is sent again with a new id.
+pub const RESEND_AFTER: Duration = Duration::from_millis(700);
+/// Most UDP sends per lookup (the first and its re-sends).
+pub const SENDS_PER_LOOKUP: u32 = 3;
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -42,7 +49,7 @@ pub struct LoadSpec {
     pub concurrency: u32,
     /// No lookup starts after this; lookups in flight then get up to `query_timeout`.
     pub duration: Duration,
-    /// The resolver's timeout per attempt.
+    /// How long a lookup waits for an answer, from its first send.
     pub query_timeout: Duration,
     pub names: NameMix,
     pub seed: u64,
@@ -55,6 +62,43 @@ impl LoadSpec {
     }
 }
 
+/// What the clients put on the wire and got back, message by message. The report
+/// reconciles these with what dnsdoc captured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WireStats {
+    /// UDP queries sent: first sends plus re-sends.
+    pub udp_queries: u64,
+    /// Re-sends of an unanswered lookup, each with a new DNS id.
+    pub resends: u64,
+    /// Queries sent over TCP after a truncated (TC) UDP answer.
+    pub tcp_queries: u64,
+    /// UDP answers with the TC bit.
+    pub truncated: u64,
+    /// Answers received, UDP and TCP, including late answers to an earlier send.
+    pub responses: u64,
+    /// Answers to an earlier send of the same lookup that arrived after a re-send.
+    pub late_answers: u64,
+    /// Answers to a lookup that had already ended (timed out), dropped by the client.
+    pub stale_answers: u64,
+}
+
+impl WireStats {
+    /// Every query the clients put on the wire.
+    pub fn queries(&self) -> u64 {
+        self.udp_queries + self.tcp_queries
+    }
+
+    fn add(&mut self, o: &WireStats) {
+        self.udp_queries += o.udp_queries;
+        self.resends += o.resends;
+        self.tcp_queries += o.tcp_queries;
+        self.truncated += o.truncated;
+        self.responses += o.responses;
+        self.late_answers += o.late_answers;
+        self.stale_answers += o.stale_answers;
+    }
+}
+
 /// Client-side results: what the workers saw.
 #[derive(Debug, Clone, Default)]
 pub struct LoadStats {
@@ -63,29 +107,48 @@ pub struct LoadStats {
     /// Lookups that got a DNS response (any RCODE).
     pub answered: u64,
     pub rcodes: Rcodes,
-    /// Lookups that got no response before the resolver gave up.
+    /// Lookups that got no response before the client gave up.
     pub timeouts: u64,
-    /// Lookups that failed in the client (socket errors, resolver busy).
+    /// Lookups that failed in the client (socket errors, connection refused).
     pub errors: u64,
     /// Lookups still in flight when the run was interrupted.
     pub cancelled: u64,
     /// The first client error, for the summary.
     pub first_error: Option<String>,
-    /// Latency of answered lookups, nanoseconds (retries included).
+    /// Latency of answered lookups from their first send, nanoseconds (re-sends and
+    /// TCP fallback included): what an application waits.
     pub latency: Histogram,
+    /// From the send that was answered to its answer, nanoseconds: one round trip as
+    /// the client's event loop saw it.
+    pub round_trip: Histogram,
+    pub wire: WireStats,
+    /// First and last send, nanoseconds after the start of the load: the interval the
+    /// wire rate is measured over.
+    pub first_send_ns: Option<u64>,
+    pub last_send_ns: Option<u64>,
+}
+
+/// Counters the progress line reads while the load runs.
+#[derive(Default)]
+struct Progress {
+    sent: AtomicU64,
+    answered: AtomicU64,
+    timeouts: AtomicU64,
+    nxdomain: AtomicU64,
 }
 
 struct Shared {
     stats: Mutex<LoadStats>,
+    progress: Progress,
     in_flight: AtomicU64,
     next_slot: AtomicU64,
     workers_left: AtomicU64,
 }
 
-/// A load whose resolvers are built but whose clock has not started.
+/// A load whose sockets are bound but whose clock has not started.
 pub struct Prepared {
     runtime: tokio::runtime::Runtime,
-    resolvers: Vec<Resolver<TokioRuntimeProvider>>,
+    sockets: Vec<UdpSocket>,
     spec: LoadSpec,
 }
 
@@ -98,6 +161,7 @@ pub struct Load {
     spec: LoadSpec,
 }
 
+/// How one lookup ended.
 enum Outcome {
     Answered(u16),
     Timeout,
@@ -110,23 +174,24 @@ impl Prepared {
     pub fn start(self) -> Load {
         let Prepared {
             runtime,
-            resolvers,
+            sockets,
             spec,
         } = self;
         let shared = Arc::new(Shared {
             stats: Mutex::new(LoadStats::default()),
+            progress: Progress::default(),
             in_flight: AtomicU64::new(0),
             next_slot: AtomicU64::new(0),
-            workers_left: AtomicU64::new(resolvers.len() as u64),
+            workers_left: AtomicU64::new(sockets.len() as u64),
         });
         let (stop, stop_rx) = watch::channel(false);
         let started = Instant::now();
-        let start = tokio::time::Instant::from_std(started);
+        let start = TokioInstant::from_std(started);
         let spec_arc = Arc::new(spec.clone());
-        for (id, resolver) in resolvers.into_iter().enumerate() {
+        for (id, socket) in sockets.into_iter().enumerate() {
             runtime.spawn(worker(
                 id as u64,
-                resolver,
+                socket,
                 Arc::clone(&spec_arc),
                 Arc::clone(&shared),
                 stop_rx.clone(),
@@ -144,9 +209,10 @@ impl Prepared {
 }
 
 impl Load {
-    /// Builds the runtime and one resolver per worker. Nothing is sent yet: building
-    /// thousands of resolvers takes a moment, which must not eat into the run.
+    /// Builds the runtime and one connected socket per worker. Nothing is sent yet.
     pub fn prepare(spec: LoadSpec) -> Result<Prepared> {
+        // One socket per worker, plus the capture's maps and files.
+        ensure_open_files(u64::from(spec.concurrency) + 256)?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -157,16 +223,26 @@ impl Load {
             .enable_all()
             .build()
             .context("starting the load runtime")?;
-        let mut resolvers = Vec::with_capacity(spec.concurrency as usize);
-        {
-            let _guard = runtime.enter();
+        let bind: SocketAddr = match spec.target.ip() {
+            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let sockets = runtime.block_on(async {
+            let mut sockets = Vec::with_capacity(spec.concurrency as usize);
             for _ in 0..spec.concurrency {
-                resolvers.push(build_resolver(&spec)?);
+                let s = UdpSocket::bind(bind)
+                    .await
+                    .context("opening a client socket")?;
+                s.connect(spec.target)
+                    .await
+                    .with_context(|| format!("connecting a client socket to {}", spec.target))?;
+                sockets.push(s);
             }
-        }
+            anyhow::Ok(sockets)
+        })?;
         Ok(Prepared {
             runtime,
-            resolvers,
+            sockets,
             spec,
         })
     }
@@ -186,13 +262,18 @@ impl Load {
     }
 
     pub fn in_flight(&self) -> u64 {
-        self.shared.in_flight.load(Ordering::SeqCst)
+        self.shared.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Sent, answered, timeouts so far, without copying the histogram.
+    /// Lookups sent, answered, timed out, NXDOMAIN so far.
     pub fn counts(&self) -> (u64, u64, u64, u64) {
-        let s = self.shared.stats.lock().expect("stats lock");
-        (s.sent, s.answered, s.timeouts, s.rcodes.NXDOMAIN)
+        let p = &self.shared.progress;
+        (
+            p.sent.load(Ordering::Relaxed),
+            p.answered.load(Ordering::Relaxed),
+            p.timeouts.load(Ordering::Relaxed),
+            p.nxdomain.load(Ordering::Relaxed),
+        )
     }
 
     /// Stops at once: no new lookups, lookups in flight are abandoned (counted as
@@ -208,46 +289,87 @@ impl Load {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.stop();
-        // Workers see the stop flag and return; anything still stuck is dropped.
+        // Workers see the stop flag, merge their counts and return.
+        let until = Instant::now() + Duration::from_secs(1);
+        while !self.finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.runtime.shutdown_timeout(Duration::from_millis(500));
         let stats = self.shared.stats.lock().expect("stats lock").clone();
         stats
     }
 }
 
-/// A resolver that talks to `spec.target` and nothing else.
-fn build_resolver(spec: &LoadSpec) -> Result<Resolver<TokioRuntimeProvider>> {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = spec.target.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = spec.target.port();
-    let server = NameServerConfig::new(spec.target.ip(), true, vec![udp, tcp]);
-    let config = ResolverConfig::from_name_servers(vec![server]);
-    let mut opts = ResolverOpts::default();
-    opts.timeout = spec.query_timeout;
-    opts.attempts = 1;
-    opts.cache_size = 0;
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.num_concurrent_reqs = 1;
-    opts.ndots = 0;
-    Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-        .with_options(opts)
-        .build()
-        .context("building the DNS client")
+/// Raises the soft limit on open files to `needed` (at most the hard limit), or says
+/// why the load cannot run: 2048 workers need more than the usual soft limit of 1024.
+fn ensure_open_files(needed: u64) -> Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct, which `lim` is.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= needed {
+        return Ok(());
+    }
+    if lim.rlim_max < needed {
+        return Err(crate::exit::UsageError(format!(
+            "--concurrency {}: needs {needed} open files, the hard limit is {} (ulimit -Hn)",
+            needed - 256,
+            lim.rlim_max
+        ))
+        .into());
+    }
+    lim.rlim_cur = needed;
+    // SAFETY: setrlimit reads one valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("raising the open-file limit");
+    }
+    Ok(())
+}
+
+/// The wire form of a query for `name`/`rtype` (recursion desired, no EDNS: answers
+/// over 512 bytes come back truncated, as to any classic stub resolver).
+pub fn encode_query(name: &str, rtype: RecordType) -> Result<Vec<u8>> {
+    let name = Name::from_ascii(name).with_context(|| format!("{name}: not a DNS name"))?;
+    let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(name, rtype));
+    msg.to_vec().context("encoding a query")
+}
+
+/// The header fields of a response the client needs: id, TC, RCODE (4 bits: the
+/// client sends no EDNS, so no extended RCODE). `None` when it is not a response to
+/// `query` (too short, QR clear, another question).
+pub fn read_response(resp: &[u8], query: &[u8]) -> Option<(u16, bool, u16)> {
+    if resp.len() < 12 || query.len() < 12 || resp[2] & 0x80 == 0 {
+        return None;
+    }
+    // The question is the first thing after the header and cannot be compressed.
+    let question = &query[12..];
+    if resp.len() < 12 + question.len()
+        || !resp[12..12 + question.len()].eq_ignore_ascii_case(question)
+    {
+        return None;
+    }
+    let id = u16::from_be_bytes([resp[0], resp[1]]);
+    Some((id, resp[2] & 0x02 != 0, u16::from(resp[3] & 0x0f)))
 }
 
 async fn worker(
     id: u64,
-    resolver: Resolver<TokioRuntimeProvider>,
+    socket: UdpSocket,
     spec: Arc<LoadSpec>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-    start: tokio::time::Instant,
+    start: TokioInstant,
 ) {
     let mut rng = Rng::new(spec.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let interval_ns = 1e9 / f64::from(spec.qps.max(1));
     let end = start + spec.duration;
     let max = spec.max_lookups();
+    let mut local = LoadStats::default();
+    let mut buf = vec![0u8; 65_535];
+    let mut encoded = QueryCache::default();
     loop {
         if *stop.borrow() {
             break;
@@ -260,13 +382,13 @@ async fn worker(
         if at >= end {
             break;
         }
-        if at > tokio::time::Instant::now() {
+        if at > TokioInstant::now() {
             tokio::select! {
                 _ = tokio::time::sleep_until(at) => {}
                 _ = stop.changed() => break,
             }
         }
-        if tokio::time::Instant::now() >= end {
+        if TokioInstant::now() >= end {
             break;
         }
         let (name, qtype) = spec.names.pick(&mut rng);
@@ -274,52 +396,280 @@ async fn worker(
             Qtype::A => RecordType::A,
             Qtype::Aaaa => RecordType::AAAA,
         };
-        shared.stats.lock().expect("stats lock").sent += 1;
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        let t0 = Instant::now();
+        local.sent += 1;
+        shared.progress.sent.fetch_add(1, Ordering::Relaxed);
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        let t0 = TokioInstant::now();
+        let mut answered_send = t0;
+        let query = encoded.get(&name, rtype);
         let outcome = tokio::select! {
-            r = resolver.lookup(name.as_str(), rtype) => classify(r.map(|_| ())),
+            o = lookup(&socket, &spec, query, &mut rng, &mut local, &mut buf, &mut answered_send, start) => o,
             _ = stop.changed() => Outcome::Cancelled,
         };
-        let elapsed = t0.elapsed();
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
         let cancelled = matches!(outcome, Outcome::Cancelled);
-        record(&shared, outcome, elapsed);
+        record(&shared, &mut local, outcome, t0, answered_send);
         if cancelled {
             break;
         }
     }
+    merge(&shared, &local);
     shared.workers_left.fetch_sub(1, Ordering::SeqCst);
 }
 
-fn classify(r: Result<(), NetError>) -> Outcome {
-    match r {
-        Ok(()) => Outcome::Answered(0),
-        // NXDOMAIN and NOERROR without data arrive as "no records found".
-        Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
-            Outcome::Answered(u16::from(nr.response_code))
+/// One lookup: UDP sends with new ids until answered or `query_timeout`, then TCP if
+/// the answer was truncated. `answered_send` is set to the send that got the answer.
+#[allow(clippy::too_many_arguments)]
+async fn lookup(
+    socket: &UdpSocket,
+    spec: &LoadSpec,
+    query: Result<Vec<u8>, String>,
+    rng: &mut Rng,
+    stats: &mut LoadStats,
+    buf: &mut [u8],
+    answered_send: &mut TokioInstant,
+    start: TokioInstant,
+) -> Outcome {
+    let mut query = match query {
+        Ok(q) => q,
+        Err(e) => return Outcome::Error(e),
+    };
+    let first = TokioInstant::now();
+    let deadline = first + spec.query_timeout;
+    // Each send's id and time: a late answer to an earlier send still counts.
+    let mut ids: Vec<u16> = Vec::with_capacity(SENDS_PER_LOOKUP as usize);
+    let mut sent_at: Vec<TokioInstant> = Vec::with_capacity(SENDS_PER_LOOKUP as usize);
+    for send in 0..SENDS_PER_LOOKUP {
+        let id = new_id(rng, &ids);
+        query[..2].copy_from_slice(&id.to_be_bytes());
+        ids.push(id);
+        let now = TokioInstant::now();
+        if let Err(e) = socket.send(&query).await {
+            return Outcome::Error(format!("sending to {}: {e}", spec.target));
         }
-        Err(NetError::Dns(DnsError::ResponseCode(rc))) => Outcome::Answered(u16::from(rc)),
-        Err(NetError::Timeout) => Outcome::Timeout,
-        Err(e) => Outcome::Error(e.to_string()),
+        sent_at.push(now);
+        stats.wire.udp_queries += 1;
+        if send > 0 {
+            stats.wire.resends += 1;
+        }
+        let since_start = now.saturating_duration_since(start).as_nanos() as u64;
+        stats.first_send_ns.get_or_insert(since_start);
+        stats.last_send_ns = Some(since_start);
+        let until = if send + 1 == SENDS_PER_LOOKUP {
+            deadline
+        } else {
+            (now + RESEND_AFTER).min(deadline)
+        };
+        loop {
+            let n = match tokio::time::timeout_at(until, socket.recv(buf)).await {
+                Err(_) => break, // this send's wait is over: re-send or give up
+                Ok(Err(e)) => {
+                    return Outcome::Error(format!("receiving from {}: {e}", spec.target))
+                }
+                Ok(Ok(n)) => n,
+            };
+            let Some((rid, tc, rcode)) = read_response(&buf[..n], &query) else {
+                stats.wire.stale_answers += 1;
+                continue;
+            };
+            let Some(pos) = ids.iter().position(|&i| i == rid) else {
+                // An answer to a lookup this socket already gave up on.
+                stats.wire.stale_answers += 1;
+                continue;
+            };
+            stats.wire.responses += 1;
+            if pos + 1 != ids.len() {
+                stats.wire.late_answers += 1;
+            }
+            *answered_send = sent_at[pos];
+            if !tc {
+                return Outcome::Answered(rcode);
+            }
+            stats.wire.truncated += 1;
+            *answered_send = TokioInstant::now();
+            return tcp_lookup(spec, &mut query, rng, &ids, stats, deadline).await;
+        }
+        if TokioInstant::now() >= deadline {
+            break;
+        }
+    }
+    Outcome::Timeout
+}
+
+/// The same question over TCP (after a TC answer), with a new id, until `deadline`.
+async fn tcp_lookup(
+    spec: &LoadSpec,
+    query: &mut [u8],
+    rng: &mut Rng,
+    used: &[u16],
+    stats: &mut LoadStats,
+    deadline: TokioInstant,
+) -> Outcome {
+    let id = new_id(rng, used);
+    query[..2].copy_from_slice(&id.to_be_bytes());
+    let exchange = async {
+        let mut stream = TcpStream::connect(spec.target).await?;
+        stream.set_nodelay(true)?;
+        let mut framed = Vec::with_capacity(query.len() + 2);
+        framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
+        framed.extend_from_slice(query);
+        stream.write_all(&framed).await?;
+        let len = stream.read_u16().await?;
+        let mut resp = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut resp).await?;
+        std::io::Result::Ok(resp)
+    };
+    stats.wire.tcp_queries += 1;
+    match tokio::time::timeout_at(deadline, exchange).await {
+        Err(_) => Outcome::Timeout,
+        Ok(Err(e)) => Outcome::Error(format!("TCP to {}: {e}", spec.target)),
+        Ok(Ok(resp)) => match read_response(&resp, query) {
+            Some((rid, _, rcode)) if rid == id => {
+                stats.wire.responses += 1;
+                Outcome::Answered(rcode)
+            }
+            _ => Outcome::Error(format!(
+                "TCP to {}: an answer to another query",
+                spec.target
+            )),
+        },
     }
 }
 
-fn record(shared: &Shared, outcome: Outcome, elapsed: Duration) {
-    let mut s = shared.stats.lock().expect("stats lock");
+/// Encoded queries of the names a worker asked for recently. Mixes repeat a few dozen
+/// names; random names are encoded each time once the cache is full.
+#[derive(Default)]
+struct QueryCache(std::collections::HashMap<(String, RecordType), Vec<u8>>);
+
+impl QueryCache {
+    const MAX: usize = 64;
+
+    fn get(&mut self, name: &str, rtype: RecordType) -> Result<Vec<u8>, String> {
+        if let Some(q) = self.0.get(&(name.to_string(), rtype)) {
+            return Ok(q.clone());
+        }
+        let q = encode_query(name, rtype).map_err(|e| format!("{e:#}"))?;
+        if self.0.len() < Self::MAX {
+            self.0.insert((name.to_string(), rtype), q.clone());
+        }
+        Ok(q)
+    }
+}
+
+/// A random id none of this lookup's earlier sends used.
+fn new_id(rng: &mut Rng, used: &[u16]) -> u16 {
+    loop {
+        let id = rng.next_u64() as u16;
+        if !used.contains(&id) {
+            return id;
+        }
+    }
+}
+
+fn record(
+    shared: &Shared,
+    local: &mut LoadStats,
+    outcome: Outcome,
+    t0: TokioInstant,
+    answered_send: TokioInstant,
+) {
+    let p = &shared.progress;
     match outcome {
         Outcome::Answered(rcode) => {
-            s.answered += 1;
-            s.rcodes.add(rcode);
-            s.latency.record(elapsed.as_nanos() as u64);
+            local.answered += 1;
+            p.answered.fetch_add(1, Ordering::Relaxed);
+            if rcode == 3 {
+                p.nxdomain.fetch_add(1, Ordering::Relaxed);
+            }
+            local.rcodes.add(rcode);
+            let now = TokioInstant::now();
+            // Histograms are 40 KB each: one shared pair, not one per worker.
+            let mut s = shared.stats.lock().expect("stats lock");
+            s.latency.record((now - t0).as_nanos() as u64);
+            s.round_trip
+                .record(now.saturating_duration_since(answered_send).as_nanos() as u64);
         }
-        Outcome::Timeout => s.timeouts += 1,
+        Outcome::Timeout => {
+            local.timeouts += 1;
+            p.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
         Outcome::Error(e) => {
-            s.errors += 1;
-            if s.first_error.is_none() {
-                s.first_error = Some(e);
+            local.errors += 1;
+            if local.first_error.is_none() {
+                local.first_error = Some(e);
             }
         }
-        Outcome::Cancelled => s.cancelled += 1,
+        Outcome::Cancelled => local.cancelled += 1,
+    }
+}
+
+/// Adds a worker's counts to the shared totals.
+fn merge(shared: &Shared, l: &LoadStats) {
+    let mut s = shared.stats.lock().expect("stats lock");
+    s.sent += l.sent;
+    s.answered += l.answered;
+    let (r, o) = (&mut s.rcodes, &l.rcodes);
+    r.NOERROR += o.NOERROR;
+    r.FORMERR += o.FORMERR;
+    r.SERVFAIL += o.SERVFAIL;
+    r.NXDOMAIN += o.NXDOMAIN;
+    r.NOTIMP += o.NOTIMP;
+    r.REFUSED += o.REFUSED;
+    // The client sends no EDNS: no extended codes, only these and 6..=15.
+    r.other += o.other;
+    for (k, v) in &o.other_by_name {
+        *r.other_by_name.entry(k.clone()).or_default() += v;
+    }
+    s.timeouts += l.timeouts;
+    s.errors += l.errors;
+    s.cancelled += l.cancelled;
+    if s.first_error.is_none() {
+        s.first_error.clone_from(&l.first_error);
+    }
+    s.wire.add(&l.wire);
+    s.first_send_ns = match (s.first_send_ns, l.first_send_ns) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    s.last_send_ns = s.last_send_ns.max(l.last_send_ns);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_well_formed_and_answers_are_matched_by_question() {
+        let q = encode_query("kubernetes.default.svc.cluster.local.", RecordType::AAAA).unwrap();
+        let m = Message::from_vec(&q).unwrap();
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.queries[0].query_type(), RecordType::AAAA);
+        assert!(m.edns.is_none(), "no EDNS: large answers truncate");
+
+        let mut resp = q.clone();
+        resp[0..2].copy_from_slice(&0xbeefu16.to_be_bytes());
+        resp[2] |= 0x80 | 0x02; // QR, TC
+        resp[3] = 0x03; // NXDOMAIN
+        assert_eq!(read_response(&resp, &q), Some((0xbeef, true, 3)));
+        // Not a response, or another question: not ours.
+        assert_eq!(read_response(&q, &q), None);
+        let other =
+            encode_query("kube-dns.kube-system.svc.cluster.local.", RecordType::AAAA).unwrap();
+        let mut other_resp = other.clone();
+        other_resp[2] |= 0x80;
+        assert_eq!(read_response(&other_resp, &q), None);
+        assert_eq!(read_response(&resp[..11], &q), None);
+        assert!(encode_query("a..b.", RecordType::A).is_err());
+    }
+
+    #[test]
+    fn resend_ids_never_repeat_within_a_lookup() {
+        let mut rng = Rng::new(7);
+        let mut used = Vec::new();
+        for _ in 0..SENDS_PER_LOOKUP {
+            let id = new_id(&mut rng, &used);
+            assert!(!used.contains(&id));
+            used.push(id);
+        }
     }
 }

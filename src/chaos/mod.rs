@@ -8,7 +8,8 @@
 //! the summary ([`report`]).
 //!
 //! Exit codes: 0 when the run completed (and, with --verify, every check passed); 1 when
-//! a --verify check failed; the usual codes of [`crate::exit`] for errors.
+//! a --verify check failed; 130 when Ctrl-C cut it short; the usual codes of
+//! [`crate::exit`] for errors.
 
 mod attached;
 mod dns_flood;
@@ -17,11 +18,14 @@ pub mod load;
 pub mod loss;
 pub mod names;
 mod nxdomain_storm;
+pub mod reconcile;
 pub mod registry;
 pub mod report;
 pub mod safety;
 pub mod scenario;
 mod skel;
+mod truncation;
+mod upstream_timeout;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -44,6 +48,9 @@ use scenario::{Fault, Intensity, Params, QUERY_TIMEOUT};
 /// Exit code when a --verify check failed (a paired rule did not fire, or fired during
 /// a baseline).
 pub const VERIFY_FAILED: i32 = 1;
+/// Exit code when Ctrl-C or SIGTERM cut the run short (128 + SIGINT, as shells report
+/// it): the summary is printed, but a partial window cannot pass.
+pub const INTERRUPTED: i32 = 130;
 
 /// What `dnsdoc chaos` was asked to do (parsed from the command line by `cli`; the
 /// flags' help says what each means).
@@ -55,6 +62,8 @@ pub struct ChaosOptions {
     pub induce: Option<String>,
     /// The DNS server under test, as IP:PORT.
     pub target: Option<String>,
+    /// upstream-timeout: the server the target forwards to, as IP:PORT.
+    pub upstream: Option<String>,
     /// Allow a target outside loopback (with lower limits).
     pub allow_remote: bool,
     /// Allow a target listed in /etc/resolv.conf.
@@ -145,6 +154,48 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
     if args.loss.is_some() && !injects_loss {
         return Err(UsageError(format!("--loss only applies to dns-loss, not {name}")).into());
     }
+    let silences_upstream = matches!(
+        scenario
+            .plan(&Params {
+                baseline: false,
+                ..params.clone()
+            })
+            .fault,
+        Some(Fault::SilentUpstream)
+    );
+    let upstream = match (&args.upstream, silences_upstream) {
+        (Some(_), false) => {
+            return Err(UsageError(format!(
+                "--upstream only applies to upstream-timeout, not {name}"
+            ))
+            .into())
+        }
+        (None, true) => {
+            return Err(UsageError(format!(
+                "{name} needs --upstream ADDR:PORT: the server the target forwards to \
+                 (dnsdoc drops its DNS packets in --cgroup)"
+            ))
+            .into())
+        }
+        (Some(u), true) => {
+            let u = safety::check_target(
+                Some(u),
+                args.allow_remote,
+                args.allow_system_resolver,
+                &resolv_conf,
+            )
+            .context("--upstream")?;
+            if u == target {
+                return Err(UsageError(
+                    "--upstream is the target itself: name the server the target forwards to"
+                        .into(),
+                )
+                .into());
+            }
+            Some(u)
+        }
+        (None, false) => None,
+    };
     let mut plan = scenario.plan(&params);
     let limits = safety::Limits::for_target(loopback);
     // Presets are made for loopback; a remote target gets them capped, explicit values
@@ -161,7 +212,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
     let needs_bpf = args.verify || plan.fault.is_some();
     let cgroup = if needs_bpf {
         let why = if plan.fault.is_some() {
-            "the dns-loss fault is a BPF program"
+            "the fault is a BPF program"
         } else {
             "--verify runs the same capture as watch"
         };
@@ -190,6 +241,10 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         Some(Fault::PacketLoss { fraction }) => format!(
             ", dropping {} of DNS packets to and from it",
             crate::render::style::pct(fraction)
+        ),
+        Some(Fault::SilentUpstream) => format!(
+            ", dropping every DNS packet to and from its upstream {}",
+            upstream.map_or_else(String::new, |u| u.to_string())
         ),
         None => String::new(),
     };
@@ -232,6 +287,16 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
             eprintln!(
                 "dnsdoc: chaos: fault active: dropping {} of DNS packets to and from {target} in cgroup {}",
                 crate::render::style::pct(fraction),
+                cg.display()
+            );
+            Some(f)
+        }
+        (Some(Fault::SilentUpstream), Some(cg)) => {
+            let up = upstream.expect("checked above");
+            let f = LossFault::attach(up, 1.0, cg, &mut storage)?;
+            eprintln!(
+                "dnsdoc: chaos: fault active: dropping every DNS packet to and from {up} (the \
+                 target's upstream) in cgroup {}",
                 cg.display()
             );
             Some(f)
@@ -297,7 +362,9 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         eprint!("\r\x1b[2K");
     }
 
-    let verify = match observer {
+    let interrupted = signals::stop_requested();
+    let load_report = LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64());
+    let (verify, reconciliation) = match observer {
         Some(o) => {
             let snapshot = o.finish()?;
             if let Some(path) = &args.output {
@@ -306,14 +373,17 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
                     .with_context(|| format!("writing snapshot {}", path.display()))?;
                 eprintln!("dnsdoc: snapshot written to {}", path.display());
             }
-            Some(verify::verify(
+            let (v, r) = verify::verify(
                 scenario,
                 snapshot,
                 rules.as_ref().expect("rules loaded with --verify"),
                 args.baseline,
-            ))
+                &load_report,
+                interrupted,
+            );
+            (Some(v), Some(r))
         }
-        None => None,
+        None => (None, None),
     };
 
     let report = ChaosReport {
@@ -322,11 +392,15 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         target: target.to_string(),
         intensity: args.intensity.as_str().to_string(),
         duration_s: args.duration.as_secs_f64(),
-        interrupted: signals::stop_requested(),
-        load: LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64()),
+        interrupted,
+        load: load_report,
         fault: match (plan.fault, fault_counters, &cgroup) {
             (Some(fault), Some(counters), Some(cg)) => Some(FaultReport {
                 fault,
+                address: match fault {
+                    Fault::SilentUpstream => upstream.unwrap_or(target).to_string(),
+                    Fault::PacketLoss { .. } => target.to_string(),
+                },
                 cgroup: cg.display().to_string(),
                 counters,
                 matched: counters.matched(),
@@ -335,6 +409,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
             _ => None,
         },
         verify,
+        reconciliation,
     };
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -349,6 +424,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         )?,
     }
     Ok(match &report.verify {
+        _ if report.interrupted => INTERRUPTED,
         Some(v) if !v.passed => VERIFY_FAILED,
         _ => exit::OK,
     })

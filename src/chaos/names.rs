@@ -90,7 +90,26 @@ pub enum NameMix {
     Existing { domain: String },
     /// `percent_random`% random labels under the domain (NXDOMAIN), the rest existing.
     RandomSubdomains { domain: String, percent_random: u8 },
+    /// `percent`% type-A questions for `name`, whose answer must not fit in 512 bytes
+    /// (a headless service with many pods), the rest existing services.
+    Large {
+        domain: String,
+        name: String,
+        percent: u8,
+    },
+    /// Names outside the cluster, each with a fresh random first label, so a
+    /// forwarder cannot answer them from its cache and must ask its upstream.
+    Forwarded,
 }
+
+/// The large answer the truncation scenario asks for: a headless service whose A
+/// records (one per pod) do not fit in a 512-byte UDP answer.
+pub fn large_name(domain: &str) -> String {
+    format!("{LARGE_SERVICE}.svc.{domain}.")
+}
+
+/// The headless service of [`large_name`], without the cluster domain.
+pub const LARGE_SERVICE: &str = "headless.default";
 
 impl NameMix {
     /// Picks the next question: a fully qualified name and a type (80% A, 20% AAAA).
@@ -101,6 +120,20 @@ impl NameMix {
             Qtype::A
         };
         let name = match self {
+            NameMix::Large {
+                domain,
+                name,
+                percent,
+            } => {
+                if rng.below(100) < u64::from(*percent) {
+                    return (name.clone(), Qtype::A);
+                }
+                existing(rng, domain)
+            }
+            NameMix::Forwarded => {
+                let ext = EXTERNAL[rng.below(EXTERNAL.len() as u64) as usize];
+                format!("{}.{ext}.", rng.label(10))
+            }
             NameMix::Existing { domain } => existing(rng, domain),
             NameMix::Cluster { domain } => match rng.below(100) {
                 0..50 => existing(rng, domain),
@@ -131,6 +164,14 @@ impl NameMix {
     /// One line for --list and the summary.
     pub fn describe(&self) -> String {
         match self {
+            NameMix::Large { name, percent, .. } => format!(
+                "{percent}% A questions for {name} (an answer over 512 bytes), the rest \
+                 existing services"
+            ),
+            NameMix::Forwarded => format!(
+                "random names under {} (never cached: the target must ask its upstream)",
+                EXTERNAL.join(", ")
+            ),
             NameMix::Cluster { domain } => format!(
                 "Kubernetes-style mix under {domain}: 50% existing services, 35% search-path \
                  expansions, 15% deleted services"
@@ -229,6 +270,29 @@ mod tests {
         for (n, _) in sample(&mix, 100) {
             assert!(n.starts_with("kube"), "{n}");
         }
+    }
+
+    #[test]
+    fn large_and_forwarded_mixes_have_their_shape() {
+        let big = large_name("cluster.local");
+        let mix = NameMix::Large {
+            domain: "cluster.local".into(),
+            name: big.clone(),
+            percent: 60,
+        };
+        let s = sample(&mix, 1000);
+        let large = s.iter().filter(|(n, _)| *n == big).count();
+        assert!((520..680).contains(&large), "{large}");
+        assert!(s
+            .iter()
+            .filter(|(n, _)| *n == big)
+            .all(|(_, q)| *q == Qtype::A));
+        let f = sample(&NameMix::Forwarded, 200);
+        let distinct: std::collections::HashSet<_> = f.iter().map(|(n, _)| n).collect();
+        assert_eq!(distinct.len(), 200, "never the same name twice");
+        assert!(f
+            .iter()
+            .all(|(n, _)| !n.contains("cluster.local") && n.ends_with('.')));
     }
 
     #[test]

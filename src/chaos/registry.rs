@@ -6,10 +6,18 @@ use super::dns_flood::DnsFlood;
 use super::dns_loss::DnsLoss;
 use super::nxdomain_storm::NxdomainStorm;
 use super::scenario::Scenario;
+use super::truncation::Truncation;
+use super::upstream_timeout::UpstreamTimeout;
 
 /// Every scenario, in --list order.
 pub fn registry() -> &'static [&'static dyn Scenario] {
-    &[&DnsFlood, &NxdomainStorm, &DnsLoss]
+    &[
+        &DnsFlood,
+        &NxdomainStorm,
+        &DnsLoss,
+        &Truncation,
+        &UpstreamTimeout,
+    ]
 }
 
 /// Looks a scenario up by name.
@@ -42,7 +50,16 @@ mod tests {
     #[test]
     fn registry_names_are_unique_and_findable() {
         let names = names();
-        assert_eq!(names, ["dns-flood", "nxdomain-storm", "dns-loss"]);
+        assert_eq!(
+            names,
+            [
+                "dns-flood",
+                "nxdomain-storm",
+                "dns-loss",
+                "truncation",
+                "upstream-timeout"
+            ]
+        );
         for n in &names {
             assert_eq!(find(n).unwrap().name(), *n);
         }
@@ -82,7 +99,9 @@ mod tests {
             let hi = s.plan(&params(Intensity::High, false));
             let severity = |p: &Plan| match p.fault {
                 Some(Fault::PacketLoss { fraction }) => (fraction * 1e6) as u64,
-                None => u64::from(p.load.qps) * u64::from(p.load.concurrency),
+                Some(Fault::SilentUpstream) | None => {
+                    u64::from(p.load.qps) * u64::from(p.load.concurrency)
+                }
             };
             assert!(severity(&lo) < severity(&hi), "{}", s.name());
             let mut p = params(Intensity::Medium, false);

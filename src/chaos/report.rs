@@ -7,8 +7,9 @@ use std::fmt::Write;
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
-use super::load::LoadStats;
+use super::load::{LoadStats, WireStats};
 use super::loss::LossCounters;
+use super::reconcile::Reconciliation;
 use super::scenario::{Fault, LoadShape, Scenario};
 use crate::render::style::{ms, pct};
 use crate::rules::{self, CheckStatus, Finding, Severity};
@@ -29,6 +30,9 @@ pub struct ChaosReport {
     pub load: LoadReport,
     pub fault: Option<FaultReport>,
     pub verify: Option<VerifyReport>,
+    /// With --verify: client lookups against the queries dnsdoc captured, and the
+    /// latency of the same lookups timed in the client, the kernel and the target.
+    pub reconciliation: Option<Reconciliation>,
 }
 
 /// Client-side view of the load, as the scenario's own resolvers saw it.
@@ -53,8 +57,16 @@ pub struct LoadReport {
     /// Lookups abandoned by Ctrl-C.
     pub cancelled: u64,
     pub first_error: Option<String>,
-    /// Latency of answered lookups, including the client's own re-sends.
+    /// Latency of answered lookups from their first send, including the client's own
+    /// re-sends and TCP retries.
     pub latency: Latency,
+    /// From the send that was answered to its answer, as the client's event loop saw it.
+    pub round_trip: Latency,
+    /// Seconds from the first send to the last one (re-sends included): the interval
+    /// rates are compared over.
+    pub send_interval_s: f64,
+    /// Every message the clients put on the wire and got back.
+    pub wire: WireStats,
 }
 
 impl LoadReport {
@@ -77,6 +89,12 @@ impl LoadReport {
             cancelled: stats.cancelled,
             first_error: stats.first_error.clone(),
             latency: latency_summary(&stats.latency),
+            round_trip: latency_summary(&stats.round_trip),
+            send_interval_s: match (stats.first_send_ns, stats.last_send_ns) {
+                (Some(a), Some(b)) if b > a => ((b - a) as f64 / 1e6).round() / 1e3,
+                _ => 0.0,
+            },
+            wire: stats.wire.clone(),
         }
     }
 }
@@ -86,6 +104,8 @@ impl LoadReport {
 pub struct FaultReport {
     #[serde(flatten)]
     pub fault: Fault,
+    /// The address whose DNS packets were dropped (the target, or its upstream).
+    pub address: String,
     /// The cgroup the fault was attached to.
     pub cgroup: String,
     #[serde(flatten)]
@@ -110,13 +130,20 @@ pub struct Check {
     #[serde(serialize_with = "status_or_unknown")]
     pub status: Option<CheckStatus>,
     pub pass: bool,
+    /// For a rule that did not fire: why (the value it saw, the threshold, the samples,
+    /// and whether the target held or the rule could not see the fault).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// The game-day self-check.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
-    /// Every check passed.
+    /// Every check passed, and the run was not cut short.
     pub passed: bool,
+    /// Ctrl-C or SIGTERM ended the run early: the window is partial, so no check passes.
+    #[serde(default)]
+    pub cut_short: bool,
     pub checks: Vec<Check>,
     /// Every finding, paired or not.
     pub findings: Vec<Finding>,
@@ -151,6 +178,7 @@ pub fn checks(
                 // A paired rule that does not exist can never pass, baseline or not.
                 pass: status.is_some() && fired != baseline,
                 status,
+                why: None,
             }
         })
         .collect()
@@ -228,7 +256,7 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
     );
     let _ = writeln!(
         o,
-        "  sent      {:>9}  ({:.0}/s over {:.1}s)",
+        "  sent      {:>9}  ({:.0}/s while starting lookups for {:.1}s)",
         l.sent, l.achieved_qps, l.elapsed_s
     );
     let rc = &l.rcodes;
@@ -262,7 +290,10 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
         ms(l.latency.max_ms)
     );
     if let Some(f) = &r.fault {
-        let Fault::PacketLoss { fraction } = f.fault;
+        let (what, fraction) = match f.fault {
+            Fault::PacketLoss { fraction } => ("packet loss", fraction),
+            Fault::SilentUpstream => ("silent upstream", 1.0),
+        };
         let ratio = if f.matched > 0 {
             f.dropped as f64 / f.matched as f64
         } else {
@@ -270,13 +301,17 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
         };
         let _ = writeln!(
             o,
-            "\nFault: packet loss {} in cgroup {}\n  dropped   {:>9}  of {} DNS packets to or from the target ({})",
+            "\nFault: {what} {} in cgroup {}\n  dropped   {:>9}  of {} DNS packets to or from {} ({})",
             pct(fraction),
             f.cgroup,
             f.dropped,
             f.matched,
+            f.address,
             pct(ratio)
         );
+    }
+    if let Some(rec) = &r.reconciliation {
+        rec.render(&mut o);
     }
     if let Some(v) = &r.verify {
         let _ = writeln!(o, "\nWhat dnsdoc saw (the scenario's own queries)");
@@ -313,6 +348,7 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
             };
             let what = match (c.severity, c.status) {
                 (Some(s), _) => format!("fired ({s})"),
+                (_, _) if c.why.is_some() => c.why.clone().unwrap_or_default(),
                 (_, Some(CheckStatus::InsufficientData)) => {
                     "did not fire: too few samples to judge".into()
                 }
@@ -324,12 +360,21 @@ pub fn render(r: &ChaosReport, color: bool) -> String {
             let _ = writeln!(o, "  {verdict}  {:<28} {what}", c.rule);
         }
         let passed = v.checks.iter().filter(|c| c.pass).count();
-        let _ = writeln!(
-            o,
-            "Result: {} ({passed} of {} checks passed)",
-            if v.passed { "PASS" } else { "FAIL" },
-            v.checks.len()
-        );
+        if v.cut_short {
+            let _ = writeln!(
+                o,
+                "Result: INTERRUPTED (cut short after {:.1}s of {:.0}s: a partial window proves \
+                 nothing, so no check passes)",
+                l.elapsed_s, r.duration_s
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "Result: {} ({passed} of {} checks passed)",
+                if v.passed { "PASS" } else { "FAIL" },
+                v.checks.len()
+            );
+        }
     }
     o
 }
@@ -373,6 +418,8 @@ mod tests {
             judged: 1,
             below_min_samples: 0,
             findings: 0,
+            nearest: None,
+            most_samples: 1,
         };
         let statuses = vec![
             verdict("dns_high_latency", CheckStatus::Fired),

@@ -57,6 +57,9 @@ pub struct LoadShape {
 pub enum Fault {
     /// Drop this fraction of DNS packets to and from the target (bpf/loss.bpf.c).
     PacketLoss { fraction: f64 },
+    /// Drop every DNS packet to and from the target's upstream (`--upstream`; the same
+    /// BPF program), so a forwarding target never gets an answer.
+    SilentUpstream,
 }
 
 /// What one run does: the load, and the fault if any.

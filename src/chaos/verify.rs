@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::report::{checks, VerifyReport};
+use super::reconcile::{why_not_fired, Reconciliation};
+use super::report::{checks, LoadReport, VerifyReport};
 use super::scenario::{Scenario, QUERY_TIMEOUT};
 use crate::host::ProcFs;
 use crate::pipeline::{observe, ObserveOptions};
@@ -98,24 +99,39 @@ pub fn self_in_cgroup(cgroup: &Path) -> bool {
     ProcFs::default().self_in_cgroup(cgroup)
 }
 
-/// Evaluates the rules on the snapshot and checks the scenario's paired rules.
+/// Evaluates the rules on the snapshot, checks the scenario's paired rules, and
+/// reconciles the load's view with the capture's. A run cut short passes no check.
 pub fn verify(
     scenario: &dyn Scenario,
     snapshot: Snapshot,
     rules: &RuleSet,
     baseline: bool,
-) -> VerifyReport {
+    load: &LoadReport,
+    cut_short: bool,
+) -> (VerifyReport, Reconciliation) {
     let eval = evaluate_all(&snapshot, rules);
-    let checks = checks(
+    let reconciliation = Reconciliation::new(load, &snapshot);
+    let mut checks = checks(
         scenario.paired_rules(),
         &eval.findings,
         &eval.checks,
         baseline,
     );
-    VerifyReport {
-        passed: checks.iter().all(|c| c.pass),
+    for c in &mut checks {
+        let verdict = eval.checks.iter().find(|v| v.rule == c.rule);
+        if let (false, false, Some(v)) = (c.fired, baseline, verdict) {
+            c.why = Some(why_not_fired(v, load, &reconciliation));
+        }
+        if cut_short {
+            c.pass = false;
+        }
+    }
+    let report = VerifyReport {
+        passed: !cut_short && checks.iter().all(|c| c.pass),
+        cut_short,
         checks,
         findings: eval.findings,
         snapshot,
-    }
+    };
+    (report, reconciliation)
 }

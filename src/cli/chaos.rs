@@ -17,20 +17,28 @@ macro_rules! about {
 Induce a DNS fault on purpose, watch dnsdoc detect it, and get a PASS/FAIL for each
 rule that should have fired. A rule nobody has seen fire is a guess.
 
-Every scenario sends its own load (hickory-resolver clients, at most --qps lookups per
+Every scenario sends its own load (hickory-proto clients, at most --qps lookups per
 second from --concurrency workers) to --target only: never the system resolver, never a
 public server. A target outside loopback needs --allow-remote and gets lower limits.
-dns-loss also attaches a BPF program that drops DNS packets to and from the target; it
-is a BPF link that dies with dnsdoc, so even kill -9 leaves nothing behind.
+dns-loss also attaches a BPF program that drops DNS packets to and from the target, and
+upstream-timeout one that drops those to and from the target's --upstream; it is a BPF
+link that dies with dnsdoc, so even kill -9 leaves nothing behind.
 
 With --verify, the same capture as `watch` runs during the scenario, scoped to the
 scenario's own queries (this process, the target's port, --cgroup), and each paired rule
 is checked: PASS when it fired at WARNING or above. --baseline runs the healthy twin of a
 scenario (same length and shape, no fault) and expects the paired rules to stay quiet.
 
-Ctrl-C stops the load and removes the fault at once, then prints the summary.
+With --verify the report reconciles the clients' lookups with the queries dnsdoc saw
+(re-sends with new ids, TCP after truncation) over the same interval, times the same
+lookups in the client, in the kernel and at the target, and says why a paired rule did
+not fire: the value it saw, its threshold, the samples, and whether the target held or
+the rule was blind.
+
+Ctrl-C stops the load and removes the fault at once, then prints the summary; a run cut
+short cannot pass.
 Exit codes: 0 done (all checks passed), 1 a --verify check failed, 3 no BPF/privileges,
-4 bad rule file, 64 bad usage."
+4 bad rule file, 64 bad usage, 130 cut short by Ctrl-C or SIGTERM."
     };
 }
 
@@ -43,6 +51,9 @@ Examples:
   sudo dnsdoc chaos --induce dns-flood --target 127.0.0.1:5353 --verify
   sudo dnsdoc chaos --induce dns-flood --target 127.0.0.1:5353 --verify --baseline
   sudo dnsdoc chaos --induce dns-loss --target [::1]:53 --loss 30% --duration 1m --verify
+  sudo dnsdoc chaos --induce truncation --target 127.0.0.1:5353 --verify
+  sudo dnsdoc chaos --induce upstream-timeout --target 127.0.0.1:53 --upstream 127.0.0.1:5300 \\
+       --cgroup system.slice/unbound.service --verify
   sudo dnsdoc chaos --induce dns-flood --target 127.0.0.1:5353 --qps 50000 --concurrency 1024 \\
        --verify --rules ./tuned-rules.toml --format json > gameday.json"
     };
@@ -63,6 +74,11 @@ pub struct ChaosArgs {
     /// The DNS server under test, as IP:PORT (127.0.0.1:5353, [::1]:53). Required.
     #[arg(long, value_name = "ADDR:PORT")]
     pub target: Option<String>,
+
+    /// upstream-timeout: the server the target forwards to, as IP:PORT. Its DNS
+    /// packets are dropped inside --cgroup, where the target must run.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub upstream: Option<String>,
 
     /// Allow a target outside loopback (then at most 1000 qps, 64 workers, 5 minutes).
     #[arg(long)]
@@ -124,7 +140,8 @@ pub struct ChaosArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
-    /// What to print on stdout.
+    /// What to print on stdout: the run's summary, or its report as JSON (load,
+    /// fault, reconciliation, checks, findings and snapshot; see docs/CHAOS.md).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
@@ -140,6 +157,7 @@ impl ChaosArgs {
             list: self.list,
             induce: self.induce.clone(),
             target: self.target.clone(),
+            upstream: self.upstream.clone(),
             allow_remote: self.allow_remote,
             allow_system_resolver: self.allow_system_resolver,
             duration: self.duration,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::CaptureArgs;
-use crate::doctor::{DoctorOptions, RulesTask};
+use crate::doctor::{DoctorOptions, ExplainOptions, RulesTask};
 use crate::render::ReportFormat;
 use crate::rules::report::FailOn;
 
@@ -29,7 +29,7 @@ with --rules and --disable (format: docs/RULES.md).
 
 Exit codes: 0 healthy, 1 WARNING findings with --fail-on warning, 2 CRITICAL findings,
 3 could not collect (no privileges, no BPF, no cgroup v2), 4 invalid rules or snapshot,
-5 other runtime error, 64 bad usage."
+5 other runtime error, 6 fewer queries than --require-traffic N, 64 bad usage."
     };
 }
 
@@ -39,7 +39,9 @@ macro_rules! doctor_examples {
 Examples:
   sudo dnsdoc doctor --duration 30s
   dnsdoc doctor --snapshot dns.json                      # no root needed
+  ssh node sudo dnsdoc watch --format json | dnsdoc doctor --snapshot -
   sudo dnsdoc doctor --fail-on warning --format json     # CI smoke check on a node
+  sudo dnsdoc doctor --duration 1m --require-traffic 10  # ... that fails on a silent node
   dnsdoc doctor --snapshot dns.json --format markdown    # paste into the incident
   dnsdoc doctor --snapshot dns.json --rules /etc/dnsdoc/rules.d --disable dns_nxdomain_ratio
   dnsdoc doctor --list-rules"
@@ -55,8 +57,8 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
 
-    /// Judge this snapshot (from `watch -o` or `doctor -o`) instead of observing.
-    /// Needs no privileges.
+    /// Judge this snapshot (from `watch -o` or `doctor -o`; `-` reads standard input)
+    /// instead of observing. Needs no privileges.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "duration", "timeout", "ports", "cgroup", "pids", "ring_buffer_bytes",
         "max_pending", "output", "pcap", "namespaces", "pods",
@@ -76,7 +78,8 @@ pub struct DoctorArgs {
     #[arg(long = "disable", value_name = "RULE_ID")]
     pub disable: Vec<String>,
 
-    /// What to print on stdout.
+    /// What to print on stdout: the report as tables, as JSON (schema in
+    /// docs/RULES.md), or as markdown to paste into an incident ticket.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
 
@@ -87,6 +90,35 @@ pub struct DoctorArgs {
     /// Print the rule catalog (after --rules and --disable) and exit; needs no root.
     #[arg(long)]
     pub list_rules: bool,
+
+    #[command(flatten)]
+    pub traffic: super::RequireTraffic,
+}
+
+/// `dnsdoc explain RULE`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dnsdoc explain dns_high_latency
+  dnsdoc explain dns_high_latency --rules /etc/dnsdoc/rules.d   # with site overrides")]
+pub struct ExplainArgs {
+    /// The rule id, as findings name it (dnsdoc doctor --list-rules lists them).
+    #[arg(value_name = "RULE")]
+    pub rule: String,
+
+    /// Rule file or directory to load first, as for doctor --rules (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+}
+
+impl ExplainArgs {
+    /// The plain options `doctor::explain` takes.
+    pub fn options(&self) -> ExplainOptions {
+        ExplainOptions {
+            rule: self.rule.clone(),
+            rules: self.rules.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -127,7 +159,8 @@ Examples:
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
             ["node", "process", "server", "qtype", "name", "listener"]))]
         scope: Option<String>,
-        /// Table, JSON, or markdown (the reference table of docs/RULES.md).
+        /// The metrics as a table, as JSON, or as markdown (the reference table of
+        /// docs/RULES.md's metric section).
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
@@ -164,6 +197,7 @@ impl DoctorArgs {
             format: self.format,
             fail_on: self.fail_on,
             list_rules: self.list_rules,
+            require_traffic: self.traffic.require_traffic,
         }
     }
 }

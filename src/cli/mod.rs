@@ -3,12 +3,15 @@
 //! Commands never import this module; `main.rs` parses here and calls them.
 
 mod chaos;
+mod checks;
 mod continuous;
 mod doctor;
 
+pub use checks::one_line;
+
 pub use chaos::ChaosArgs;
 pub use continuous::{ExportArgs, ServeArgs, TopArgs};
-pub use doctor::{DoctorArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
+pub use doctor::{DoctorArgs, ExplainArgs, RulesArgs, RulesCommand, DOCTOR_ABOUT};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,7 +28,8 @@ use crate::watch::WatchOptions;
 /// cgroup hooks; UDP and TCP, IPv4 and IPv6) and reports latency percentiles, failure
 /// ratios, and the processes, servers and names behind them.
 #[derive(Debug, Parser)]
-#[command(name = "dnsdoc", version, about, long_about, propagate_version = true)]
+#[command(name = "dnsdoc", version = crate::version::VERSION, about, long_about,
+          propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -47,9 +51,12 @@ pub enum Command {
     /// Run continuously and serve Prometheus metrics, the last snapshot and findings.
     #[command(long_about = continuous::SERVE_ABOUT, after_help = continuous::SERVE_EXAMPLES)]
     Serve(ServeArgs),
+    /// Explain a rule offline: what it judges, its thresholds and why, what to do.
+    Explain(ExplainArgs),
     /// Induce a DNS fault on purpose (game day) and check that the rules fire.
     Chaos(ChaosArgs),
-    /// Print dnsdoc's version and what this kernel lets its probes do.
+    /// Print dnsdoc's version and commit (as -V does) and what this kernel lets its
+    /// probes do.
     #[command(long_about = VERSION_ABOUT)]
     Version(VersionArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -84,7 +91,8 @@ pub fn print_man_page() -> std::io::Result<()> {
 }
 
 const VERSION_ABOUT: &str = "\
-Print dnsdoc's version, the kernel release, the cgroup v2 mount, and the BPF features
+Print dnsdoc's version and the git commit it was built from (the first line is what
+`dnsdoc -V` prints), the kernel release, the cgroup v2 mount, and the BPF features
 dnsdoc probed on this kernel (ring buffers; whether cgroup_skb programs may read the
 current task; whether sock_addr programs may use socket storage), with what dnsdoc does
 differently where a feature is missing. Probing loads tiny BPF programs, so it needs
@@ -92,7 +100,7 @@ root (or CAP_BPF); without it, the features are reported as not probed.";
 
 #[derive(Debug, Args)]
 pub struct VersionArgs {
-    /// What to print on stdout.
+    /// What to print on stdout: text, or the same facts as JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -116,7 +124,8 @@ Examples:
   sudo dnsdoc watch --namespace shop --pod web-7d9f       # one Kubernetes pod
   sudo dnsdoc watch --port 53 --port 5353 --format json | jq .latency
   sudo dnsdoc watch --interval 10s --format json          # one JSON line per 10 s, until Ctrl-C
-  sudo dnsdoc watch --interval 1m --textfile /var/lib/node_exporter/textfile_collector";
+  sudo dnsdoc watch --interval 1m --textfile /var/lib/node_exporter/textfile_collector
+  sudo dnsdoc watch --duration 30s --require-traffic 1      # CI: fail (exit 6) if DNS is silent";
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -127,12 +136,32 @@ pub struct WatchArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// What to print on stdout.
+    /// What to print on stdout: the summary tables, or the snapshot as JSON (schema in
+    /// docs/SNAPSHOT.md).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
+    /// Rows per summary table (processes, servers, query types, names, listeners);
+    /// a table with more says how many more. The snapshot has every row.
+    #[arg(long, value_name = "N", default_value_t = crate::render::summary::ROWS,
+          value_parser = checks::parse_top)]
+    pub top: usize,
+
     #[command(flatten)]
     pub continuous: continuous::WatchContinuousArgs,
+
+    #[command(flatten)]
+    pub traffic: RequireTraffic,
+}
+
+/// `--require-traffic`, shared by `watch` and `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct RequireTraffic {
+    /// Exit 6 when fewer than N DNS queries were seen (sent by local clients or
+    /// received by local servers): a CI smoke check on a quiet node, or a capture
+    /// scoped to the wrong cgroup or port, must not pass silently.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub require_traffic: Option<u64>,
 }
 
 /// How to observe: shared by `watch`, `doctor` (live mode) and `chaos --verify`.
@@ -156,7 +185,8 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
 
-    /// Only transactions of these processes (repeatable).
+    /// Only these client processes (repeatable). Local DNS servers' side is never
+    /// filtered: it is the server's view of every query it received.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
@@ -179,7 +209,8 @@ pub struct CaptureArgs {
     /// Kernel ring buffer size in bytes (rounded up to a power of two). The default holds
     /// about 70 ms of a saturated 2-core node's DNS (400K packets/s); lost records are
     /// counted and mark the capture PARTIAL.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, hide_short_help = true)]
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, hide_short_help = true,
+          value_parser = checks::parse_ring_bytes)]
     pub ring_buffer_bytes: u32,
 
     /// Most queries tracked in flight; beyond, the oldest are evicted and counted.
@@ -187,7 +218,8 @@ pub struct CaptureArgs {
         long,
         value_name = "N",
         default_value_t = 200_000,
-        hide_short_help = true
+        hide_short_help = true,
+        value_parser = checks::parse_max_pending
     )]
     pub max_pending: usize,
 
@@ -217,6 +249,8 @@ impl WatchArgs {
             output: self.output.clone(),
             format: self.format,
             continuous: self.continuous.options(),
+            require_traffic: self.traffic.require_traffic,
+            top: self.top,
         }
     }
 }

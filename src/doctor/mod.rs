@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::exit;
 use crate::pipeline::ObserveOptions;
@@ -34,6 +34,8 @@ pub struct DoctorOptions {
     pub fail_on: FailOn,
     /// Print the rule catalog and exit.
     pub list_rules: bool,
+    /// Exit with [`exit::NO_TRAFFIC`] when fewer queries than this were seen.
+    pub require_traffic: Option<u64>,
 }
 
 /// What `dnsdoc rules` was asked to do.
@@ -83,13 +85,21 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
         }
         return Ok(exit::OK);
     }
+    let mut write_failed = None;
     let (snap, source) = match &args.snapshot {
         Some(path) => (Snapshot::read(path)?, path.display().to_string()),
         None => {
             let snap = crate::pipeline::observe(&args.observe)?;
+            // A failed write must not cost the window: judge it anyway, keep a fallback.
             if let Some(path) = &args.output {
-                snap.write_atomic(path)
-                    .with_context(|| format!("writing snapshot {}", path.display()))?;
+                if let Err((e, fallback)) = snap.write_or_fallback(path) {
+                    write_failed = Some(match fallback {
+                        Some(f) => {
+                            format!("{e:#}; the snapshot was saved to {} instead", f.display())
+                        }
+                        None => format!("{e:#}; a fallback in the temporary directory failed too"),
+                    });
+                }
             }
             (snap, "live".to_string())
         }
@@ -113,10 +123,38 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
         ReportFormat::Markdown => write!(out, "{}", render::findings::markdown(&report))?,
     }
     out.flush()?;
+    if let Some(msg) = write_failed {
+        eprintln!("dnsdoc: error: {msg}");
+        return Ok(exit::RUNTIME);
+    }
     if let Some(path) = &args.output {
         eprintln!("dnsdoc: snapshot written to {}", path.display());
     }
+    // Findings on a quiet window prove nothing: too little traffic wins.
+    if let Some((line, code)) = exit::require_traffic(snap.queries_seen(), args.require_traffic) {
+        eprintln!("{line}");
+        return Ok(code);
+    }
     Ok(report.exit_code)
+}
+
+/// What `dnsdoc explain` was asked for.
+#[derive(Debug, Clone)]
+pub struct ExplainOptions {
+    pub rule: String,
+    /// Rule files or directories, as for `doctor --rules`: an override is explained
+    /// with its own thresholds.
+    pub rules: Vec<PathBuf>,
+}
+
+/// Runs `dnsdoc explain RULE`: the rule's documentation, offline.
+pub fn explain(args: &ExplainOptions) -> Result<i32> {
+    let rules = rules::build(&args.rules, &[])?;
+    let Some(rule) = rules.get(&args.rule) else {
+        return Err(crate::exit::UsageError(render::explain::unknown(&args.rule, &rules)).into());
+    };
+    print!("{}", render::explain::text(rule));
+    Ok(exit::OK)
 }
 
 /// Runs `dnsdoc rules ...`; returns the exit code.

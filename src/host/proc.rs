@@ -106,6 +106,15 @@ impl ProcFs {
         } else {
             root.join(arg.strip_prefix("/").unwrap_or(arg))
         };
+        if let Some(v1) = self.cgroup_v1_mount_of(arg) {
+            return Err(UsageError(format!(
+                "--cgroup {}: is a cgroup v1 directory (the {v1} hierarchy); dnsdoc's probes \
+                 attach to cgroup v2 only: name the same group under the cgroup2 mount {}",
+                arg.display(),
+                root.display()
+            ))
+            .into());
+        }
         if !candidate.join("cgroup.procs").exists() {
             return Err(UsageError(format!(
                 "--cgroup {}: not a cgroup v2 directory (looked for {}/cgroup.procs; the cgroup2 mount is {})",
@@ -116,6 +125,17 @@ impl ProcFs {
             .into());
         }
         Ok(candidate)
+    }
+
+    /// The cgroup v1 hierarchy (its mount point) `path` lies in, if it is an absolute
+    /// path under a `cgroup` (v1) mount.
+    fn cgroup_v1_mount_of(&self, path: &Path) -> Option<String> {
+        let mounts = self.process("self")?.mountinfo().ok()?;
+        mounts
+            .into_iter()
+            .filter(|m| m.fs_type == "cgroup")
+            .find(|m| path.is_absolute() && path.starts_with(&m.mount_point))
+            .map(|m| m.mount_point.display().to_string())
     }
 
     /// True when this process lives in `cgroup` (a path under the mount) or below it.

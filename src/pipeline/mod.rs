@@ -495,11 +495,16 @@ fn track_lookup(lookups: &mut LookupTracker, a: &Attributed, procs: &HashMap<u32
     );
 }
 
-/// Applies the `--pid` filter and the pods' cgroups of `--namespace`/`--pod`.
+/// Applies the `--pid` filter and the pods' cgroups of `--namespace`/`--pod`. `--pid`
+/// selects clients: a local server's side is its own view of every query it received
+/// (the chosen processes' among them), so `--pid` never hides it, or a filter on the
+/// client would report 0 queries to a local server.
 fn wanted(tx: &Attributed, opts: &ObserveOptions, procs: &HashMap<u32, ProcessInfo>) -> bool {
     let pids = &opts.pids;
     let cgroups = &opts.kube.cgroups;
-    let pid_ok = pids.is_empty() || tx.owner.as_ref().is_some_and(|o| pids.contains(&o.tgid));
+    let pid_ok = pids.is_empty()
+        || tx.tx.role == Role::Server
+        || tx.owner.as_ref().is_some_and(|o| pids.contains(&o.tgid));
     let cgroup_ok = cgroups.is_empty()
         || tx
             .owner

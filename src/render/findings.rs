@@ -260,7 +260,8 @@ pub fn table(r: &Report, color: bool) -> String {
                 let _ = writeln!(o, "     - {step}");
             }
         }
-        if let Some(d) = &f.docs {
+        let _ = writeln!(o, "   more: {}", super::explain::explain_command(&f.rule));
+        if let Some(d) = f.docs.as_ref().filter(|d| !d.starts_with("docs/RULES.md")) {
             let _ = writeln!(o, "   docs: {d}");
         }
     }
@@ -340,7 +341,8 @@ pub fn markdown(r: &Report) -> String {
                 let _ = writeln!(o, "{}. {step}", n + 1);
             }
         }
-        if let Some(d) = &f.docs {
+        let _ = writeln!(o, "\nMore: `{}`", super::explain::explain_command(&f.rule));
+        if let Some(d) = f.docs.as_ref().filter(|d| !d.starts_with("docs/RULES.md")) {
             let _ = writeln!(o, "\nDocs: {d}");
         }
     }

@@ -1,8 +1,10 @@
 //! Stage 6, report: turns snapshots and findings into text for people, in the formats
 //! the commands offer.
 
+pub mod explain;
 pub mod findings;
 mod kube;
+pub mod latency_chart;
 pub mod style;
 pub mod summary;
 
@@ -11,19 +13,19 @@ use clap::ValueEnum;
 /// How `watch`, `chaos` and `version` print their result on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Human-readable tables.
+    /// Human-readable text and tables.
     Table,
-    /// The snapshot as JSON (schema in docs/SNAPSHOT.md).
+    /// Machine-readable JSON (the flag's help says which document).
     Json,
 }
 
 /// How `doctor` and `rules metrics` print a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
-    /// Header, findings table, details (colour on a terminal).
+    /// Human-readable text and tables (colour on a terminal).
     Table,
-    /// The report as JSON (schema in docs/RULES.md).
+    /// Machine-readable JSON (the flag's help says which document).
     Json,
-    /// Markdown, to paste into an incident ticket.
+    /// Markdown (the flag's help says what for).
     Markdown,
 }

@@ -93,6 +93,29 @@ pub struct Check {
     /// Subjects skipped for fewer than `min_samples` samples.
     pub below_min_samples: u64,
     pub findings: u64,
+    /// When it did not fire: the judged subject that came closest to the lowest
+    /// threshold, so a report can say how far it stayed from firing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest: Option<NearMiss>,
+    /// The most samples any subject had (says how far from `min_samples` a rule
+    /// with insufficient data was).
+    pub most_samples: u64,
+}
+
+/// The subject that came closest to firing a rule that did not fire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NearMiss {
+    pub subject: String,
+    pub metric: String,
+    pub unit: Unit,
+    pub value: f64,
+    /// The lowest threshold the rule has (INFO, else WARNING, else CRITICAL).
+    pub threshold: f64,
+    pub threshold_severity: Severity,
+    pub direction: Direction,
+    pub samples: u64,
+    /// False when the value alone would have fired but a `when` condition did not hold.
+    pub conditions_held: bool,
 }
 
 /// Findings (ranked worst first) and the status of every rule.
@@ -121,6 +144,8 @@ pub fn evaluate_all(snapshot: &Snapshot, rules: &RuleSet) -> Evaluation {
                 judged: 0,
                 below_min_samples: 0,
                 findings: 0,
+                nearest: None,
+                most_samples: 0,
             });
             continue;
         }
@@ -156,10 +181,15 @@ fn evaluate_rule(rule: &Rule, view: &View) -> (Vec<Finding>, Check) {
         .expect("validated samples");
     let mut out = Vec::new();
     let (mut judged, mut below) = (0, 0);
+    let mut most_samples = 0u64;
+    // (closeness to the lowest threshold, the near miss): the report's "why not".
+    let mut nearest: Option<(f64, NearMiss)> = None;
+    let lowest = rule.thresholds().into_iter().next();
     for i in 0..view.rows.len() {
         let samples = view
             .value(samples_metric, i, rule.min_samples)
             .unwrap_or(0.0);
+        most_samples = most_samples.max(samples as u64);
         if samples < rule.min_samples as f64 {
             below += 1;
             continue;
@@ -173,6 +203,26 @@ fn evaluate_rule(rule: &Rule, view: &View) -> (Vec<Finding>, Check) {
                 .and_then(|m| view.value(m, i, rule.min_samples))
                 .is_some_and(|v| g.op.holds(v, g.value))
         });
+        if let Some((severity, threshold)) = lowest {
+            let closeness = match rule.direction {
+                Direction::Above => value - threshold,
+                Direction::Below => threshold - value,
+            } / threshold.abs().max(f64::MIN_POSITIVE);
+            if nearest.as_ref().is_none_or(|(c, _)| closeness > *c) {
+                let near = NearMiss {
+                    subject: rule.scope.describe(&view.rows[i].label),
+                    metric: rule.metric.clone(),
+                    unit: rule.unit(),
+                    value,
+                    threshold,
+                    threshold_severity: severity,
+                    direction: rule.direction,
+                    samples: samples as u64,
+                    conditions_held: guards_hold,
+                };
+                nearest = Some((closeness, near));
+            }
+        }
         if !guards_hold {
             continue;
         }
@@ -204,6 +254,12 @@ fn evaluate_rule(rule: &Rule, view: &View) -> (Vec<Finding>, Check) {
         judged,
         below_min_samples: below,
         findings: out.len() as u64,
+        nearest: if out.is_empty() {
+            nearest.map(|(_, n)| n)
+        } else {
+            None
+        },
+        most_samples,
     };
     (out, check)
 }
@@ -350,6 +406,8 @@ mod tests {
             failures,
             failure_ratio: failures as f64 / queries.max(1) as f64,
             nxdomain_ratio: 0.0,
+            active_s: 10.0,
+            queries_per_active_s: queries as f64 / 10.0,
         }
     }
 

@@ -23,7 +23,9 @@ pub mod testing;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-pub use eval::{evaluate, evaluate_all, Check, CheckStatus, Evaluation, Evidence, Finding};
+pub use eval::{
+    evaluate, evaluate_all, Check, CheckStatus, Evaluation, Evidence, Finding, NearMiss,
+};
 pub use load::{Diag, LayerStats, RuleSet};
 pub use metrics::{Scope, Unit};
 pub use template::Template;

@@ -113,6 +113,16 @@ pub fn load_test_file(path: &Path) -> Result<TestFile, Vec<Diag>> {
         name: name.clone(),
         text: &text,
     };
+    // A rule file given to `rules test` is a common slip: say so, not "unknown field".
+    if let Ok(table) = toml::from_str::<toml::Table>(&text) {
+        if (table.contains_key("rule") || table.contains_key("id")) && !table.contains_key("test") {
+            return Err(vec![Origin::whole(&name).diag(format!(
+                "this is a rule file, not a rule test file: check it with `dnsdoc rules check {}`; \
+                 tests of rules live in *.test.toml files (docs/RULES.md, \"Testing rules\")",
+                path.display()
+            ))]);
+        }
+    }
     let raw: RawFile = toml::from_str(&text).map_err(|e| vec![doc.toml_error(&e)])?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut errs = Vec::new();

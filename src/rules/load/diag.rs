@@ -163,7 +163,37 @@ impl Doc<'_> {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("; ");
+        // serde's "invalid type: string \"many\", expected i64": name the field and
+        // the type in a rule author's words.
+        if let (Some(rest), Some(span)) = (msg.strip_prefix("invalid type: "), e.span()) {
+            if let Some((found, expected)) = rest.split_once(", expected ") {
+                let line_start = self.text[..span.start.min(self.text.len())]
+                    .rfind('\n')
+                    .map_or(0, |i| i + 1);
+                let field = self.text[line_start..]
+                    .split_once('=')
+                    .map(|(k, _)| k.trim())
+                    .filter(|k| !k.is_empty() && !k.contains(['\n', '[', '"']));
+                let what = field.map_or_else(String::new, |f| format!("{f}: "));
+                return at.diag(format!(
+                    "{what}expected {}, found {found}",
+                    plain_type(expected)
+                ));
+            }
+        }
         at.diag(format!("invalid TOML: {msg}"))
+    }
+}
+
+/// serde's name of a type ("i64", "a boolean", "a sequence") as a rule author says it.
+fn plain_type(expected: &str) -> &str {
+    match expected.trim_matches('`') {
+        "i64" | "u64" | "usize" | "i32" | "u32" => "a whole number (such as 20)",
+        "f64" | "a float" => "a number (such as 0.5)",
+        "a boolean" | "bool" => "true or false",
+        "a string" => "a quoted string",
+        "a sequence" => "a list in brackets, such as [\"a\", \"b\"]",
+        other => other,
     }
 }
 

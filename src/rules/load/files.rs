@@ -16,6 +16,17 @@ pub(crate) fn rule_files(path: &Path) -> Result<Vec<PathBuf>, Vec<Diag>> {
     )
 }
 
+/// True when `path` is a directory without rule files: an empty rules.d is normal.
+pub(crate) fn is_empty_rule_dir(path: &Path) -> bool {
+    path.is_dir()
+        && std::fs::read_dir(path).is_ok_and(|entries| {
+            !entries.filter_map(Result::ok).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                e.path().is_file() && name.ends_with(".toml") && !name.ends_with(".test.toml")
+            })
+        })
+}
+
 /// The file `path` itself, or the regular files of directory `path` whose names pass
 /// `wanted`, in name order; `none` is the error when the directory has none.
 pub(crate) fn files_of(

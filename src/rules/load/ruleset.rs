@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::compile::compile;
 use super::diag::{summarize, Diag, Doc, Origin, Val};
-use super::files::read_layer;
+use super::files::{is_empty_rule_dir, read_layer};
 use super::parse::{parse_file, Draft};
 use crate::exit::{InputError, UsageError};
 use crate::rules::metrics::edit_distance;
@@ -51,7 +51,11 @@ impl RuleSet {
     }
 
     /// Adds/overrides from a file or directory (errors carry [`InputError`], exit code 4).
+    /// A directory without rule files adds nothing: an empty rules.d is normal.
     pub fn load_path(&mut self, path: &Path) -> Result<()> {
+        if is_empty_rule_dir(path) {
+            return Ok(());
+        }
         self.load_path_diags(path)
             .map(|_| ())
             .map_err(|d| InputError(summarize(&d)).into())
@@ -142,6 +146,7 @@ impl RuleSet {
             let id = o.id.clone().expect("checked above").v;
             match next.rules.iter().position(|r| r.id == id) {
                 Some(i) => {
+                    let at = o.at.clone();
                     let merged = next.drafts[i].merged(o);
                     match compile(&merged) {
                         Ok(rule) => {
@@ -149,7 +154,7 @@ impl RuleSet {
                             next.drafts[i] = merged;
                             stats.overridden.push(id);
                         }
-                        Err(d) => errs.extend(d),
+                        Err(d) => errs.extend(blame_override(&id, &at, d)),
                     }
                 }
                 None => match compile(&o) {
@@ -158,7 +163,10 @@ impl RuleSet {
                         next.drafts.push(o);
                         stats.added.push(id);
                     }
-                    Err(d) => errs.extend(d),
+                    Err(d) => match misspelt_override(&o, &next.rules) {
+                        Some(one) => errs.push(one),
+                        None => errs.extend(d),
+                    },
                 },
             }
         }
@@ -168,4 +176,44 @@ impl RuleSet {
         *self = next;
         Ok(stats)
     }
+}
+
+/// Problems of a merged rule that lie in the rule it overrides (a built-in's warning
+/// above the override's critical) are reported at the override, in the user's file,
+/// saying where the other half is.
+fn blame_override(id: &str, at: &Origin, diags: Vec<Diag>) -> Vec<Diag> {
+    diags
+        .into_iter()
+        .map(|d| {
+            if d.file == *at.file {
+                return d;
+            }
+            at.diag(format!(
+                "rule \"{id}\" overrides {}:{}:{}, and together they are invalid: {}; \
+                 set the other field in this file too",
+                d.file, d.line, d.col, d.message
+            ))
+        })
+        .collect()
+}
+
+/// A new rule that sets none of what a new rule needs (no title, no metric) is an
+/// override whose id matches nothing: one line, with the id meant when it is close.
+fn misspelt_override(o: &Draft, rules: &[Rule]) -> Option<Diag> {
+    if o.title.is_some() || o.metric.is_some() {
+        return None;
+    }
+    let id = &o.id.as_ref()?.v;
+    let near = rules
+        .iter()
+        .map(|r| (edit_distance(&r.id, id), r.id.as_str()))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, r)| format!("; did you mean \"{r}\"?"))
+        .unwrap_or_default();
+    Some(o.at.diag(format!(
+        "no built-in rule \"{id}\" to override{near} (a new rule needs title, scope, \
+         metric, thresholds, min_samples, samples and summary; `dnsdoc doctor --list-rules` \
+         lists the ids)"
+    )))
 }

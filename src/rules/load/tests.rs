@@ -246,3 +246,52 @@ fn guards_parse() {
     assert!(parse_guard("failures 3").is_err());
     assert!(parse_guard(">= 3").is_err());
 }
+
+#[test]
+fn override_problems_are_reported_in_the_users_file_once() {
+    // Only `critical`, below the built-in warning: the user's file is to blame.
+    let builtin = RuleSet::builtin().unwrap();
+    let warning = builtin.get("dns_high_latency").unwrap().warning.unwrap();
+    let e = errors(&format!(
+        "[[rule]]\nid = \"dns_high_latency\"\ncritical = {:.1}\n",
+        warning / 2.0
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("t.toml:1:"), "{e:?}");
+    assert!(
+        e[0].contains("overrides builtin:rules/dns_high_latency.toml"),
+        "{e:?}"
+    );
+    // A misspelt id: one line naming the id meant, not a line per missing field.
+    let e = errors("[[rule]]\nid = \"dns_high_latncy\"\ncritical = 900.0\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("no built-in rule \"dns_high_latncy\""),
+        "{e:?}"
+    );
+    assert!(e[0].contains("did you mean \"dns_high_latency\"?"), "{e:?}");
+}
+
+#[test]
+fn type_errors_name_the_field_in_plain_words() {
+    let e = errors("id = \"dns_high_latency\"\nmin_samples = \"many\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("min_samples: expected a whole number"),
+        "{e:?}"
+    );
+    assert!(!e[0].contains("i64"), "{e:?}");
+    let e = errors("id = \"dns_high_latency\"\nenabled = \"no\"\n");
+    assert!(e[0].contains("enabled: expected true or false"), "{e:?}");
+}
+
+#[test]
+fn an_empty_rules_directory_adds_nothing_and_is_no_error() {
+    let dir = std::env::temp_dir().join(format!("dnsdoc-empty-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut set = RuleSet::builtin().unwrap();
+    let before = set.rules().len();
+    set.load_path(&dir).unwrap();
+    assert_eq!(set.rules().len(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

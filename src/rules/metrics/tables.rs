@@ -36,6 +36,20 @@ pub(super) const COUNTS: &[(&str, Unit, &str, &str, Read<CountsFn>)] = &[
         Field,
     ),
     (
+        "active_s",
+        Unit::Seconds,
+        "queries",
+        "Seconds from the first query to the last (at least 1 s, at most the window).",
+        Field,
+    ),
+    (
+        "queries_per_active_s",
+        Unit::PerSecond,
+        "queries",
+        "Queries per second while active (queries / active_s).",
+        Field,
+    ),
+    (
         "responses",
         Unit::Count,
         "queries",

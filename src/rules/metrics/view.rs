@@ -243,6 +243,9 @@ fn minus(all: &Counts, part: &Counts) -> Counts {
         failures: all.failures.saturating_sub(part.failures),
         failure_ratio: 0.0,
         nxdomain_ratio: 0.0,
+        // The rest was active for as long as the whole, at the most.
+        active_s: all.active_s,
+        queries_per_active_s: (all.queries_per_active_s - part.queries_per_active_s).max(0.0),
     }
 }
 
