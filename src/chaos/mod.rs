@@ -27,6 +27,7 @@ mod skel;
 mod truncation;
 mod upstream_timeout;
 mod verify;
+mod wire;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
