@@ -227,10 +227,12 @@ fn watch_interval_prints_one_json_line_per_window_that_add_up() {
     let _dnsmasq = start_dnsmasq(&cg, port, &[]);
     let textfile = TempDir::new("textfile");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
+    // Three windows long enough for six digs even on an emulated CPU (the kernel
+    // matrix's qemu guests): with 1 s windows two of them came after the last window.
     cmd.args([
         "watch",
         "--interval",
-        "1s",
+        "3s",
         "--count",
         "3",
         "--format",
