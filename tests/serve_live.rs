@@ -136,9 +136,18 @@ fn serve_exposes_live_traffic_that_promtool_accepts_and_stops_on_sigterm() {
         sample(&text, "dnsdoc_query_duration_seconds_bucket{le=\"+Inf\"}"),
         Some(14.0)
     );
-    assert_eq!(
-        sample(&text, "dnsdoc_process_queries_total{process=\"dig\"}"),
-        Some(14.0)
+    // Every query has a process series; most are dig's. A dig that exits before its
+    // /proc entry is read keeps the kernel's thread name instead (the fallback), which
+    // happens under load and on the kernel matrix's emulated CPUs.
+    let per_process: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("dnsdoc_process_queries_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(per_process, 14.0, "{text}");
+    assert!(
+        sample(&text, "dnsdoc_process_queries_total{process=\"dig\"}").is_some_and(|v| v > 0.0),
+        "{text}"
     );
     assert_eq!(
         sample(
