@@ -25,6 +25,25 @@ pub fn pct(r: f64) -> String {
     }
 }
 
+/// `n` per second over `duration_s` (0 for an empty window).
+pub fn rate(n: u64, duration_s: f64) -> f64 {
+    if duration_s > 0.0 {
+        n as f64 / duration_s
+    } else {
+        0.0
+    }
+}
+
+/// Rounded to 3 decimals (rates and milliseconds in the snapshot).
+pub fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
+/// Rounded to 6 decimals (ratios in the snapshot).
+pub fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use foldhash::HashMap;
 
 use crate::analysis::lookups::Lookup;
 use crate::snapshot::{Counts, LookupStats, Rcodes, SuffixTries};
+use crate::units::{round3, round6};
 
 /// Suffixes listed per group.
 const MAX_SUFFIXES: usize = 16;
@@ -181,14 +182,6 @@ impl LookupTally {
             },
         }
     }
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1e3).round() / 1e3
-}
-
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::snapshot::{
     Counts, Latency, ListenerStats, NameStats, Names, ProcessStats, QtypeStats, Rcodes, ServerSide,
     ServerStats, Totals,
 };
+use crate::units::{rate, round3, round6};
 
 /// Names tracked individually; queries for more names count only in the totals.
 pub const MAX_NAMES: usize = 50_000;
@@ -484,22 +485,6 @@ fn ratio(num: u64, den: u64) -> f64 {
     } else {
         num as f64 / den as f64
     }
-}
-
-fn rate(n: u64, duration_s: f64) -> f64 {
-    if duration_s > 0.0 {
-        n as f64 / duration_s
-    } else {
-        0.0
-    }
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1e3).round() / 1e3
-}
-
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
 }
 
 #[cfg(test)]
