@@ -110,23 +110,7 @@ fn a_dropped_parallel_sibling_is_the_conntrack_race() {
         .expect("AAAA row");
     assert!(aaaa.latency.max_ms.unwrap() >= 900.0, "{aaaa:#?}");
 
-    let dir = TempDir::new("kube-race");
-    let path = dir.path().join("s.json");
-    s.write_atomic(&path).unwrap();
-    let o = run_dnsdoc(&[
-        "doctor",
-        "--snapshot",
-        path.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["rule"] == "dns_conntrack_race")
-        .unwrap_or_else(|| panic!("no conntrack race finding: {report:#}"));
+    let f = doctor_finding(&s, "dns_conntrack_race");
     let expected = builtin_rule("dns_conntrack_race").classify(3.0).unwrap().0;
     assert_eq!(f["severity"], serde_json::to_value(expected).unwrap());
     let evidence = f["evidence"].to_string();

@@ -170,23 +170,7 @@ fn ndots_search_chains_are_lookups_per_process_and_pod() {
     assert!(text.contains("queries per lookup"), "{text}");
 
     // The doctor names the pod, the name and the amplification.
-    let dir = TempDir::new("kube-ndots");
-    let path = dir.path().join("s.json");
-    s.write_atomic(&path).unwrap();
-    let o = run_dnsdoc(&[
-        "doctor",
-        "--snapshot",
-        path.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["rule"] == "dns_search_path_amplification")
-        .unwrap_or_else(|| panic!("no amplification finding: {report:#}"));
+    let f = doctor_finding(&s, "dns_search_path_amplification");
     let expected = rule.classify(s.lookups.stats.queries_per_lookup).unwrap().0;
     assert_eq!(f["severity"], serde_json::to_value(expected).unwrap());
     let evidence = f["evidence"].to_string();

@@ -85,22 +85,7 @@ fn a_full_receive_buffer_shows_as_node_udp_drops_with_the_timeouts() {
     );
     assert!(c.udp_in_errors >= c.udp_rcvbuf_errors, "{c:?}");
 
-    let path = dir.path().join("s.json");
-    s.write_atomic(&path).unwrap();
-    let o = run_dnsdoc(&[
-        "doctor",
-        "--snapshot",
-        path.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["rule"] == "dns_node_udp_drops")
-        .unwrap_or_else(|| panic!("no dns_node_udp_drops finding: {report:#}"));
+    let f = doctor_finding(&s, "dns_node_udp_drops");
     let rule = builtin_rule("dns_node_udp_drops");
     let expected = rule.classify(c.udp_rcvbuf_errors as f64).unwrap().0;
     assert_eq!(f["severity"], serde_json::to_value(expected).unwrap());

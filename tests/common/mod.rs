@@ -663,3 +663,26 @@ pub fn run_dnsdoc(args: &[&str]) -> Output {
         .output()
         .expect("run dnsdoc")
 }
+
+/// Runs `dnsdoc doctor --format json` on snapshot `s` and returns its finding of `rule`
+/// (panics, with the report, when there is none).
+pub fn doctor_finding(s: &dnsdoc::snapshot::Snapshot, rule: &str) -> serde_json::Value {
+    let dir = TempDir::new("doctor-finding");
+    let path = dir.path().join("s.json");
+    s.write_atomic(&path).unwrap();
+    let o = run_dnsdoc(&[
+        "doctor",
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {rule} finding: {report:#}"))
+}
