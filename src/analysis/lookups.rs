@@ -62,9 +62,6 @@ pub struct Lookup {
     pub race: bool,
 }
 
-/// Siblings sent within this of each other were sent together (glibc's sendmmsg puts
-/// microseconds between them).
-const TOGETHER_NS: u64 = 10_000_000;
 /// A sibling answered this late, and many times later than the other, was resent
 /// after the resolver's timeout (glibc's shortest is 1 s).
 const RESENT_AFTER_NS: u64 = 900_000_000;
@@ -92,10 +89,25 @@ impl Tried {
     }
 }
 
+/// Whether two queries were in flight together: the later one was sent before the
+/// earlier one's answer came (or it never came). glibc's sendmmsg puts microseconds
+/// between siblings; a fixed window (10 ms) missed the first lookup on an emulated
+/// CPU, where kernel code that runs for the first time is slow. A resolver that asks
+/// one type after the other (`single-request`) does not race, and is not counted.
+fn together(a: &Asked, b: &Asked) -> bool {
+    let (first, second) = if a.query_ts <= b.query_ts {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let answered_at = first.latency.unwrap_or(RESENT_AFTER_NS);
+    second.query_ts - first.query_ts < answered_at
+}
+
 /// Whether two query types of one name show the conntrack race: sent together from one
 /// socket, one answered, the other answered only after a resend (or not at all).
 fn race(a: &Asked, b: &Asked) -> bool {
-    if a.cookie != b.cookie || a.query_ts.abs_diff(b.query_ts) > TOGETHER_NS {
+    if a.cookie != b.cookie || !together(a, b) {
         return false;
     }
     let late = |fast: u64, slow: Option<u64>| match slow {

@@ -198,6 +198,32 @@ fn the_conntrack_race_fingerprint() {
         );
         assert!(!l[0].race, "{l:#?}");
     }
+    // Sent 30 ms apart while the first was in flight for 40 ms (an emulated CPU):
+    // together. Sent after the first was answered (`single-request`): not a race.
+    for (first_ms, gap_ms, raced) in [(40, 30, true), (1, 5, false)] {
+        let mut t = LookupTracker::new(5_000 * MS);
+        let name: Rc<str> = "slow.test.".into();
+        let first = Outcome::Answered {
+            rcode: 0,
+            truncated: false,
+            latency_ns: first_ms * MS,
+        };
+        for (ms, qtype, outcome) in [(0, 1, first), (gap_ms, 28, late)] {
+            t.add(
+                Try {
+                    tgid: 1,
+                    query_ts_ns: ms * MS,
+                    name: &name,
+                    qtype,
+                    cookie: 42,
+                    outcome,
+                },
+                None,
+            );
+        }
+        let l = t.finish_all();
+        assert_eq!(l[0].race, raced, "gap {gap_ms} ms: {l:#?}");
+    }
     // The sibling never answered at all: a race too.
     let l = run(
         &[
