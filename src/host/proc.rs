@@ -17,6 +17,9 @@ pub struct ProcessInfo {
     pub cgroup: Option<String>,
     /// Its resolver configuration (search list, ndots), from its own root.
     pub resolv: Option<super::ResolvConf>,
+    /// The file name of its executable (`/proc/PID/exe`), when readable: says what a
+    /// server is when its comm was renamed.
+    pub exe: Option<String>,
 }
 
 /// A /proc tree: the live one, or a fixture.
@@ -55,6 +58,10 @@ impl ProcFs {
                     .join(tgid.to_string())
                     .join("root/etc/resolv.conf"),
             ),
+            exe: p
+                .exe()
+                .ok()
+                .and_then(|e| e.file_name().map(|n| n.to_string_lossy().into_owned())),
         })
     }
 
@@ -211,6 +218,7 @@ mod tests {
                     search: vec!["example.test".into()],
                     ndots: 2,
                 }),
+                exe: None,
             })
         );
         assert_eq!(proc.process_info(7), None, "a process that is gone");

@@ -452,6 +452,8 @@ pub(crate) fn assemble(
         pods: parts.pods,
         lookups: parts.lookups,
         node_counters: counts.node_counters,
+        local_servers: agg.local_servers(duration_s, procs),
+        coredns: None,
     }
 }
 

@@ -70,6 +70,46 @@ pub const FILES: &[(&str, &str)] = &[
         "rules/dns_local_server_failures.toml",
         include_str!("../../rules/dns_local_server_failures.toml"),
     ),
+    (
+        "rules/dns_local_server_upstream_failing.toml",
+        include_str!("../../rules/dns_local_server_upstream_failing.toml"),
+    ),
+    (
+        "rules/dns_local_server_upstream_slow.toml",
+        include_str!("../../rules/dns_local_server_upstream_slow.toml"),
+    ),
+    (
+        "rules/dns_local_server_loop.toml",
+        include_str!("../../rules/dns_local_server_loop.toml"),
+    ),
+    (
+        "rules/dns_coredns_forward_unhealthy.toml",
+        include_str!("../../rules/dns_coredns_forward_unhealthy.toml"),
+    ),
+    (
+        "rules/dns_coredns_forward_rejects.toml",
+        include_str!("../../rules/dns_coredns_forward_rejects.toml"),
+    ),
+    (
+        "rules/dns_coredns_served_stale.toml",
+        include_str!("../../rules/dns_coredns_served_stale.toml"),
+    ),
+    (
+        "rules/dns_coredns_panics.toml",
+        include_str!("../../rules/dns_coredns_panics.toml"),
+    ),
+    (
+        "rules/dns_coredns_cache_hit_ratio.toml",
+        include_str!("../../rules/dns_coredns_cache_hit_ratio.toml"),
+    ),
+    (
+        "rules/dns_coredns_zone_servfail.toml",
+        include_str!("../../rules/dns_coredns_zone_servfail.toml"),
+    ),
+    (
+        "rules/dns_nodecache_setup_errors.toml",
+        include_str!("../../rules/dns_nodecache_setup_errors.toml"),
+    ),
 ];
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{InputError, UsageError};
 
+mod servers;
+pub use servers::{CorednsMetrics, CorednsZone, LocalServer, LoopStats, UpstreamHop};
+
 /// Current snapshot schema version. 2 added `pods`, `lookups`, `node_counters`,
 /// `processes[].pod` and `processes[].lookups`.
 pub const SCHEMA: u32 = 2;
@@ -50,6 +53,12 @@ pub struct Snapshot {
     /// be read or the window was not live (a capture file).
     #[serde(default)]
     pub node_counters: Option<NodeCounters>,
+    /// Local DNS server processes, each with its client-facing and upstream hop.
+    #[serde(default)]
+    pub local_servers: Vec<LocalServer>,
+    /// A CoreDNS /metrics page read by `doctor --coredns-metrics`; null otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coredns: Option<CorednsMetrics>,
 }
 
 /// What the node's network stack dropped during the window: deltas of /proc/net/snmp

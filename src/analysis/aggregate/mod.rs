@@ -170,6 +170,8 @@ pub struct Aggregator {
     truncated_pending: HashMap<(u32, Question), u32>,
     server_side: Group,
     listeners: HashMap<(SocketAddr, Protocol, u32), (Group, String)>,
+    /// What the local servers' hops and loops need (`hops.rs`).
+    hops: hops::Hops,
 }
 
 impl Aggregator {
@@ -181,6 +183,7 @@ impl Aggregator {
         let tx = &a.tx;
         let tgid = a.owner.as_ref().map_or(0, |o| o.tgid);
         let thread_comm = a.owner.as_ref().map_or("", |o| &*o.thread_comm);
+        self.hops.add(tx, tgid);
         match tx.role {
             Role::Server => {
                 self.server_side.add(&tx.outcome, tx.query_ts_ns);
@@ -405,21 +408,7 @@ impl Aggregator {
         procs: &std::collections::HashMap<u32, ProcessInfo, S>,
         retransmissions: u64,
     ) -> ServerSide {
-        // A listening socket opened before dnsdoc started answers its first queries
-        // with no known owner (pid 0) until one is learned: one socket, one row.
-        let mut merged = self.listeners.clone();
-        let unknown: Vec<_> = merged.keys().filter(|k| k.2 == 0).copied().collect();
-        for key in unknown {
-            let owners: Vec<_> = merged
-                .keys()
-                .filter(|k| k.0 == key.0 && k.1 == key.1 && k.2 != 0)
-                .copied()
-                .collect();
-            if let [owner] = owners.as_slice() {
-                let (g, _) = merged.remove(&key).expect("listed above");
-                merged.get_mut(owner).expect("listed above").0.merge(&g);
-            }
-        }
+        let merged = self.merged_listeners();
         let mut listeners: Vec<ListenerStats> = merged
             .iter()
             .map(|((addr, proto, pid), (g, thread_comm))| ListenerStats {
@@ -443,6 +432,28 @@ impl Aggregator {
             retransmissions,
             listeners,
         }
+    }
+}
+
+impl Aggregator {
+    /// The listeners, a socket's rows without a known owner merged into its owner's: a
+    /// listening socket opened before dnsdoc started answers its first queries with no
+    /// known owner (pid 0) until one is learned. One socket, one row.
+    fn merged_listeners(&self) -> HashMap<(SocketAddr, Protocol, u32), (Group, String)> {
+        let mut merged = self.listeners.clone();
+        let unknown: Vec<_> = merged.keys().filter(|k| k.2 == 0).copied().collect();
+        for key in unknown {
+            let owners: Vec<_> = merged
+                .keys()
+                .filter(|k| k.0 == key.0 && k.1 == key.1 && k.2 != 0)
+                .copied()
+                .collect();
+            if let [owner] = owners.as_slice() {
+                let (g, _) = merged.remove(&key).expect("listed above");
+                merged.get_mut(owner).expect("listed above").0.merge(&g);
+            }
+        }
+        merged
     }
 }
 
@@ -486,6 +497,9 @@ fn ratio(num: u64, den: u64) -> f64 {
         num as f64 / den as f64
     }
 }
+
+mod hops;
+pub use hops::server_kind;
 
 #[cfg(test)]
 mod tests;

@@ -68,6 +68,7 @@ fn counts_ratios_and_percentiles() {
             comm: "app".into(),
             cgroup: Some("/svc".into()),
             resolv: None,
+            exe: None,
         },
     )]);
     let rows = agg.processes(10.0, &procs);

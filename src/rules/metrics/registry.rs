@@ -5,9 +5,9 @@
 use std::sync::OnceLock;
 
 use super::suggest::edit_distance;
-use super::tables::{completed, ratio, COUNTS, LATENCY, LOOKUPS, NODE};
+use super::tables::{completed, ratio, COUNTS, LATENCY, LOCAL_SERVER, LOOKUPS, NODE};
 use super::{Scope, Unit};
-use crate::snapshot::{Counts, Latency, LookupStats, Snapshot};
+use crate::snapshot::{Counts, Latency, LocalServer, LookupStats, Snapshot};
 
 /// Which counts/latency of the node a node-scope metric reads.
 #[derive(Debug, Clone, Copy)]
@@ -16,12 +16,15 @@ pub(super) enum Source {
     Row,
     /// The node's server-side aggregate (`server_side`).
     ServerSide,
+    /// A local server's upstream hop (`local_servers[].upstream`).
+    Upstream,
 }
 
 pub(super) type CountsFn = fn(&Counts) -> Option<f64>;
 pub(super) type LatencyFn = fn(&Latency) -> Option<f64>;
 pub(super) type NodeFn = fn(&Snapshot) -> Option<f64>;
 pub(super) type LookupsFn = fn(&LookupStats) -> Option<f64>;
+pub(super) type LocalServerFn = fn(&LocalServer) -> Option<f64>;
 
 /// How a table row reads its value.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +74,8 @@ pub(super) enum Get {
     Node(Val<NodeFn>),
     /// The row's lookups (node, process, pod, looked-up name).
     Lookups(Val<LookupsFn>),
+    /// The row's local server (its loop counts, its hops compared).
+    LocalServer(Val<LocalServerFn>),
     /// The same counts metric over all other traffic of the view (baseline minus row).
     Rest(CountsFn),
     /// The row's value minus the rest's.
@@ -136,8 +141,17 @@ fn build() -> Registry {
     let mut m = Vec::new();
     let all = Scope::ALL.to_vec();
     let with_latency: Vec<Scope> = Scope::ALL.into_iter().filter(|s| s.has_latency()).collect();
-    let grouped = vec![Process, Server, Qtype, Name, Listener, Pod, Lookup];
-    let peers = vec![Process, Server, Qtype, Listener, Pod];
+    let grouped = vec![
+        Process,
+        Server,
+        Qtype,
+        Name,
+        Listener,
+        Pod,
+        Lookup,
+        LocalServer,
+    ];
+    let peers = vec![Process, Server, Qtype, Listener, Pod, LocalServer];
     let with_lookups: Vec<Scope> = Scope::ALL.into_iter().filter(|s| s.has_lookups()).collect();
 
     for &(name, unit, samples, help, read) in COUNTS {
@@ -198,6 +212,39 @@ fn build() -> Registry {
             samples: "server_side.latency.samples".into(),
             scopes: vec![Node],
             get: Get::Latency(Source::ServerSide, Val::of(read, name, "latency.")),
+        });
+    }
+    for &(name, unit, samples, help, read) in COUNTS {
+        m.push(Metric {
+            name: format!("upstream.{name}"),
+            unit,
+            help: format!("Its upstream hop: {}", lower_first(help)),
+            samples: format!("upstream.{samples}"),
+            scopes: vec![LocalServer],
+            get: Get::Counts(Source::Upstream, Val::of(read, name, "")),
+        });
+    }
+    for &(name, unit, help, read) in LATENCY {
+        m.push(Metric {
+            name: format!("upstream.{name}"),
+            unit,
+            help: format!(
+                "Its upstream hop (its send to the upstream's answer): {}",
+                lower_first(help)
+            ),
+            samples: "upstream.latency.samples".into(),
+            scopes: vec![LocalServer],
+            get: Get::Latency(Source::Upstream, Val::of(read, name, "latency.")),
+        });
+    }
+    for &(name, unit, samples, help, read) in LOCAL_SERVER {
+        m.push(Metric {
+            name: name.into(),
+            unit,
+            help: help.into(),
+            samples: samples.into(),
+            scopes: vec![LocalServer],
+            get: Get::LocalServer(Val::of(read, name, "")),
         });
     }
     let rest: &[(&str, Unit, &str, &str, CountsFn)] = &[

@@ -26,10 +26,16 @@ pub enum Scope {
     Pod,
     /// Each looked-up name with the most queries (`lookups.by_name[]`).
     Lookup,
+    /// Each local DNS server process with its two hops (`local_servers[]`).
+    #[serde(rename = "local_server")]
+    LocalServer,
+    /// Each zone of a CoreDNS /metrics page (`coredns.zones[]`).
+    #[serde(rename = "coredns_zone")]
+    CorednsZone,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::Node,
         Scope::Process,
         Scope::Server,
@@ -38,6 +44,8 @@ impl Scope {
         Scope::Listener,
         Scope::Pod,
         Scope::Lookup,
+        Scope::LocalServer,
+        Scope::CorednsZone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +58,8 @@ impl Scope {
             Scope::Listener => "listener",
             Scope::Pod => "pod",
             Scope::Lookup => "lookup",
+            Scope::LocalServer => "local_server",
+            Scope::CorednsZone => "coredns_zone",
         }
     }
 
@@ -61,13 +71,14 @@ impl Scope {
     pub fn describe(self, label: &str) -> String {
         match self {
             Scope::Node => "node".into(),
-            Scope::Listener => format!("local server {label}"),
+            Scope::Listener | Scope::LocalServer => format!("local server {label}"),
+            Scope::CorednsZone => format!("CoreDNS zone {label}"),
             _ => format!("{} {label}", self.as_str()),
         }
     }
 
     pub(super) fn has_latency(self) -> bool {
-        !matches!(self, Scope::Name | Scope::Lookup)
+        !matches!(self, Scope::Name | Scope::Lookup | Scope::CorednsZone)
     }
 
     /// Whether subjects of this scope carry lookups (search-list chains).

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::registry::{field_at, Get, Metric, Source, Val};
 use super::Scope;
-use crate::snapshot::{Counts, Latency, LookupStats, Snapshot};
+use crate::snapshot::{Counts, Latency, LocalServer, LookupStats, Snapshot};
 
 /// One subject: a row of a snapshot table.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct Row<'a> {
     pub counts: &'a Counts,
     pub latency: Option<&'a Latency>,
     pub lookups: Option<&'a LookupStats>,
+    /// A local server's row, for its upstream hop and loop metrics.
+    pub local_server: Option<&'a LocalServer>,
 }
 
 /// All subjects of one scope in a snapshot, with what relative metrics compare against.
@@ -40,6 +42,7 @@ impl<'a> View<'a> {
                 counts: &s.totals.counts,
                 latency: Some(&s.latency),
                 lookups: Some(&s.lookups.stats),
+                local_server: None,
             }],
             Scope::Process => s
                 .processes
@@ -52,6 +55,7 @@ impl<'a> View<'a> {
                     counts: &p.counts,
                     latency: Some(&p.latency),
                     lookups: Some(&p.lookups),
+                    local_server: None,
                 })
                 .collect(),
             Scope::Server => s
@@ -62,6 +66,7 @@ impl<'a> View<'a> {
                     counts: &v.counts,
                     latency: Some(&v.latency),
                     lookups: None,
+                    local_server: None,
                 })
                 .collect(),
             Scope::Qtype => s
@@ -72,6 +77,7 @@ impl<'a> View<'a> {
                     counts: &q.counts,
                     latency: Some(&q.latency),
                     lookups: None,
+                    local_server: None,
                 })
                 .collect(),
             Scope::Name => {
@@ -87,6 +93,7 @@ impl<'a> View<'a> {
                         counts: &n.counts,
                         latency: None,
                         lookups: None,
+                        local_server: None,
                     })
                     .collect()
             }
@@ -99,6 +106,7 @@ impl<'a> View<'a> {
                     counts: &l.counts,
                     latency: Some(&l.latency),
                     lookups: None,
+                    local_server: None,
                 })
                 .collect(),
             Scope::Pod => s
@@ -113,6 +121,7 @@ impl<'a> View<'a> {
                     counts: &p.counts,
                     latency: Some(&p.latency),
                     lookups: Some(&p.lookups),
+                    local_server: None,
                 })
                 .collect(),
             Scope::Lookup => s
@@ -124,10 +133,34 @@ impl<'a> View<'a> {
                     counts: &n.answers,
                     latency: None,
                     lookups: Some(&n.lookups),
+                    local_server: None,
+                })
+                .collect(),
+            Scope::LocalServer => s
+                .local_servers
+                .iter()
+                .map(|l| Row {
+                    label: format!("{} (pid {}, {}) on {}", l.comm, l.pid, l.kind, l.listens.join(", ")),
+                    counts: &l.counts,
+                    latency: Some(&l.latency),
+                    lookups: None,
+                    local_server: Some(l),
+                })
+                .collect(),
+            Scope::CorednsZone => s
+                .coredns
+                .iter()
+                .flat_map(|c| &c.zones)
+                .map(|z| Row {
+                    label: z.zone.clone(),
+                    counts: &z.counts,
+                    latency: None,
+                    lookups: None,
+                    local_server: None,
                 })
                 .collect(),
         };
-        let baseline = if scope == Scope::Listener {
+        let baseline = if matches!(scope, Scope::Listener | Scope::LocalServer) {
             &s.server_side.counts
         } else {
             &s.totals.counts
@@ -149,6 +182,9 @@ impl<'a> View<'a> {
             Get::Counts(Source::ServerSide, v) => read(v, &self.snapshot.server_side.counts),
             Get::Latency(Source::Row, v) => row.latency.and_then(|l| read(v, l)),
             Get::Latency(Source::ServerSide, v) => read(v, &self.snapshot.server_side.latency),
+            Get::Counts(Source::Upstream, v) => row.local_server.and_then(|l| read(v, &l.upstream.counts)),
+            Get::Latency(Source::Upstream, v) => row.local_server.and_then(|l| read(v, &l.upstream.latency)),
+            Get::LocalServer(v) => row.local_server.and_then(|l| read(v, l)),
             Get::Node(v) => read(v, self.snapshot),
             Get::Lookups(v) => row.lookups.and_then(|l| read(v, l)),
             Get::Rest(f) => f(&minus(self.baseline, row.counts)),
