@@ -29,6 +29,9 @@ pub enum CollectError {
     NoCgroup2(String),
     #[error("this kernel cannot run dnsdoc's probes: {0}")]
     Unsupported(String),
+    /// `doctor --coredns-metrics`: the page could not be read or is not CoreDNS's.
+    #[error("cannot read CoreDNS metrics from {0}")]
+    Metrics(String),
 }
 
 /// Bad input data (a snapshot or rule file). Maps to exit code [`INPUT`].

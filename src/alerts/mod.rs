@@ -141,6 +141,13 @@ fn translate(rule: &Rule, w: &str) -> Result<Vec<Alert>, String> {
             Scope::Listener => "scope `listener`: local DNS servers' own view (server_side) \
                 is not exported"
                 .to_string(),
+            Scope::LocalServer => "scope `local_server`: local servers' hops (client-facing \
+                and upstream) and loop counts are not exported"
+                .to_string(),
+            Scope::CorednsZone => "scope `coredns_zone`: it reads CoreDNS's own /metrics \
+                page; alert on coredns_dns_responses_total{rcode=\"SERVFAIL\"} where \
+                Prometheus scrapes CoreDNS"
+                .to_string(),
             other => format!("scope `{}` is not exported per subject", other.as_str()),
         });
     }
@@ -199,6 +206,7 @@ fn placeholder(rule: &Rule, var: &str, w: &str, severity: Severity, threshold: f
         "metric" => rule.metric.clone(),
         "rule" => rule.id.clone(),
         "window" => w.to_string(),
+        "coredns_period" => format!("in the last {w}"),
         "samples" => query_placeholder(&rule.samples, rule.scope, w),
         other => query_placeholder(other, rule.scope, w),
     }

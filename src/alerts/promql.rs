@@ -126,6 +126,10 @@ fn why_not(metric: &str) -> String {
         m if m.starts_with("truncat") => "truncated answers are not exported",
         m if m.contains("retransmissions") => "retransmissions are not exported",
         "latency.max_ms" => "a histogram has no maximum",
+        m if m.starts_with("coredns.") => {
+            "it is read from CoreDNS's own /metrics page (doctor --coredns-metrics); \
+             alert on CoreDNS's coredns_* series where Prometheus scrapes CoreDNS"
+        }
         _ => "it is not among the exported series",
     };
     format!("metric `{metric}`: {missing}")

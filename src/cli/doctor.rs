@@ -22,13 +22,15 @@ it is, and what to do.
 Judges either a live window (the same capture as `watch`; needs root) or a saved
 snapshot (--snapshot FILE; needs no privileges). Built-in rules cover latency,
 failures, timeouts, NXDOMAIN, SERVFAIL, truncation, per-process and per-server
-outliers, local DNS servers, search-path amplification (ndots), the conntrack race,
-the node's UDP drops, capture loss and silence. On Kubernetes nodes findings name
+outliers, local DNS servers and their upstream hop (slow, failing, forwarding to
+themselves), search-path amplification (ndots), the conntrack race, the node's UDP
+drops, capture loss and silence; with --coredns-metrics, CoreDNS's own counters. On Kubernetes nodes findings name
 the pods (--namespace and --pod narrow the window). Add, override or disable rules
 with --rules and --disable (format: docs/RULES.md).
 
 Exit codes: 0 healthy, 1 WARNING findings with --fail-on warning, 2 CRITICAL findings,
-3 could not collect (no privileges, no BPF, no cgroup v2), 4 invalid rules or snapshot,
+3 could not collect (no privileges, no BPF, no cgroup v2, --coredns-metrics page
+unreadable or not CoreDNS's), 4 invalid rules or snapshot,
 5 other runtime error, 6 fewer queries than --require-traffic N, 64 bad usage."
     };
 }
@@ -44,6 +46,7 @@ Examples:
   sudo dnsdoc doctor --duration 1m --require-traffic 10  # ... that fails on a silent node
   dnsdoc doctor --snapshot dns.json --format markdown    # paste into the incident
   dnsdoc doctor --snapshot dns.json --rules /etc/dnsdoc/rules.d --disable dns_nxdomain_ratio
+  sudo dnsdoc doctor --duration 1m --coredns-metrics http://10.96.0.10:9153/metrics
   dnsdoc doctor --list-rules"
     };
 }
@@ -90,6 +93,15 @@ pub struct DoctorArgs {
     /// Print the rule catalog (after --rules and --disable) and exit; needs no root.
     #[arg(long)]
     pub list_rules: bool,
+
+    /// Also judge a CoreDNS or NodeLocal DNSCache /metrics page (plain http, e.g.
+    /// http://127.0.0.1:9153/metrics; node-cache's own setup errors are on :9353).
+    /// Live, it is read at the window's start and end and the rules judge the increase
+    /// over the window; with --snapshot it is read once and they judge the totals
+    /// since CoreDNS started. An unreachable URL or a page without CoreDNS metrics is
+    /// one line and exit 3.
+    #[arg(long, value_name = "URL")]
+    pub coredns_metrics: Option<String>,
 
     #[command(flatten)]
     pub traffic: super::RequireTraffic,
@@ -198,6 +210,7 @@ impl DoctorArgs {
             fail_on: self.fail_on,
             list_rules: self.list_rules,
             require_traffic: self.traffic.require_traffic,
+            coredns_metrics: self.coredns_metrics.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::exit;
+use crate::host::coredns;
 use crate::pipeline::ObserveOptions;
 use crate::render::{self, ReportFormat};
 use crate::rules::{self, testing, Diag, RuleSet, Scope};
@@ -36,6 +37,8 @@ pub struct DoctorOptions {
     pub list_rules: bool,
     /// Exit with [`exit::NO_TRAFFIC`] when fewer queries than this were seen.
     pub require_traffic: Option<u64>,
+    /// A CoreDNS /metrics URL to judge too.
+    pub coredns_metrics: Option<String>,
 }
 
 /// What `dnsdoc rules` was asked to do.
@@ -68,6 +71,9 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
     if let Some(path) = &args.output {
         crate::snapshot::check_output_path(path)?;
     }
+    if let Some(url) = &args.coredns_metrics {
+        coredns::check_url(url)?;
+    }
     let rules = rules::build(&args.rules, &args.disable)?;
     let mut out = std::io::stdout().lock();
     if args.list_rules {
@@ -87,9 +93,26 @@ pub fn run(args: &DoctorOptions) -> Result<i32> {
     }
     let mut write_failed = None;
     let (snap, source) = match &args.snapshot {
-        Some(path) => (Snapshot::read(path)?, path.display().to_string()),
+        Some(path) => {
+            let mut snap = Snapshot::read(path)?;
+            if let Some(url) = &args.coredns_metrics {
+                snap.coredns = Some(coredns::metrics(url, &coredns::scrape(url)?, None));
+            }
+            (snap, path.display().to_string())
+        }
         None => {
-            let snap = crate::pipeline::observe(&args.observe)?;
+            // CoreDNS's counters are cumulative: read them around the window and judge
+            // the increase. The first read also fails fast, before a window is spent.
+            let first = match &args.coredns_metrics {
+                Some(url) => Some((url, coredns::scrape(url)?, std::time::Instant::now())),
+                None => None,
+            };
+            let mut snap = crate::pipeline::observe(&args.observe)?;
+            if let Some((url, page, t0)) = first {
+                let last = coredns::scrape(url)?;
+                let span = t0.elapsed().as_secs_f64();
+                snap.coredns = Some(coredns::metrics(url, &page, Some((&last, span))));
+            }
             // A failed write must not cost the window: judge it anyway, keep a fallback.
             if let Some(path) = &args.output {
                 if let Err((e, fallback)) = snap.write_or_fallback(path) {

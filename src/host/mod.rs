@@ -4,6 +4,7 @@
 //! ([`kube`]) and processes' resolver configuration ([`ResolvConf`]). Below every other layer: capture, the
 //! pipeline and the commands ask here.
 
+pub mod coredns;
 pub mod kube;
 mod netstat;
 mod proc;

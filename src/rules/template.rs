@@ -18,6 +18,10 @@ pub const BUILTIN_VARS: &[(&str, &str)] = &[
     ("metric", "the metric's name"),
     ("rule", "the rule id"),
     ("window", "the window length, e.g. \"10.0 s\""),
+    (
+        "coredns_period",
+        "what the coredns.* counters cover: \"in the 30.0 s between two scrapes\" or \"since CoreDNS started\"",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

@@ -291,6 +291,14 @@ fn finding(
             "metric" => rule.metric.clone(),
             "rule" => rule.id.clone(),
             "window" => Unit::Seconds.format(view.snapshot.window.duration_s),
+            "coredns_period" => match &view.snapshot.coredns {
+                Some(c) if c.mode == "delta" => format!(
+                    "in the {} between two scrapes",
+                    Unit::Seconds.format(c.span_s)
+                ),
+                Some(_) => "since CoreDNS started (one scrape)".to_string(),
+                None => "n/a".to_string(),
+            },
             other => reg
                 .find(rule.scope, other)
                 .and_then(|m| view.value(m, i, rule.min_samples).map(|v| m.unit.format(v)))
