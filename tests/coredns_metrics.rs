@@ -60,7 +60,11 @@ fn report(out: &std::process::Output) -> serde_json::Value {
 }
 
 fn finding<'a>(r: &'a serde_json::Value, rule: &str) -> Option<&'a serde_json::Value> {
-    r["findings"].as_array().unwrap().iter().find(|f| f["rule"] == rule)
+    r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == rule)
 }
 
 #[test]
@@ -90,9 +94,15 @@ fn one_scrape_with_a_snapshot_judges_totals_since_coredns_started() {
         assert!(summary.contains("since CoreDNS started"), "{summary}");
     }
     // 10 000 hits of 12 000 requests; the zones' SERVFAIL shares are low.
-    assert!(finding(&r, "dns_coredns_cache_hit_ratio").is_none(), "{r:#}");
+    assert!(
+        finding(&r, "dns_coredns_cache_hit_ratio").is_none(),
+        "{r:#}"
+    );
     assert!(finding(&r, "dns_coredns_zone_servfail").is_none(), "{r:#}");
-    assert!(finding(&r, "dns_coredns_forward_unhealthy").is_none(), "{r:#}");
+    assert!(
+        finding(&r, "dns_coredns_forward_unhealthy").is_none(),
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -132,7 +142,10 @@ fn a_live_window_judges_the_increase_between_two_scrapes() {
     let f = finding(&r, "dns_coredns_forward_unhealthy").expect("healthcheck broken twice");
     assert_eq!(f["value"], 2.0);
     assert!(
-        f["summary"].as_str().unwrap().contains("between two scrapes"),
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("between two scrapes"),
         "{f:#}"
     );
     let f = finding(&r, "dns_coredns_zone_servfail").expect("the root zone fails");
@@ -141,8 +154,14 @@ fn a_live_window_judges_the_increase_between_two_scrapes() {
     let f = finding(&r, "dns_coredns_cache_hit_ratio").expect("150 of 400 hits");
     assert_eq!(f["value"], 0.375);
     assert!(finding(&r, "dns_coredns_panics").is_none(), "{r:#}");
-    assert!(finding(&r, "dns_coredns_forward_rejects").is_none(), "{r:#}");
-    assert!(finding(&r, "dns_nodecache_setup_errors").is_none(), "not node-cache");
+    assert!(
+        finding(&r, "dns_coredns_forward_rejects").is_none(),
+        "{r:#}"
+    );
+    assert!(
+        finding(&r, "dns_nodecache_setup_errors").is_none(),
+        "not node-cache"
+    );
 }
 
 #[test]
@@ -152,7 +171,9 @@ fn unreadable_or_foreign_pages_are_one_line_and_exit_3_bad_urls_exit_64() {
         "200 OK",
     );
     let node_exporter = serve(
-        vec!["# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.21\n".into()],
+        vec![
+            "# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.21\n".into(),
+        ],
         "200 OK",
     );
     let missing = serve(vec!["404 page not found\n".into()], "404 Not Found");
@@ -167,7 +188,11 @@ fn unreadable_or_foreign_pages_are_one_line_and_exit_3_bad_urls_exit_64() {
         (node_exporter.url.as_str(), 3, "no CoreDNS metrics"),
         (missing.url.as_str(), 3, "HTTP status 404"),
         (closed.as_str(), 3, "Connection refused"),
-        ("https://127.0.0.1:9153/metrics", 64, "https is not supported"),
+        (
+            "https://127.0.0.1:9153/metrics",
+            64,
+            "https is not supported",
+        ),
         ("127.0.0.1:9153/metrics", 64, "not an http:// URL"),
     ] {
         let out = run_dnsdoc(&[

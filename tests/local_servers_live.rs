@@ -138,7 +138,10 @@ fn a_forwarding_cache_and_its_upstream_are_recognised_with_both_hops_timed() {
     );
     assert_eq!((cache.loops.self_queries, cache.loops.returned), (0, 0));
     assert_eq!(upstream.counts.queries, n, "{upstream:#?}");
-    assert_eq!(upstream.upstream.counts.queries, 0, "unbound answers locally");
+    assert_eq!(
+        upstream.upstream.counts.queries, 0,
+        "unbound answers locally"
+    );
     // Each hop contains the next one: dnsmasq answers its clients only after unbound
     // answered it, and its wait for unbound includes unbound's own time.
     let p50 = |l: &dnsdoc::snapshot::Latency| l.p50_ms.unwrap();
@@ -170,7 +173,18 @@ fn an_upstream_that_never_answers_is_the_caches_failing_upstream() {
     let (_, out) = cg.run(
         "dnsperf",
         &[
-            "-s", "127.0.0.1", "-p", &port, "-d", &data, "-n", "1", "-c", "1", "-t", "1",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-d",
+            &data,
+            "-n",
+            "1",
+            "-c",
+            "1",
+            "-t",
+            "1",
         ],
     );
     assert!(out.status.success(), "dnsperf: {out:?}");
@@ -224,10 +238,7 @@ fn a_forwarder_pointed_at_its_own_address_is_a_loop() {
     assert_eq!(fwd.upstream.servers, vec![format!("127.0.0.1:{port}")]);
 
     let f = doctor_finding(&s, "dns_local_server_loop");
-    assert!(
-        f["subject"].as_str().unwrap().contains("python3"),
-        "{f:#}"
-    );
+    assert!(f["subject"].as_str().unwrap().contains("python3"), "{f:#}");
     let summary = f["summary"].as_str().unwrap();
     assert!(
         summary.contains("sent 3 upstream queries to its own address"),

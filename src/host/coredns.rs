@@ -79,8 +79,8 @@ pub fn scrape(url: &str) -> Result<Page> {
 /// Parses Prometheus text; a page with no `coredns_` sample is not CoreDNS's.
 pub fn parse(text: &str) -> Result<Page, String> {
     let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines)
-        .map_err(|e| format!("not Prometheus text: {e}"))?;
+    let scrape =
+        prometheus_parse::Scrape::parse(lines).map_err(|e| format!("not Prometheus text: {e}"))?;
     let mut p = Page::default();
     let mut coredns = false;
     for s in &scrape.samples {
@@ -96,9 +96,7 @@ pub fn parse(text: &str) -> Result<Page, String> {
         coredns |= s.metric.starts_with("coredns_");
         match s.metric.as_str() {
             "coredns_forward_healthcheck_broken_total" => p.forward_healthcheck_broken += v,
-            "coredns_forward_max_concurrent_rejects_total" => {
-                p.forward_max_concurrent_rejects += v
-            }
+            "coredns_forward_max_concurrent_rejects_total" => p.forward_max_concurrent_rejects += v,
             "coredns_cache_served_stale_total" => p.cache_served_stale += v,
             "coredns_panics_total" => p.panics += v,
             "coredns_cache_hits_total" => p.cache_hits += v,
@@ -235,7 +233,13 @@ fn zone_counts(rcodes: &BTreeMap<String, f64>, span_s: f64) -> Counts {
     }
     let responses = r.total();
     let failures = r.failed();
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { round6(a as f64 / b as f64) };
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            round6(a as f64 / b as f64)
+        }
+    };
     Counts {
         queries: responses,
         queries_per_s: round3(rate(responses, span_s)),

@@ -200,7 +200,12 @@ impl Aggregator {
             .map(|(local, _)| *local)
             .collect();
         let mut in_flight: HashMap<(u32, &Question), Vec<(u64, u64)>> = HashMap::default();
-        for (_, s) in self.hops.sent.iter().filter(|(_, s)| servers.contains(&s.tgid)) {
+        for (_, s) in self
+            .hops
+            .sent
+            .iter()
+            .filter(|(_, s)| servers.contains(&s.tgid))
+        {
             in_flight
                 .entry((s.tgid, &s.question))
                 .or_default()
@@ -221,3 +226,6 @@ impl Aggregator {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -140,7 +140,13 @@ impl<'a> View<'a> {
                 .local_servers
                 .iter()
                 .map(|l| Row {
-                    label: format!("{} (pid {}, {}) on {}", l.comm, l.pid, l.kind, l.listens.join(", ")),
+                    label: format!(
+                        "{} (pid {}, {}) on {}",
+                        l.comm,
+                        l.pid,
+                        l.kind,
+                        l.listens.join(", ")
+                    ),
                     counts: &l.counts,
                     latency: Some(&l.latency),
                     lookups: None,
@@ -182,8 +188,12 @@ impl<'a> View<'a> {
             Get::Counts(Source::ServerSide, v) => read(v, &self.snapshot.server_side.counts),
             Get::Latency(Source::Row, v) => row.latency.and_then(|l| read(v, l)),
             Get::Latency(Source::ServerSide, v) => read(v, &self.snapshot.server_side.latency),
-            Get::Counts(Source::Upstream, v) => row.local_server.and_then(|l| read(v, &l.upstream.counts)),
-            Get::Latency(Source::Upstream, v) => row.local_server.and_then(|l| read(v, &l.upstream.latency)),
+            Get::Counts(Source::Upstream, v) => {
+                row.local_server.and_then(|l| read(v, &l.upstream.counts))
+            }
+            Get::Latency(Source::Upstream, v) => {
+                row.local_server.and_then(|l| read(v, &l.upstream.latency))
+            }
             Get::LocalServer(v) => row.local_server.and_then(|l| read(v, l)),
             Get::Node(v) => read(v, self.snapshot),
             Get::Lookups(v) => row.lookups.and_then(|l| read(v, l)),
