@@ -153,6 +153,14 @@ fn a_forwarding_cache_and_its_upstream_are_recognised_with_both_hops_timed() {
         p50(&cache.upstream.latency) >= p50(&upstream.latency) * 0.99,
         "{cache:#?} {upstream:#?}"
     );
+    // The summary shows the forwarder's two hops.
+    let text = dnsdoc::render::summary::render(&s);
+    let hops = text
+        .split("Local DNS server hops")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no hops table: {text}"));
+    assert!(hops.contains(&format!("dnsmasq ({})", cache.pid)), "{text}");
+    assert!(hops.contains(&format!("127.0.0.1:{upstream_port}")), "{text}");
 }
 
 #[test]

@@ -233,6 +233,7 @@ pub fn render_top(s: &Snapshot, top: usize) -> String {
         let _ = writeln!(o, "{tab}");
         more(&mut o, top, ss.listeners.len());
     }
+    o.push_str(&super::kube::hops_table(s));
     o
 }
 
