@@ -160,7 +160,10 @@ fn a_forwarding_cache_and_its_upstream_are_recognised_with_both_hops_timed() {
         .nth(1)
         .unwrap_or_else(|| panic!("no hops table: {text}"));
     assert!(hops.contains(&format!("dnsmasq ({})", cache.pid)), "{text}");
-    assert!(hops.contains(&format!("127.0.0.1:{upstream_port}")), "{text}");
+    assert!(
+        hops.contains(&format!("127.0.0.1:{upstream_port}")),
+        "{text}"
+    );
 }
 
 #[test]
