@@ -403,7 +403,7 @@ mod tests {
         );
         missing.extend(paths.drain(..).filter(|p| !latency.contains(&p.as_str())));
         let json = serde_json::to_value(&snap).unwrap();
-        for part in ["capture", "window", "names", "node_counters"] {
+        for part in ["capture", "window", "names", "node_counters", "coredns"] {
             numeric_paths(&json[part], part, &mut paths);
         }
         let totals = serde_json::to_value(&snap.totals).unwrap();

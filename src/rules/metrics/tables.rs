@@ -370,7 +370,7 @@ pub(super) const NODE: &[(&str, Unit, &str, &str, Read<NodeFn>)] = &[
     (
         "coredns.span_s",
         Unit::Seconds,
-        "coredns.span_s",
+        "coredns.cache_requests",
         "Seconds between the two CoreDNS scrapes the coredns.* counters are the increase over; 0 when they are totals since CoreDNS started (one scrape, doctor --snapshot).",
         Field,
     ),
