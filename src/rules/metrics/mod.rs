@@ -7,11 +7,13 @@
 //! - [`scope`]: [`Scope`] and [`Unit`].
 //! - [`registry`](mod@registry): [`Metric`], [`Registry`] and [`registry()`].
 //! - [`tables`]: the plain metrics as data.
+//! - [`server_tables`]: local servers' hops and loops, CoreDNS's counters.
 //! - [`view`]: reading a metric for one subject of a snapshot ([`View`]).
 //! - [`suggest`]: edit distance for "did you mean" hints.
 
 mod registry;
 mod scope;
+mod server_tables;
 mod suggest;
 mod tables;
 mod view;

@@ -4,8 +4,9 @@
 
 use std::sync::OnceLock;
 
+use super::server_tables::{COREDNS, LOCAL_SERVER};
 use super::suggest::edit_distance;
-use super::tables::{completed, ratio, COUNTS, LATENCY, LOCAL_SERVER, LOOKUPS, NODE};
+use super::tables::{completed, ratio, COUNTS, LATENCY, LOOKUPS, NODE};
 use super::{Scope, Unit};
 use crate::snapshot::{Counts, Latency, LocalServer, LookupStats, Snapshot};
 
@@ -184,7 +185,7 @@ fn build() -> Registry {
             get: Get::Lookups(Val::of(read, name, "lookups.")),
         });
     }
-    for &(name, unit, samples, help, read) in NODE {
+    for &(name, unit, samples, help, read) in NODE.iter().chain(COREDNS) {
         m.push(Metric {
             name: name.into(),
             unit,
