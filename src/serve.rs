@@ -188,9 +188,13 @@ fn respond(req: Request, state: &Mutex<Published>) {
             _ => (404, "text/plain; charset=utf-8", "not found\n".to_string()),
         }
     };
+    // The body is in memory: always a Content-Length, never chunked (tiny_http chunks
+    // bodies over 32 KiB by default, which a snapshot with its domain rows passes, and
+    // simple clients read one body up to the end).
     let resp = Response::from_string(body)
         .with_status_code(status)
-        .with_header(header("Content-Type", ctype));
+        .with_header(header("Content-Type", ctype))
+        .with_chunked_threshold(usize::MAX);
     // A scraper that hung up is its own problem.
     let _ = req.respond(resp);
 }

@@ -68,7 +68,9 @@ fn list_as_json_matches_the_text() {
             "nxdomain-storm",
             "dns-loss",
             "truncation",
-            "upstream-timeout"
+            "upstream-timeout",
+            "tunnel",
+            "dga"
         ]
     );
     for s in v.as_array().unwrap() {

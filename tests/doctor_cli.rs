@@ -345,7 +345,7 @@ fn bad_rule_files_give_file_line_column_and_exit_4() {
         ),
         (
             "unknown_scope.toml",
-            vec![format!("{b}/unknown_scope.toml:5:9: unknown scope \"container\"; expected one of: node, process, server, qtype, name, listener, pod, lookup, local_server, coredns_zone")],
+            vec![format!("{b}/unknown_scope.toml:5:9: unknown scope \"container\"; expected one of: node, process, server, qtype, name, listener, pod, lookup, local_server, coredns_zone, domain, suffix")],
         ),
         (
             "warning_above_critical.toml",

@@ -148,6 +148,12 @@ fn translate(rule: &Rule, w: &str) -> Result<Vec<Alert>, String> {
                 page; alert on coredns_dns_responses_total{rcode=\"SERVFAIL\"} where \
                 Prometheus scrapes CoreDNS"
                 .to_string(),
+            Scope::Domain | Scope::Suffix => format!(
+                "scope `{}`: the security features (per registered domain or suffix and \
+                 process) are judged by `dnsdoc doctor` only; exporting them per domain \
+                 would give Prometheus a series per name a tunnel or DGA invents",
+                rule.scope.as_str()
+            ),
             other => format!("scope `{}` is not exported per subject", other.as_str()),
         });
     }

@@ -36,6 +36,8 @@ pub struct Message {
     pub local: SocketAddr,
     pub peer: SocketAddr,
     pub dns: DnsMessage,
+    /// The message's length in bytes as captured (what an answer brought in).
+    pub len: u32,
 }
 
 /// How a query ended.
@@ -65,6 +67,8 @@ pub struct Transaction {
     pub question: Option<Question>,
     pub query_ts_ns: u64,
     pub outcome: Outcome,
+    /// Length of the answer in bytes; 0 when unanswered.
+    pub response_bytes: u32,
 }
 
 /// What the matcher counted besides transactions.
@@ -248,7 +252,7 @@ impl Matcher {
             truncated: m.dns.truncated,
             latency_ns: m.ts_ns.saturating_sub(p.ts_ns),
         };
-        out.push(transaction(key, p, outcome));
+        out.push(transaction(key, p, outcome, m.len));
     }
 
     /// Turns every query older than the timeout at `now_ns` into a timeout.
@@ -259,7 +263,7 @@ impl Matcher {
             }
             let ((_, seq), key) = entry.remove_entry();
             if let Some(p) = self.take(key, seq) {
-                out.push(transaction(key, p, Outcome::TimedOut));
+                out.push(transaction(key, p, Outcome::TimedOut, 0));
             }
         }
     }
@@ -269,7 +273,7 @@ impl Matcher {
         self.expire(now_ns, out);
         while let Some(((_, seq), key)) = self.order.pop_first() {
             if let Some(p) = self.take(key, seq) {
-                out.push(transaction(key, p, Outcome::Pending));
+                out.push(transaction(key, p, Outcome::Pending, 0));
             }
         }
     }
@@ -297,7 +301,7 @@ impl Matcher {
     }
 }
 
-fn transaction(key: Key, p: Pending, outcome: Outcome) -> Transaction {
+fn transaction(key: Key, p: Pending, outcome: Outcome, response_bytes: u32) -> Transaction {
     let (server, client) = match key.role {
         Role::Client => (key.peer, p.local),
         Role::Server => (p.local, key.peer),
@@ -311,6 +315,7 @@ fn transaction(key: Key, p: Pending, outcome: Outcome) -> Transaction {
         question: p.question,
         query_ts_ns: p.ts_ns,
         outcome,
+        response_bytes,
     }
 }
 
@@ -359,6 +364,7 @@ mod tests {
                 question: q(name),
                 answer_count: 0,
             },
+            len: 0,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod dns;
+pub mod domains;
 pub mod histogram;
 pub mod lookup_stats;
 pub mod lookups;
@@ -130,7 +131,7 @@ impl Analyzer {
                     if m.bytes.len() < usize::from(m.len) {
                         self.count_cut(ev, &m.bytes);
                     }
-                    self.on_dns_bytes(&m.bytes, ev, local, peer);
+                    self.on_dns_bytes(&m.bytes, u32::from(m.len), ev, local, peer);
                 }
                 self.tcp_messages = messages;
             }
@@ -145,13 +146,15 @@ impl Analyzer {
             SocketAddr::new(ev.src, ev.sport),
             SocketAddr::new(ev.dst, ev.dport),
         );
+        // The whole datagram's length, even when the capture cut it.
+        let len = ev.payload_len;
         if !twins::both_local(&src, &dst) {
-            return self.on_dns_bytes(&ev.payload, ev, local, peer);
+            return self.on_dns_bytes(&ev.payload, len, ev, local, peer);
         }
         let dns = match ev.direction {
             Direction::Ingress => match self.twins.take(src, dst, &ev.payload) {
                 Some(dns) => dns,
-                None => return self.on_dns_bytes(&ev.payload, ev, local, peer),
+                None => return self.on_dns_bytes(&ev.payload, len, ev, local, peer),
             },
             Direction::Egress => match dns::parse_message_with(&ev.payload, &mut self.names) {
                 Ok(dns) => {
@@ -161,27 +164,29 @@ impl Analyzer {
                 Err(_) => return self.stats.parse_errors += 1,
             },
         };
-        self.on_dns(dns, ev, local, peer);
+        self.on_dns(dns, len, ev, local, peer);
     }
 
     /// Parses one DNS message of `ev`'s socket and hands it to the matcher.
     fn on_dns_bytes(
         &mut self,
         bytes: &[u8],
+        len: u32,
         ev: &PacketEvent,
         local: SocketAddr,
         peer: SocketAddr,
     ) {
         match dns::parse_message_with(bytes, &mut self.names) {
-            Ok(dns) => self.on_dns(dns, ev, local, peer),
+            Ok(dns) => self.on_dns(dns, len, ev, local, peer),
             Err(_) => self.stats.parse_errors += 1,
         }
     }
 
-    /// Hands one parsed message of `ev`'s socket to the matcher.
+    /// Hands one parsed message of `ev`'s socket (`len` bytes on the wire) to the matcher.
     fn on_dns(
         &mut self,
         dns: dns::DnsMessage,
+        len: u32,
         ev: &PacketEvent,
         local: SocketAddr,
         peer: SocketAddr,
@@ -195,6 +200,7 @@ impl Analyzer {
             local,
             peer,
             dns,
+            len,
         };
         self.matcher.on_message(msg, &mut self.scratch);
     }

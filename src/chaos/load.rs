@@ -367,6 +367,7 @@ async fn worker(
         let rtype = match qtype {
             Qtype::A => RecordType::A,
             Qtype::Aaaa => RecordType::AAAA,
+            Qtype::Txt => RecordType::TXT,
         };
         local.sent += 1;
         shared.progress.sent.fetch_add(1, Ordering::Relaxed);

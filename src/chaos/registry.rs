@@ -2,11 +2,13 @@
 //! is registered (its file holds the rest); kept apart from `scenario.rs`, which the
 //! scenarios themselves import, so that nothing imports in a circle.
 
+use super::dga::Dga;
 use super::dns_flood::DnsFlood;
 use super::dns_loss::DnsLoss;
 use super::nxdomain_storm::NxdomainStorm;
 use super::scenario::Scenario;
 use super::truncation::Truncation;
+use super::tunnel::Tunnel;
 use super::upstream_timeout::UpstreamTimeout;
 
 /// Every scenario, in --list order.
@@ -17,6 +19,8 @@ pub fn registry() -> &'static [&'static dyn Scenario] {
         &DnsLoss,
         &Truncation,
         &UpstreamTimeout,
+        &Tunnel,
+        &Dga,
     ]
 }
 
@@ -57,7 +61,9 @@ mod tests {
                 "nxdomain-storm",
                 "dns-loss",
                 "truncation",
-                "upstream-timeout"
+                "upstream-timeout",
+                "tunnel",
+                "dga"
             ]
         );
         for n in &names {

@@ -417,6 +417,7 @@ mod tests {
             severity: None,
             judged: 1,
             below_min_samples: 0,
+            allowed: 0,
             findings: 0,
             nearest: None,
             most_samples: 1,

@@ -81,6 +81,11 @@ pub trait Scenario: Sync {
     fn rationale(&self) -> &'static str;
     /// The concrete numbers behind each intensity, for --list.
     fn intensities(&self) -> String;
+    /// True when a paired rule passes only if a finding names this process (the
+    /// security scenarios: the point is to name who tunnels, not that someone does).
+    fn names_process(&self) -> bool {
+        false
+    }
     /// The plan for these parameters. With `params.baseline`, the healthy twin: the same
     /// duration and client shape, but nothing that should make a paired rule fire.
     fn plan(&self, params: &Params) -> Plan;

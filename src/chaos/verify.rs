@@ -20,7 +20,7 @@ use super::report::{checks, LoadReport, VerifyReport};
 use super::scenario::{Scenario, QUERY_TIMEOUT};
 use crate::host::ProcFs;
 use crate::pipeline::{observe, ObserveOptions};
-use crate::rules::{evaluate_all, RuleSet};
+use crate::rules::{evaluate_all, Finding, RuleSet};
 use crate::snapshot::Snapshot;
 
 /// Room before the load starts (setting up the workers) and after it ends (lookups in
@@ -99,6 +99,18 @@ pub fn self_in_cgroup(cgroup: &Path) -> bool {
     ProcFs::default().self_in_cgroup(cgroup)
 }
 
+/// The findings that count for the checks: for a scenario that must be named (the
+/// security ones), only those whose subject names process `pid`, the one that ran
+/// the load; otherwise all.
+fn own_findings(findings: &[Finding], names_process: bool, pid: u32) -> Vec<Finding> {
+    let me = format!("(pid {pid})");
+    findings
+        .iter()
+        .filter(|f| !names_process || f.subject.contains(&me))
+        .cloned()
+        .collect()
+}
+
 /// Evaluates the rules on the snapshot, checks the scenario's paired rules, and
 /// reconciles the load's view with the capture's. A run cut short passes no check.
 pub fn verify(
@@ -111,12 +123,8 @@ pub fn verify(
 ) -> (VerifyReport, Reconciliation) {
     let eval = evaluate_all(&snapshot, rules);
     let reconciliation = Reconciliation::new(load, &snapshot);
-    let mut checks = checks(
-        scenario.paired_rules(),
-        &eval.findings,
-        &eval.checks,
-        baseline,
-    );
+    let own = own_findings(&eval.findings, scenario.names_process(), std::process::id());
+    let mut checks = checks(scenario.paired_rules(), &own, &eval.checks, baseline);
     for c in &mut checks {
         let verdict = eval.checks.iter().find(|v| v.rule == c.rule);
         if let (false, false, Some(v)) = (c.fired, baseline, verdict) {
@@ -134,4 +142,52 @@ pub fn verify(
         snapshot,
     };
     (report, reconciliation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::RuleSet;
+    use crate::snapshot::{DomainStats, Snapshot};
+
+    /// A tunnel-shaped domain row of process `pid`.
+    fn tunnel_row(pid: u32) -> DomainStats {
+        let mut d = DomainStats {
+            domain: "exfil.test".into(),
+            pid,
+            comm: "dnsdoc".into(),
+            unique_subdomains: 400,
+            unique_subdomain_bytes: 48_000,
+            subdomain_entropy: Some(4.6),
+            long_queries: 400,
+            long_query_ratio: 1.0,
+            ..Default::default()
+        };
+        d.counts.queries = 400;
+        d
+    }
+
+    #[test]
+    fn a_security_check_counts_only_findings_that_name_the_load_process() {
+        let mut s = Snapshot::default();
+        s.domains.by_domain = vec![tunnel_row(77)];
+        let rules = RuleSet::builtin().unwrap();
+        let found = evaluate_all(&s, &rules).findings;
+        assert!(found.iter().any(|f| f.rule == "dns_tunnel_suspected"));
+        // Someone else tunnels: a scenario that must be named does not pass on it.
+        let named = |pid| -> Vec<String> {
+            own_findings(&found, true, pid)
+                .into_iter()
+                .map(|f| f.rule)
+                .collect()
+        };
+        assert!(!named(78).contains(&"dns_tunnel_suspected".to_string()));
+        assert!(named(77).contains(&"dns_tunnel_suspected".to_string()));
+        assert!(named(77).contains(&"dns_exfil_volume".to_string()));
+        // Other scenarios judge the node, whoever the subject is.
+        assert_eq!(own_findings(&found, false, 78).len(), found.len());
+        // And "(pid 7)" is not "(pid 77)".
+        assert!(named(7).is_empty());
+        assert!(named(78).is_empty(), "{:?}", named(78));
+    }
 }

@@ -169,7 +169,7 @@ Examples:
     Metrics {
         /// Only the metrics of this scope.
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
-            ["node", "process", "server", "qtype", "name", "listener"]))]
+            crate::rules::Scope::ALL.map(crate::rules::Scope::as_str)))]
         scope: Option<String>,
         /// The metrics as a table, as JSON, or as markdown (the reference table of
         /// docs/RULES.md's metric section).
@@ -291,6 +291,12 @@ mod tests {
         };
         assert_eq!(paths.len(), 2);
         assert!(Cli::try_parse_from(["dnsdoc", "rules", "check"]).is_err());
-        assert!(Cli::try_parse_from(["dnsdoc", "rules", "metrics", "--scope", "pod"]).is_err());
+        assert!(
+            Cli::try_parse_from(["dnsdoc", "rules", "metrics", "--scope", "container"]).is_err()
+        );
+        for scope in crate::rules::Scope::ALL {
+            Cli::try_parse_from(["dnsdoc", "rules", "metrics", "--scope", scope.as_str()])
+                .unwrap_or_else(|e| panic!("--scope {scope}: {e}"));
+        }
     }
 }

@@ -410,6 +410,18 @@ pub(crate) fn assemble(
         lookups,
         &opts.kube.node_root,
     );
+    let processes_by_pid: HashMap<u32, (String, Option<String>)> = processes
+        .iter()
+        .map(|p| {
+            (
+                p.pid,
+                (
+                    p.comm.clone(),
+                    p.pod.as_ref().map(|r| format!("{}/{}", r.namespace, r.pod)),
+                ),
+            )
+        })
+        .collect();
     Snapshot {
         schema: snapshot::SCHEMA,
         dnsdoc_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -454,7 +466,19 @@ pub(crate) fn assemble(
         node_counters: counts.node_counters,
         local_servers: agg.local_servers(duration_s, procs),
         coredns: None,
+        domains: agg.domains(duration_s, |pid| process_of(&processes_by_pid, pid)),
     }
+}
+
+/// A process's command and pod (`namespace/pod`) for the domain rows.
+fn process_of(
+    by_pid: &HashMap<u32, (String, Option<String>)>,
+    pid: u32,
+) -> (String, Option<String>) {
+    by_pid.get(&pid).cloned().unwrap_or_else(|| {
+        let comm = if pid == 0 { "(unknown)" } else { "(exited)" };
+        (comm.to_string(), None)
+    })
 }
 
 /// Gives processes that exited before /proc was read the cgroup their packets carried

@@ -110,6 +110,18 @@ pub const FILES: &[(&str, &str)] = &[
         "rules/dns_nodecache_setup_errors.toml",
         include_str!("../../rules/dns_nodecache_setup_errors.toml"),
     ),
+    (
+        "rules/dns_tunnel_suspected.toml",
+        include_str!("../../rules/dns_tunnel_suspected.toml"),
+    ),
+    (
+        "rules/dns_dga_suspected.toml",
+        include_str!("../../rules/dns_dga_suspected.toml"),
+    ),
+    (
+        "rules/dns_exfil_volume.toml",
+        include_str!("../../rules/dns_exfil_volume.toml"),
+    ),
 ];
 
 #[cfg(test)]

@@ -193,6 +193,10 @@ pub struct Rule {
     pub docs: Option<String>,
     pub evidence: EvidenceSpec,
     pub enabled: bool,
+    /// Domains (with their subdomains) whose subjects the rule never judges: scopes
+    /// `domain` (the registered domain) and `suffix` (the public suffix).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
     /// Where it was defined (and overridden).
     pub source: String,
 }
@@ -216,6 +220,18 @@ impl Rule {
             .into_iter()
             .rev()
             .find(|(_, t)| self.direction.crossed(value, *t))
+    }
+
+    /// True when `key` (a subject's domain or suffix) is on the allow list, itself or
+    /// as a subdomain of an entry.
+    pub fn allows(&self, key: &str) -> bool {
+        let key = key.trim_end_matches('.');
+        self.allow.iter().any(|a| {
+            key == a
+                || key
+                    .strip_suffix(a.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
     }
 
     /// The metric's unit (rules are validated, so the metric exists).

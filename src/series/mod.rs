@@ -295,6 +295,7 @@ mod tests {
                 }),
                 query_ts_ns: 0,
                 outcome,
+                response_bytes: 0,
             },
             owner: Some(crate::analysis::owners::Owner {
                 tgid,

@@ -17,11 +17,13 @@ use crate::exit::{InputError, UsageError};
 
 mod servers;
 pub use servers::{CorednsMetrics, CorednsZone, LocalServer, LoopStats, UpstreamHop};
+mod domains;
+pub use domains::{DomainStats, DomainSummary, SuffixStats};
 
 /// Current snapshot schema version. 2 added `pods`, `lookups`, `node_counters`,
-/// `processes[].pod` and `processes[].lookups`.
-pub const SCHEMA: u32 = 2;
-/// Oldest schema this dnsdoc still reads: schema 1 lacks only what 2 added.
+/// `processes[].pod` and `processes[].lookups`; 3 added `domains`.
+pub const SCHEMA: u32 = 3;
+/// Oldest schema this dnsdoc still reads: schemas 1 and 2 lack only what later ones added.
 pub const OLDEST_READABLE_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -59,6 +61,10 @@ pub struct Snapshot {
     /// A CoreDNS /metrics page read by `doctor --coredns-metrics`; null otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coredns: Option<CorednsMetrics>,
+    /// Per registered domain and per public suffix, per process: the features of the
+    /// security rules (tunnels, DGA, exfiltration). Empty before schema 3.
+    #[serde(default)]
+    pub domains: DomainSummary,
 }
 
 /// What the node's network stack dropped during the window: deltas of /proc/net/snmp

@@ -61,6 +61,21 @@ fn schema_1_snapshots_are_still_read_without_pods_or_lookups() {
 }
 
 #[test]
+fn schema_2_snapshots_are_still_read_without_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let mut v = serde_json::to_value(sample()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.insert("schema".into(), 2.into());
+    assert!(o.remove("domains").is_some(), "schema 3 writes domains");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let s = Snapshot::read(&path).unwrap();
+    assert_eq!(s.schema, 2);
+    assert_eq!(s.domains, DomainSummary::default());
+    assert_eq!(s.totals.counts.queries, 42);
+}
+
+#[test]
 fn other_schema_versions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");

@@ -7,6 +7,7 @@ use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use crate::analysis::dns::{qtype_name, Question};
+use crate::analysis::domains::DomainTracker;
 use crate::analysis::histogram::Histogram;
 use crate::analysis::matcher::{Outcome, Role};
 use crate::analysis::Attributed;
@@ -172,6 +173,8 @@ pub struct Aggregator {
     listeners: HashMap<(SocketAddr, Protocol, u32), (Group, String)>,
     /// What the local servers' hops and loops need (`hops.rs`).
     hops: hops::Hops,
+    /// The security features: per registered domain and suffix, per process.
+    domains: DomainTracker,
 }
 
 impl Aggregator {
@@ -220,6 +223,14 @@ impl Aggregator {
                         .or_default()
                         .add(&tx.outcome, tx.query_ts_ns);
                     self.add_name(&q.name, &tx.outcome, tx.query_ts_ns);
+                    self.domains.add(
+                        tgid,
+                        &q.name,
+                        q.qtype,
+                        &tx.outcome,
+                        tx.query_ts_ns,
+                        tx.response_bytes,
+                    );
                 }
             }
         }
@@ -399,6 +410,15 @@ impl Aggregator {
             distinct: self.names.len() as u64,
             untracked_queries: self.untracked_name_queries,
         }
+    }
+
+    /// The security features; `process` names a pid: (command, `namespace/pod`).
+    pub fn domains(
+        &self,
+        duration_s: f64,
+        process: impl Fn(u32) -> (String, Option<String>),
+    ) -> crate::snapshot::DomainSummary {
+        self.domains.summary(duration_s, process)
     }
 
     /// Local servers' totals; `retransmissions` comes from the matcher.

@@ -19,6 +19,7 @@ fn tx(tgid: u32, proto: Protocol, name: &str, outcome: Outcome) -> Attributed {
             }),
             query_ts_ns: 0,
             outcome,
+            response_bytes: 0,
         },
         owner: (tgid != 0).then(|| Owner {
             tgid,

@@ -92,6 +92,9 @@ pub struct Check {
     pub judged: u64,
     /// Subjects skipped for fewer than `min_samples` samples.
     pub below_min_samples: u64,
+    /// Subjects skipped because the rule's allow list names their domain.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub allowed: u64,
     pub findings: u64,
     /// When it did not fire: the judged subject that came closest to the lowest
     /// threshold, so a report can say how far it stayed from firing.
@@ -100,6 +103,10 @@ pub struct Check {
     /// The most samples any subject had (says how far from `min_samples` a rule
     /// with insufficient data was).
     pub most_samples: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The subject that came closest to firing a rule that did not fire.
@@ -143,6 +150,7 @@ pub fn evaluate_all(snapshot: &Snapshot, rules: &RuleSet) -> Evaluation {
                 severity: None,
                 judged: 0,
                 below_min_samples: 0,
+                allowed: 0,
                 findings: 0,
                 nearest: None,
                 most_samples: 0,
@@ -185,7 +193,12 @@ fn evaluate_rule(rule: &Rule, view: &View) -> (Vec<Finding>, Check) {
     // (closeness to the lowest threshold, the near miss): the report's "why not".
     let mut nearest: Option<(f64, NearMiss)> = None;
     let lowest = rule.thresholds().into_iter().next();
+    let mut allowed = 0u64;
     for i in 0..view.rows.len() {
+        if view.rows[i].allow_key.is_some_and(|k| rule.allows(k)) {
+            allowed += 1;
+            continue;
+        }
         let samples = view
             .value(samples_metric, i, rule.min_samples)
             .unwrap_or(0.0);
@@ -253,6 +266,7 @@ fn evaluate_rule(rule: &Rule, view: &View) -> (Vec<Finding>, Check) {
         severity: out.iter().map(|f| f.severity).max(),
         judged,
         below_min_samples: below,
+        allowed,
         findings: out.len() as u64,
         nearest: if out.is_empty() {
             nearest.map(|(_, n)| n)

@@ -151,6 +151,7 @@ pub(super) fn compile(d: &Draft) -> Result<Rule, Vec<Diag>> {
     let remediation = remediation_of(d, &id.v, scope, &mut errs);
     let docs = docs_of(d, &mut errs);
     let evidence = evidence_of(d, scope, &mut errs);
+    let allow = allow_of(d, scope, &mut errs);
 
     if !errs.is_empty() {
         return Err(errs);
@@ -174,6 +175,7 @@ pub(super) fn compile(d: &Draft) -> Result<Rule, Vec<Diag>> {
         docs,
         evidence,
         enabled: d.enabled.as_ref().is_none_or(|e| e.v),
+        allow,
         source: d.sources.join(", overridden by "),
     })
 }
@@ -457,6 +459,40 @@ fn docs_of(d: &Draft, errs: &mut Vec<Diag>) -> Option<String> {
         }
         v => v.as_ref().map(|v| v.v.clone()),
     }
+}
+
+/// `allow`: domains the rule never judges, each with its subdomains; only for the
+/// scopes whose subjects are domains. Lower case, no trailing dot, valid labels.
+fn allow_of(d: &Draft, scope: Option<Scope>, errs: &mut Vec<Diag>) -> Vec<String> {
+    let Some(list) = &d.allow else {
+        return Vec::new();
+    };
+    if let Some(sc) = scope.filter(|s| !s.has_domains()) {
+        errs.push(list.at.diag(format!(
+            "allow lists domains, so it is only allowed with scope = \"domain\" or \"suffix\" (this rule has scope \"{sc}\")"
+        )));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for e in &list.v {
+        let v = e.v.trim().trim_end_matches('.').to_ascii_lowercase();
+        let ok = !v.is_empty()
+            && v.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if ok {
+            out.push(v);
+        } else {
+            errs.push(e.at.diag(format!(
+                "allow: \"{}\" is not a domain name; expected e.g. \"example.com\" (which also allows its subdomains)",
+                e.v
+            )));
+        }
+    }
+    out
 }
 
 /// `evidence`: extra metrics of the scope, and node-wide breakdowns (`top`) ranked by

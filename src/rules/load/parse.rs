@@ -37,6 +37,7 @@ struct RawRule {
     docs: Option<Spanned<String>>,
     evidence: Option<RawEvidence>,
     enabled: Option<Spanned<bool>>,
+    allow: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +71,8 @@ pub(super) struct Draft {
     pub(super) ev_top: Option<Strings>,
     pub(super) ev_top_by: Option<Val<String>>,
     pub(super) enabled: Option<Val<bool>>,
+    /// Domains (and their subdomains) the rule never judges (scopes domain, suffix).
+    pub(super) allow: Option<Strings>,
     /// The files that defined and overrode this rule, in order.
     pub(super) sources: Vec<String>,
 }
@@ -105,6 +108,7 @@ impl Draft {
             ev_top,
             ev_top_by,
             enabled: raw.enabled.map(|x| doc.val(x)),
+            allow: raw.allow.map(|x| doc.strings(x)),
             sources: vec![doc.name.to_string()],
         }
     }
@@ -137,7 +141,8 @@ impl Draft {
             ev_metrics,
             ev_top,
             ev_top_by,
-            enabled
+            enabled,
+            allow
         )
     }
 }

@@ -13,6 +13,7 @@
 
 mod registry;
 mod scope;
+mod security;
 mod server_tables;
 mod suggest;
 mod tables;

@@ -4,11 +4,14 @@
 
 use std::sync::OnceLock;
 
+use super::security::{DOMAIN, SUFFIX};
 use super::server_tables::{COREDNS, LOCAL_SERVER};
 use super::suggest::edit_distance;
 use super::tables::{completed, ratio, COUNTS, LATENCY, LOOKUPS, NODE};
 use super::{Scope, Unit};
-use crate::snapshot::{Counts, Latency, LocalServer, LookupStats, Snapshot};
+use crate::snapshot::{
+    Counts, DomainStats, Latency, LocalServer, LookupStats, Snapshot, SuffixStats,
+};
 
 /// Which counts/latency of the node a node-scope metric reads.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +29,8 @@ pub(super) type LatencyFn = fn(&Latency) -> Option<f64>;
 pub(super) type NodeFn = fn(&Snapshot) -> Option<f64>;
 pub(super) type LookupsFn = fn(&LookupStats) -> Option<f64>;
 pub(super) type LocalServerFn = fn(&LocalServer) -> Option<f64>;
+pub(super) type DomainFn = fn(&DomainStats) -> Option<f64>;
+pub(super) type SuffixFn = fn(&SuffixStats) -> Option<f64>;
 
 /// How a table row reads its value.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +82,10 @@ pub(super) enum Get {
     Lookups(Val<LookupsFn>),
     /// The row's local server (its loop counts, its hops compared).
     LocalServer(Val<LocalServerFn>),
+    /// The row's domain features (scope `domain`).
+    Domain(Val<DomainFn>),
+    /// The row's suffix features (scope `suffix`).
+    Suffix(Val<SuffixFn>),
     /// The same counts metric over all other traffic of the view (baseline minus row).
     Rest(CountsFn),
     /// The row's value minus the rest's.
@@ -183,6 +192,26 @@ fn build() -> Registry {
             samples: samples.into(),
             scopes: with_lookups.clone(),
             get: Get::Lookups(Val::of(read, name, "lookups.")),
+        });
+    }
+    for &(name, unit, samples, help, read) in DOMAIN {
+        m.push(Metric {
+            name: name.into(),
+            unit,
+            help: help.into(),
+            samples: samples.into(),
+            scopes: vec![Domain],
+            get: Get::Domain(Val::of(read, name, "")),
+        });
+    }
+    for &(name, unit, samples, help, read) in SUFFIX {
+        m.push(Metric {
+            name: name.into(),
+            unit,
+            help: help.into(),
+            samples: samples.into(),
+            scopes: vec![Suffix],
+            get: Get::Suffix(Val::of(read, name, "")),
         });
     }
     for &(name, unit, samples, help, read) in NODE.iter().chain(COREDNS) {
@@ -440,6 +469,49 @@ mod tests {
                 .filter(|p| !lookup_paths.contains(&p.as_str()))
                 .map(|p| format!("lookups.{p}")),
         );
+        // Domain and suffix rows: every number but the pid is a metric (their counts
+        // are the COUNTS rows).
+        let reads = |f: fn(&Get) -> Option<&'static str>| -> Vec<&'static str> {
+            registry().all().iter().filter_map(|m| f(&m.get)).collect()
+        };
+        let domain_paths = reads(|g| match g {
+            Get::Domain(Val::Path(p)) => Some(p),
+            _ => None,
+        });
+        let suffix_paths = reads(|g| match g {
+            Get::Suffix(Val::Path(p)) => Some(p),
+            _ => None,
+        });
+        let rows: [(Value, &Vec<&str>, &str); 2] = [
+            (
+                serde_json::to_value(crate::snapshot::DomainStats::default()).unwrap(),
+                &domain_paths,
+                "domain",
+            ),
+            (
+                serde_json::to_value(crate::snapshot::SuffixStats::default()).unwrap(),
+                &suffix_paths,
+                "suffix",
+            ),
+        ];
+        let mut count_paths = Vec::new();
+        numeric_paths(
+            &serde_json::to_value(crate::snapshot::Counts::default()).unwrap(),
+            "",
+            &mut count_paths,
+        );
+        for (json, read, scope) in rows {
+            let mut paths = Vec::new();
+            numeric_paths(&json, "", &mut paths);
+            paths.retain(|p| !count_paths.contains(p));
+            missing.extend(
+                paths
+                    .into_iter()
+                    .filter(|p| p != "pid")
+                    .filter(|p| !read.contains(&p.as_str()))
+                    .map(|p| format!("{scope}: {p}")),
+            );
+        }
         assert!(
             missing.is_empty(),
             "snapshot fields with no metric row in rules/metrics/tables.rs: {missing:?}"

@@ -32,10 +32,15 @@ pub enum Scope {
     /// Each zone of a CoreDNS /metrics page (`coredns.zones[]`).
     #[serde(rename = "coredns_zone")]
     CorednsZone,
+    /// Each registered domain as one process asked for it (`domains.by_domain[]`).
+    Domain,
+    /// Each public suffix as one process asked for names under it
+    /// (`domains.by_suffix[]`).
+    Suffix,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 12] = [
         Scope::Node,
         Scope::Process,
         Scope::Server,
@@ -46,6 +51,8 @@ impl Scope {
         Scope::Lookup,
         Scope::LocalServer,
         Scope::CorednsZone,
+        Scope::Domain,
+        Scope::Suffix,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +67,8 @@ impl Scope {
             Scope::Lookup => "lookup",
             Scope::LocalServer => "local_server",
             Scope::CorednsZone => "coredns_zone",
+            Scope::Domain => "domain",
+            Scope::Suffix => "suffix",
         }
     }
 
@@ -78,10 +87,18 @@ impl Scope {
     }
 
     pub(super) fn has_latency(self) -> bool {
-        !matches!(self, Scope::Name | Scope::Lookup | Scope::CorednsZone)
+        !matches!(
+            self,
+            Scope::Name | Scope::Lookup | Scope::CorednsZone | Scope::Domain | Scope::Suffix
+        )
     }
 
     /// Whether subjects of this scope carry lookups (search-list chains).
+    /// Whether an allow list of domains applies to subjects of this scope.
+    pub fn has_domains(self) -> bool {
+        matches!(self, Scope::Domain | Scope::Suffix)
+    }
+
     pub(super) fn has_lookups(self) -> bool {
         matches!(
             self,

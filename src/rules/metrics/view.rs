@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use super::registry::{field_at, Get, Metric, Source, Val};
 use super::Scope;
-use crate::snapshot::{Counts, Latency, LocalServer, LookupStats, Snapshot};
+use crate::snapshot::{
+    Counts, DomainStats, Latency, LocalServer, LookupStats, Snapshot, SuffixStats,
+};
 
 /// One subject: a row of a snapshot table.
 #[derive(Debug, Clone)]
@@ -19,6 +21,38 @@ pub struct Row<'a> {
     pub lookups: Option<&'a LookupStats>,
     /// A local server's row, for its upstream hop and loop metrics.
     pub local_server: Option<&'a LocalServer>,
+    /// The security features of a `domain` or `suffix` subject.
+    pub domain: Option<&'a DomainStats>,
+    pub suffix: Option<&'a SuffixStats>,
+    /// What a rule's allow list is matched against: the registered domain or suffix.
+    pub allow_key: Option<&'a str>,
+}
+
+/// A static empty `Counts` for the defaults of [`Row::plain`].
+static NO_COUNTS: std::sync::LazyLock<Counts> = std::sync::LazyLock::new(Counts::default);
+
+impl Row<'_> {
+    /// A row with nothing but empty counts: the base the scopes fill in.
+    fn plain() -> Row<'static> {
+        Row {
+            label: String::new(),
+            counts: &NO_COUNTS,
+            latency: None,
+            lookups: None,
+            domain: None,
+            suffix: None,
+            allow_key: None,
+            local_server: None,
+        }
+    }
+}
+
+/// "exfil.test by dig (pid 42) in pod default/web": a domain or suffix and who asked.
+fn by_process(what: &str, comm: &str, pid: u32, pod: Option<&str>) -> String {
+    match pod {
+        Some(pod) => format!("{what} by {comm} (pid {pid}) in pod {pod}"),
+        None => format!("{what} by {comm} (pid {pid})"),
+    }
 }
 
 /// All subjects of one scope in a snapshot, with what relative metrics compare against.
@@ -42,7 +76,7 @@ impl<'a> View<'a> {
                 counts: &s.totals.counts,
                 latency: Some(&s.latency),
                 lookups: Some(&s.lookups.stats),
-                local_server: None,
+                ..Row::plain()
             }],
             Scope::Process => s
                 .processes
@@ -55,7 +89,7 @@ impl<'a> View<'a> {
                     counts: &p.counts,
                     latency: Some(&p.latency),
                     lookups: Some(&p.lookups),
-                    local_server: None,
+                    ..Row::plain()
                 })
                 .collect(),
             Scope::Server => s
@@ -66,7 +100,7 @@ impl<'a> View<'a> {
                     counts: &v.counts,
                     latency: Some(&v.latency),
                     lookups: None,
-                    local_server: None,
+                    ..Row::plain()
                 })
                 .collect(),
             Scope::Qtype => s
@@ -77,7 +111,7 @@ impl<'a> View<'a> {
                     counts: &q.counts,
                     latency: Some(&q.latency),
                     lookups: None,
-                    local_server: None,
+                    ..Row::plain()
                 })
                 .collect(),
             Scope::Name => {
@@ -93,7 +127,7 @@ impl<'a> View<'a> {
                         counts: &n.counts,
                         latency: None,
                         lookups: None,
-                        local_server: None,
+                        ..Row::plain()
                     })
                     .collect()
             }
@@ -106,7 +140,7 @@ impl<'a> View<'a> {
                     counts: &l.counts,
                     latency: Some(&l.latency),
                     lookups: None,
-                    local_server: None,
+                    ..Row::plain()
                 })
                 .collect(),
             Scope::Pod => s
@@ -121,7 +155,7 @@ impl<'a> View<'a> {
                     counts: &p.counts,
                     latency: Some(&p.latency),
                     lookups: Some(&p.lookups),
-                    local_server: None,
+                    ..Row::plain()
                 })
                 .collect(),
             Scope::Lookup => s
@@ -133,7 +167,7 @@ impl<'a> View<'a> {
                     counts: &n.answers,
                     latency: None,
                     lookups: Some(&n.lookups),
-                    local_server: None,
+                    ..Row::plain()
                 })
                 .collect(),
             Scope::LocalServer => s
@@ -151,6 +185,7 @@ impl<'a> View<'a> {
                     latency: Some(&l.latency),
                     lookups: None,
                     local_server: Some(l),
+                    ..Row::plain()
                 })
                 .collect(),
             Scope::CorednsZone => s
@@ -162,7 +197,31 @@ impl<'a> View<'a> {
                     counts: &z.counts,
                     latency: None,
                     lookups: None,
-                    local_server: None,
+                    ..Row::plain()
+                })
+                .collect(),
+            Scope::Domain => s
+                .domains
+                .by_domain
+                .iter()
+                .map(|d| Row {
+                    label: by_process(&d.domain, &d.comm, d.pid, d.pod.as_deref()),
+                    counts: &d.counts,
+                    domain: Some(d),
+                    allow_key: Some(&d.domain),
+                    ..Row::plain()
+                })
+                .collect(),
+            Scope::Suffix => s
+                .domains
+                .by_suffix
+                .iter()
+                .map(|d| Row {
+                    label: by_process(&d.suffix, &d.comm, d.pid, d.pod.as_deref()),
+                    counts: &d.counts,
+                    suffix: Some(d),
+                    allow_key: Some(&d.suffix),
+                    ..Row::plain()
                 })
                 .collect(),
         };
@@ -197,6 +256,8 @@ impl<'a> View<'a> {
             Get::LocalServer(v) => row.local_server.and_then(|l| read(v, l)),
             Get::Node(v) => read(v, self.snapshot),
             Get::Lookups(v) => row.lookups.and_then(|l| read(v, l)),
+            Get::Domain(v) => row.domain.and_then(|d| read(v, d)),
+            Get::Suffix(v) => row.suffix.and_then(|d| read(v, d)),
             Get::Rest(f) => f(&minus(self.baseline, row.counts)),
             Get::VsRest(f) => match (f(row.counts), f(&minus(self.baseline, row.counts))) {
                 (Some(a), Some(b)) => Some(a - b),

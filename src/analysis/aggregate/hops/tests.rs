@@ -37,6 +37,7 @@ fn tx(
             }),
             query_ts_ns: at_ms * MS,
             outcome,
+            response_bytes: 0,
         },
         owner: Some(Owner {
             tgid,
