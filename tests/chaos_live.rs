@@ -336,7 +336,20 @@ fn a_flood_the_target_absorbs_says_the_target_held() {
     let warning = builtin_rule("dns_high_latency").warning.unwrap();
     assert!(why.contains(&format!("stayed below {warning} ms")), "{why}");
     assert!(why.contains("samples"), "{why}");
-    assert!(why.contains("the target held"), "{why}");
+    // Held or blind is judged from the clients' latency, which an emulated CPU under
+    // load pushes past the threshold (111 ms seen on 6.12 under qemu).
+    let verdicts = require_native_speed(
+        "a_flood_the_target_absorbs_says_the_target_held (verdict)",
+        "asserts that the clients of a gentle load see loopback latency below the threshold",
+    );
+    if verdicts {
+        assert!(why.contains("the target held"), "{why}");
+    } else {
+        assert!(
+            why.contains("the target held") || why.contains("rule blind"),
+            "{why}"
+        );
+    }
     // The text report says it too, next to the reconciliation.
     let text = in_cgroup(&cg.path, env!("CARGO_BIN_EXE_dnsdoc"))
         .args([
@@ -367,7 +380,7 @@ fn a_flood_the_target_absorbs_says_the_target_held() {
         stdout.contains("Client lookups vs wire queries"),
         "{stdout}"
     );
-    assert!(stdout.contains("the target held"), "{stdout}");
+    assert!(!verdicts || stdout.contains("the target held"), "{stdout}");
     assert!(
         stdout.contains("target processing"),
         "server side shown: {stdout}"

@@ -227,6 +227,30 @@ fn serve_refuses_an_address_in_use_in_one_line() {
 }
 
 #[test]
+fn watch_count_ends_after_that_many_windows() {
+    if !require_bpf("watch_count_ends_after_that_many_windows") {
+        return;
+    }
+    let cg = TestCgroup::new("count");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
+    cmd.args([
+        "watch",
+        "--interval",
+        "1s",
+        "--count",
+        "2",
+        "--format",
+        "json",
+    ])
+    .args(["--port", &free_port().to_string(), "--cgroup"])
+    .arg(&cg.path);
+    let (code, stdout, stderr) = spawn_attached(cmd).wait();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    assert_eq!(stdout.lines().count(), 2, "--count 2: {stdout}");
+    assert_eq!(cg.attached_programs(), 0);
+}
+
+#[test]
 fn watch_interval_prints_one_json_line_per_window_that_add_up() {
     if !require_bpf("watch_interval_prints_one_json_line_per_window_that_add_up") {
         return;
@@ -236,33 +260,25 @@ fn watch_interval_prints_one_json_line_per_window_that_add_up() {
     let _dnsmasq = start_dnsmasq(&cg, port, &[]);
     let textfile = TempDir::new("textfile");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
-    // Three windows long enough for six digs even on an emulated CPU (the kernel
-    // matrix's qemu guests): with 1 s windows two of them came after the last window.
-    cmd.args([
-        "watch",
-        "--interval",
-        "3s",
-        "--count",
-        "3",
-        "--format",
-        "json",
-    ])
-    .arg("--port")
-    .arg(port.to_string())
-    .arg("--cgroup")
-    .arg(&cg.path)
-    .arg("--textfile")
-    .arg(textfile.path());
+    // Windows until Ctrl-C after the digs: a fixed --count of windows ended before the
+    // last dig on an emulated CPU under load (5 of 6 counted), however long they were.
+    cmd.args(["watch", "--interval", "1s", "--format", "json"])
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--cgroup")
+        .arg(&cg.path)
+        .arg("--textfile")
+        .arg(textfile.path());
     let watch = spawn_attached(cmd);
     let answered = dig(&cg, port, &["a.good.test", "nothing.test"], 3);
     assert_eq!(answered, 6);
-    let (code, stdout, stderr) = watch.wait();
+    let (code, stdout, stderr) = watch.interrupt();
     assert_eq!(code, Some(0), "{stderr:?}");
     let windows: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("one snapshot per line"))
         .collect();
-    assert_eq!(windows.len(), 3, "--count 3: {stdout}");
+    assert!(!windows.is_empty(), "{stdout}");
     let queries: u64 = windows
         .iter()
         .map(|w| w["totals"]["queries"].as_u64().unwrap())
@@ -272,7 +288,10 @@ fn watch_interval_prints_one_json_line_per_window_that_add_up() {
 
     // The textfile holds the cumulative counters, and node_exporter serves them.
     let prom = std::fs::read_to_string(textfile.path().join("dnsdoc.prom")).unwrap();
-    assert_eq!(sample(&prom, "dnsdoc_windows_total"), Some(3.0));
+    assert_eq!(
+        sample(&prom, "dnsdoc_windows_total"),
+        Some(windows.len() as f64)
+    );
     let exporter_port = free_port();
     let _exporter = Guard(
         Command::new("prometheus-node-exporter")

@@ -114,6 +114,26 @@ impl Outcomes {
     }
 }
 
+/// A domain or suffix string from [`DomainTracker::strings`], where equal strings are
+/// one allocation: rows are keyed by its address, so a query hashes a pointer instead of
+/// the string (the string hashes and compares were most of the tracker's cost).
+#[derive(Debug, Clone)]
+struct Interned(Rc<str>);
+
+impl PartialEq for Interned {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Interned {}
+
+impl std::hash::Hash for Interned {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(Rc::as_ptr(&self.0) as *const u8 as usize);
+    }
+}
+
 /// One (registered domain, process) row.
 #[derive(Debug, Default, Clone)]
 struct DomainRow {
@@ -153,11 +173,12 @@ struct SuffixRow {
 pub struct DomainTracker {
     /// Name pointer -> (the name, kept alive so its address is not reused; its parts).
     names: HashMap<usize, (Rc<str>, NameInfo)>,
-    /// Domain and suffix strings, shared by every cached name.
+    /// Domain and suffix strings, shared by every cached name and row key. Starting
+    /// over keeps the rows' strings, so one domain is always one allocation.
     strings: HashSet<Rc<str>>,
     hasher: foldhash::fast::RandomState,
-    domains: HashMap<(Rc<str>, u32), DomainRow>,
-    suffixes: HashMap<(Rc<str>, u32), SuffixRow>,
+    domains: HashMap<(Interned, u32), DomainRow>,
+    suffixes: HashMap<(Interned, u32), SuffixRow>,
     budget: Option<usize>,
     untracked_queries: u64,
 }
@@ -188,7 +209,7 @@ impl DomainTracker {
         let info = self.info(name).clone();
         let budget = self.budget.get_or_insert(SET_BUDGET);
         let full = self.domains.len() >= MAX_ROWS;
-        let key = (Rc::clone(&info.domain), tgid);
+        let key = (Interned(Rc::clone(&info.domain)), tgid);
         let row = match self.domains.get_mut(&key) {
             Some(r) => Some(r),
             None if !full => Some(self.domains.entry(key).or_default()),
@@ -227,7 +248,7 @@ impl DomainTracker {
             None => self.untracked_queries += 1,
         }
         let full = self.suffixes.len() >= MAX_ROWS;
-        let key = (Rc::clone(&info.suffix), tgid);
+        let key = (Interned(Rc::clone(&info.suffix)), tgid);
         let row = match self.suffixes.get_mut(&key) {
             Some(r) => Some(r),
             None if !full => Some(self.suffixes.entry(key).or_default()),
@@ -260,13 +281,18 @@ impl DomainTracker {
             if self.names.len() >= MAX_NAMES {
                 self.names.clear();
             }
+            if self.strings.len() >= MAX_NAMES {
+                // Names cached before keep their strings alive and are still used, so
+                // they go too; the rows' strings stay interned (at most 2 x MAX_ROWS).
+                self.names.clear();
+                self.strings.clear();
+                let rows = self.domains.keys().chain(self.suffixes.keys());
+                self.strings.extend(rows.map(|(s, _)| Rc::clone(&s.0)));
+            }
             let strings = &mut self.strings;
             let mut intern = |s: &str| -> Rc<str> {
                 if let Some(x) = strings.get(s) {
                     return Rc::clone(x);
-                }
-                if strings.len() >= MAX_NAMES {
-                    strings.clear();
                 }
                 let x: Rc<str> = s.into();
                 strings.insert(Rc::clone(&x));
@@ -287,7 +313,7 @@ impl DomainTracker {
         let mut by_domain: Vec<DomainStats> = self
             .domains
             .iter()
-            .map(|((domain, pid), r)| {
+            .map(|((Interned(domain), pid), r)| {
                 let (comm, pod) = process(*pid);
                 let q = r.outcomes.queries.max(1) as f64;
                 DomainStats {
@@ -325,7 +351,7 @@ impl DomainTracker {
         let mut by_suffix: Vec<SuffixStats> = self
             .suffixes
             .iter()
-            .map(|((suffix, pid), r)| {
+            .map(|((Interned(suffix), pid), r)| {
                 let (comm, pod) = process(*pid);
                 let domains = r.domains.len();
                 let nx = r

@@ -122,3 +122,23 @@ fn entropy_separates_base32_from_hex_and_words() {
     assert!(e(2) <= 4.0, "{}", e(2));
     assert!(e(3) < 2.5, "{}", e(3));
 }
+
+#[test]
+fn a_domain_keeps_its_row_when_the_string_cache_starts_over() {
+    let mut t = DomainTracker::new();
+    add(&mut t, 7, "a.kept.test.", 1, 0);
+    // Enough other domains (one row each until the rows run out) to fill the cache.
+    for i in 0..MAX_NAMES {
+        add(&mut t, 8, &format!("x.d{i}.test."), 1, 0);
+    }
+    add(&mut t, 7, "b.kept.test.", 1, 0);
+    let s = t.summary(10.0, |pid| (format!("p{pid}"), None));
+    let kept: Vec<_> = s
+        .by_domain
+        .iter()
+        .filter(|r| r.domain == "kept.test")
+        .collect();
+    assert_eq!(kept.len(), 1, "one row, not one per allocation: {kept:#?}");
+    assert_eq!(kept[0].counts.queries, 2);
+    assert_eq!(kept[0].unique_subdomains, 2);
+}
