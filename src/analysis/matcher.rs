@@ -7,7 +7,7 @@
 //! CoreDNS). One query on loopback is thus one client and one server transaction, kept
 //! apart so nothing is counted twice.
 
-use std::collections::BTreeMap;
+use crate::analysis::arrivals::{Arrivals, Ticket};
 
 // foldhash: keys come from the network, so a seeded (flood-resistant) hasher, but far
 // cheaper than SipHash, which took 12 % of dnsdoc's CPU at saturation.
@@ -118,8 +118,8 @@ impl std::hash::Hash for Key {
 #[derive(Debug, Clone)]
 struct Pending {
     ts_ns: u64,
-    /// Unique per query: with `ts_ns`, its position in `order`.
-    seq: u64,
+    /// Its place in `order`.
+    ticket: Ticket,
     question: Option<Question>,
     protocol: Protocol,
     local: SocketAddr,
@@ -134,10 +134,9 @@ pub struct Matcher {
     /// one socket reuses an id for other names.
     pending: HashMap<Key, SmallVec<[Pending; 1]>>,
     len: usize,
-    /// The same queries ordered by send time, for expiry and eviction. Holds only what
-    /// is in flight, so memory follows the in-flight count, not the query rate.
-    order: BTreeMap<(u64, u64), Key>,
-    next_seq: u64,
+    /// The same queries in the order they were sent, for expiry and eviction. Memory
+    /// follows the in-flight count, not the query rate.
+    order: Arrivals<Key>,
     stats: MatcherStats,
 }
 
@@ -148,8 +147,7 @@ impl Matcher {
             capacity: capacity.max(1),
             pending: HashMap::new(),
             len: 0,
-            order: BTreeMap::new(),
-            next_seq: 0,
+            order: Arrivals::default(),
             stats: MatcherStats::default(),
         }
     }
@@ -201,25 +199,23 @@ impl Matcher {
             let oldest = entries
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, p)| (p.ts_ns, p.seq))
+                .min_by_key(|(_, p)| (p.ts_ns, p.ticket.seq))
                 .map(|(i, _)| i)
                 .expect("entries is full, so not empty");
             let p = entries.swap_remove(oldest);
-            self.order.remove(&(p.ts_ns, p.seq));
+            self.order.release(p.ticket);
             self.len -= 1;
             self.stats.evicted += 1;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let ticket = self.order.push(m.ts_ns, key);
         entries.push(Pending {
             ts_ns: m.ts_ns,
-            seq,
+            ticket,
             question: m.dns.question,
             protocol: m.protocol,
             local: m.local,
         });
         self.len += 1;
-        self.order.insert((m.ts_ns, seq), key);
         while self.len > self.capacity && self.evict_oldest() {}
     }
 
@@ -246,7 +242,7 @@ impl Matcher {
             slot.remove();
         }
         self.len -= 1;
-        self.order.remove(&(p.ts_ns, p.seq));
+        self.order.release(p.ticket);
         let outcome = Outcome::Answered {
             rcode: m.dns.rcode,
             truncated: m.dns.truncated,
@@ -257,12 +253,12 @@ impl Matcher {
 
     /// Turns every query older than the timeout at `now_ns` into a timeout.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Transaction>) {
-        while let Some(entry) = self.order.first_entry() {
-            if now_ns.saturating_sub(entry.key().0) < self.timeout_ns {
-                break;
-            }
-            let ((_, seq), key) = entry.remove_entry();
-            if let Some(p) = self.take(key, seq) {
+        let timeout_ns = self.timeout_ns;
+        while let Some((ticket, key)) = self
+            .order
+            .pop_due(|ts| now_ns.saturating_sub(ts) >= timeout_ns)
+        {
+            if let Some(p) = self.take(key, ticket) {
                 out.push(transaction(key, p, Outcome::TimedOut, 0));
             }
         }
@@ -271,17 +267,17 @@ impl Matcher {
     /// Ends the window: expires what is due, then reports the rest as pending.
     pub fn finish(&mut self, now_ns: u64, out: &mut Vec<Transaction>) {
         self.expire(now_ns, out);
-        while let Some(((_, seq), key)) = self.order.pop_first() {
-            if let Some(p) = self.take(key, seq) {
+        while let Some((ticket, key)) = self.order.pop_oldest() {
+            if let Some(p) = self.take(key, ticket) {
                 out.push(transaction(key, p, Outcome::Pending, 0));
             }
         }
     }
 
-    /// Removes pending query `seq` of `key` (already taken out of `order`).
-    fn take(&mut self, key: Key, seq: u64) -> Option<Pending> {
+    /// Removes pending query `ticket` of `key` (already taken out of `order`).
+    fn take(&mut self, key: Key, ticket: Ticket) -> Option<Pending> {
         let entries = self.pending.get_mut(&key)?;
-        let idx = entries.iter().position(|p| p.seq == seq)?;
+        let idx = entries.iter().position(|p| p.ticket == ticket)?;
         let p = entries.swap_remove(idx);
         if entries.is_empty() {
             self.pending.remove(&key);
@@ -291,10 +287,10 @@ impl Matcher {
     }
 
     fn evict_oldest(&mut self) -> bool {
-        let Some(((_, seq), key)) = self.order.pop_first() else {
+        let Some((ticket, key)) = self.order.pop_oldest() else {
             return false;
         };
-        if self.take(key, seq).is_some() {
+        if self.take(key, ticket).is_some() {
             self.stats.evicted += 1;
         }
         true
@@ -514,7 +510,7 @@ mod tests {
             m.on_message(msg(i, 1, Direction::Ingress, true, id, "t.test."), &mut out);
         }
         assert_eq!(out.len(), 10_000);
-        assert_eq!((m.in_flight(), m.order.len(), m.pending.len()), (0, 0, 0));
+        assert_eq!((m.in_flight(), m.order.held(), m.pending.len()), (0, 0, 0));
     }
 
     /// Regression (tests/fuzz.rs): one peer flooding one id with distinct names made
@@ -531,7 +527,7 @@ mod tests {
             assert!(m.pending.values().all(|v| v.len() <= MAX_PER_KEY));
         }
         assert_eq!(m.in_flight(), MAX_PER_KEY);
-        assert_eq!(m.order.len(), MAX_PER_KEY);
+        assert_eq!(m.order.held(), MAX_PER_KEY);
         assert_eq!(m.stats().evicted, n - MAX_PER_KEY as u64);
         // The oldest was evicted, so its answer is unmatched; the newest is answered.
         m.on_message(msg(n, 1, Direction::Egress, true, 7, "r0.test."), &mut out);

@@ -3,6 +3,7 @@
 //! Pure logic, no I/O: everything here is testable without root or a kernel.
 
 pub mod aggregate;
+mod arrivals;
 pub mod dns;
 pub mod domains;
 pub mod histogram;
