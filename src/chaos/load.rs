@@ -80,6 +80,16 @@ pub struct WireStats {
     pub late_answers: u64,
     /// Answers to a lookup that had already ended (timed out), dropped by the client.
     pub stale_answers: u64,
+    /// glibc clients only (counted by the relay): the second query type of a name sent
+    /// together with the first (getaddrinfo's parallel A/AAAA).
+    pub pair_siblings: u64,
+    /// glibc clients only: names tried beyond one per lookup (the search-list walk).
+    pub search_expansions: u64,
+    /// glibc clients only: re-sends that kept their DNS id (dnsdoc folds these into
+    /// the query they repeat).
+    pub same_id_resends: u64,
+    /// glibc clients only: queries the relay dropped (the lost conntrack insert).
+    pub dropped: u64,
 }
 
 impl WireStats {
@@ -96,6 +106,10 @@ impl WireStats {
         self.responses += o.responses;
         self.late_answers += o.late_answers;
         self.stale_answers += o.stale_answers;
+        self.pair_siblings += o.pair_siblings;
+        self.search_expansions += o.search_expansions;
+        self.same_id_resends += o.same_id_resends;
+        self.dropped += o.dropped;
     }
 }
 

@@ -13,17 +13,22 @@
 
 mod attached;
 mod dga;
+mod conntrack_race;
+mod driver;
 mod dns_flood;
 mod dns_loss;
 pub mod load;
 pub mod loss;
+pub mod glibc;
 pub mod names;
 mod nxdomain_storm;
 pub mod reconcile;
 pub mod registry;
+pub mod relay;
 pub mod report;
 pub mod safety;
 pub mod scenario;
+mod search_path;
 mod skel;
 mod truncation;
 mod tunnel;
@@ -43,6 +48,7 @@ use crate::exit::{self, UsageError};
 use crate::host;
 use crate::render::Format;
 use crate::signals;
+use driver::{ClientCgroup, PreparedDriver};
 use load::{Load, LoadSpec};
 use loss::{LossFault, LossStorage};
 use report::{ChaosReport, FaultReport, LoadReport};
@@ -200,6 +206,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         (None, false) => None,
     };
     let mut plan = scenario.plan(&params);
+    let glibc = scenario.glibc(&params);
     let limits = safety::Limits::for_target(loopback);
     // Presets are made for loopback; a remote target gets them capped, explicit values
     // above the limits are an error.
@@ -221,7 +228,9 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         };
         host::check_privileges().context(why)?;
         let cg = host::resolve_cgroup(args.cgroup.as_deref())?;
-        if args.verify && !verify::self_in_cgroup(&cg) {
+        // glibc clients get a cgroup of their own below --cgroup; the wire client is
+        // dnsdoc itself, which must be inside.
+        if args.verify && glibc.is_none() && !verify::self_in_cgroup(&cg) {
             return Err(UsageError(format!(
                 "--verify watches dnsdoc's own queries, but dnsdoc is not inside --cgroup {}: \
                  run it inside that cgroup, or leave --cgroup out",
@@ -275,11 +284,36 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         names: plan.load.names.clone(),
         seed: seed(),
     };
-    let prepared = Load::prepare(spec)?;
+    let prepared = match glibc {
+        None => PreparedDriver::Wire(Load::prepare(spec)?),
+        Some(g) => {
+            let clients = match (&cgroup, args.verify) {
+                (Some(cg), true) => Some(ClientCgroup::create(cg)?),
+                _ => None,
+            };
+            PreparedDriver::glibc(
+                g,
+                target,
+                plan.load.concurrency,
+                plan.load.qps,
+                args.duration,
+                clients,
+            )?
+        }
+    };
 
-    // --verify: the capture first, so it sees the first query.
+    // --verify: the capture first, so it sees the first query. glibc clients are
+    // watched in their own cgroup, on the relay they ask.
     let observer = match (&cgroup, args.verify) {
-        (Some(cg), true) => Some(verify::Observer::start(cg, target, args.duration)?),
+        (Some(cg), true) => Some(match prepared.client_cgroup() {
+            Some(clients) => verify::Observer::start_scoped(
+                clients,
+                prepared.client_target(target),
+                args.duration,
+                Vec::new(),
+            )?,
+            None => verify::Observer::start(cg, target, args.duration)?,
+        }),
         _ => None,
     };
 
@@ -307,7 +341,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         _ => None,
     };
 
-    let load = prepared.start();
+    let load = prepared.start()?;
     eprintln!(
         "dnsdoc: chaos: {} against {target} for {} (Ctrl-C stops at once)",
         scenario.name(),
@@ -360,13 +394,16 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
     if let Some(f) = fault.take() {
         fault_counters = f.counters().ok();
     }
-    let stats = load.finish(QUERY_TIMEOUT * 2 + Duration::from_secs(1));
+    let (stats, client_pids) = load.finish(QUERY_TIMEOUT * 2 + Duration::from_secs(1));
     if show_progress {
         eprint!("\r\x1b[2K");
     }
 
     let interrupted = signals::stop_requested();
-    let load_report = LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64());
+    let mut load_report = LoadReport::new(&plan.load, &stats, elapsed.as_secs_f64());
+    if let Some(g) = scenario.glibc(&params) {
+        load_report.names = g.describe();
+    }
     let (verify, reconciliation) = match observer {
         Some(o) => {
             let snapshot = o.finish()?;
@@ -383,6 +420,7 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
                 args.baseline,
                 &load_report,
                 interrupted,
+                &client_pids,
             );
             (Some(v), Some(r))
         }

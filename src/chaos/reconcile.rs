@@ -27,9 +27,18 @@ pub struct Reconciliation {
     pub resends: u64,
     /// Queries asked again over TCP after a truncated UDP answer.
     pub tcp_after_truncation: u64,
-    /// Extra queries from A/AAAA pairs: 0, each lookup asks one type.
+    /// Extra queries from A/AAAA pairs: 0 for the lean client (one type per lookup),
+    /// one per name tried for glibc clients (getaddrinfo asks both together).
     pub aaaa_pairs: u64,
-    /// lookups + resends + tcp_after_truncation + aaaa_pairs.
+    /// Extra names tried by glibc clients' search-list walk (ndots), beyond one per
+    /// lookup; 0 for the lean client (fully qualified names).
+    pub search_expansions: u64,
+    /// Re-sends that kept their DNS id (glibc): dnsdoc folds them into the query they
+    /// repeat, so they are not expected among `captured`.
+    pub same_id_resends: u64,
+    /// Whether the clients were real glibc (`getent`) behind dnsdoc's relay.
+    pub glibc: bool,
+    /// lookups + resends + tcp_after_truncation + aaaa_pairs + search_expansions.
     pub queries_sent: u64,
     pub queries_sent_per_s: f64,
     /// Client queries dnsdoc captured (its `totals.queries`), and the same-id re-sends
@@ -70,7 +79,8 @@ impl Reconciliation {
         let w = &load.wire;
         let interval_s = load.send_interval_s.max(1e-3);
         let rate = |n: u64| (n as f64 / interval_s * 10.0).round() / 10.0;
-        let queries_sent = load.sent + w.resends + w.tcp_queries;
+        let queries_sent =
+            load.sent + w.resends + w.tcp_queries + w.pair_siblings + w.search_expansions;
         let captured = snap.totals.counts.queries;
         let server = &snap.server_side;
         let local = server.counts.queries > 0;
@@ -80,7 +90,10 @@ impl Reconciliation {
             lookups_per_s: rate(load.sent),
             resends: w.resends,
             tcp_after_truncation: w.tcp_queries,
-            aaaa_pairs: 0,
+            aaaa_pairs: w.pair_siblings,
+            search_expansions: w.search_expansions,
+            same_id_resends: w.same_id_resends,
+            glibc: w.pair_siblings + w.search_expansions + w.same_id_resends > 0,
             queries_sent,
             queries_sent_per_s: rate(queries_sent),
             captured,
@@ -115,17 +128,36 @@ impl Reconciliation {
             o,
             "lookups",
             self.lookups,
-            &format!("{}/s, one question each", rate_text(self.lookups_per_s)),
-        );
-        row(
-            o,
-            "+ re-sends, new ids",
-            self.resends,
             &format!(
-                "a lookup unanswered after {} ms is sent again with a new DNS id: a new query",
-                RESEND_AFTER.as_millis()
+                "{}/s, {}",
+                rate_text(self.lookups_per_s),
+                if self.glibc {
+                    "getaddrinfo calls (getent)"
+                } else {
+                    "one question each"
+                }
             ),
         );
+        if self.glibc {
+            row(
+                o,
+                "+ search expansions",
+                self.search_expansions,
+                "names tried before the last one: glibc walks the search list (ndots)",
+            );
+        }
+        let resend_why = if self.glibc {
+            format!(
+                "glibc re-sends an unanswered query after its timeout ({} kept their id)",
+                self.same_id_resends
+            )
+        } else {
+            format!(
+                "a lookup unanswered after {} ms is sent again with a new DNS id: a new query",
+                RESEND_AFTER.as_millis()
+            )
+        };
+        row(o, "+ re-sends", self.resends, &resend_why);
         row(
             o,
             "+ TCP after TC",
@@ -136,7 +168,11 @@ impl Reconciliation {
             o,
             "+ A/AAAA pairs",
             self.aaaa_pairs,
-            "each lookup asks A or AAAA, not both (glibc's getaddrinfo sends both)",
+            if self.glibc {
+                "getaddrinfo asks A and AAAA together, for every name it tries"
+            } else {
+                "each lookup asks A or AAAA, not both (glibc's getaddrinfo sends both)"
+            },
         );
         row(
             o,
@@ -144,7 +180,9 @@ impl Reconciliation {
             self.queries_sent,
             &format!("{}/s", rate_text(self.queries_sent_per_s)),
         );
-        let diff = self.captured as i64 - self.queries_sent as i64;
+        // Same-id re-sends are folded into the query they repeat.
+        let expected = self.queries_sent - self.same_id_resends.min(self.queries_sent);
+        let diff = self.captured as i64 - expected as i64;
         let agree = if diff == 0 {
             "the same count".to_string()
         } else {

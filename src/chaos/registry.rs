@@ -3,10 +3,12 @@
 //! scenarios themselves import, so that nothing imports in a circle.
 
 use super::dga::Dga;
+use super::conntrack_race::ConntrackRace;
 use super::dns_flood::DnsFlood;
 use super::dns_loss::DnsLoss;
 use super::nxdomain_storm::NxdomainStorm;
 use super::scenario::Scenario;
+use super::search_path::SearchPath;
 use super::truncation::Truncation;
 use super::tunnel::Tunnel;
 use super::upstream_timeout::UpstreamTimeout;
@@ -21,6 +23,8 @@ pub fn registry() -> &'static [&'static dyn Scenario] {
         &UpstreamTimeout,
         &Tunnel,
         &Dga,
+        &SearchPath,
+        &ConntrackRace,
     ]
 }
 
@@ -63,7 +67,9 @@ mod tests {
                 "truncation",
                 "upstream-timeout",
                 "tunnel",
-                "dga"
+                "dga",
+                "search-path",
+                "conntrack-race",
             ]
         );
         for n in &names {

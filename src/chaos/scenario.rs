@@ -89,6 +89,12 @@ pub trait Scenario: Sync {
     /// The plan for these parameters. With `params.baseline`, the healthy twin: the same
     /// duration and client shape, but nothing that should make a paired rule fire.
     fn plan(&self, params: &Params) -> Plan;
+    /// Scenarios whose fault lives in the stub resolver itself run real glibc clients
+    /// (`getent`) behind a loopback relay instead of the lean load client: how to
+    /// configure them. `plan().load` still gives the rate and the workers.
+    fn glibc(&self, _params: &Params) -> Option<super::glibc::GlibcPlan> {
+        None
+    }
 }
 
 /// The query timeout of the load's resolvers (per attempt). Short enough that a run's

@@ -58,9 +58,21 @@ impl Observer {
 
     /// Starts the capture and returns once its programs are attached.
     pub fn start(cgroup: &Path, target: SocketAddr, duration: Duration) -> Result<Observer> {
+        Self::start_scoped(cgroup, target, duration, vec![std::process::id()])
+    }
+
+    /// [`Self::start`] for clients that are not dnsdoc itself: `cgroup` holds only
+    /// them, and `pids` (empty: every process in it) are the clients.
+    pub fn start_scoped(
+        cgroup: &Path,
+        target: SocketAddr,
+        duration: Duration,
+        pids: Vec<u32>,
+    ) -> Result<Observer> {
         let (tx, attached) = std::sync::mpsc::channel();
         let opts = ObserveOptions {
             attached: Some(tx),
+            pids,
             ..Self::options(cgroup, target, duration)
         };
         let handle = std::thread::Builder::new()
@@ -120,6 +132,7 @@ pub fn verify(
     baseline: bool,
     load: &LoadReport,
     cut_short: bool,
+    client_pids: &[u32],
 ) -> (VerifyReport, Reconciliation) {
     let eval = evaluate_all(&snapshot, rules);
     let reconciliation = Reconciliation::new(load, &snapshot);
@@ -129,6 +142,21 @@ pub fn verify(
         let verdict = eval.checks.iter().find(|v| v.rule == c.rule);
         if let (false, false, Some(v)) = (c.fired, baseline, verdict) {
             c.why = Some(why_not_fired(v, load, &reconciliation));
+        }
+        // glibc clients: a paired rule must fire about this run's own processes.
+        if c.fired && !baseline && !client_pids.is_empty() {
+            let ours = eval
+                .findings
+                .iter()
+                .filter(|f| f.rule == c.rule)
+                .any(|f| names_own_process(f, client_pids));
+            if !ours {
+                c.pass = false;
+                c.why = Some(
+                    "it fired, but its evidence names none of this run's getent processes"
+                        .to_string(),
+                );
+            }
         }
         if cut_short {
             c.pass = false;
@@ -142,6 +170,19 @@ pub fn verify(
         snapshot,
     };
     (report, reconciliation)
+}
+
+/// Whether a finding's subject or evidence names one of `pids` ("... (pid 42)").
+fn names_own_process(f: &crate::rules::Finding, pids: &[u32]) -> bool {
+    let texts = std::iter::once(f.subject.as_str())
+        .chain(f.evidence.iter().filter_map(|e| e.subject.as_deref()))
+        .chain(f.evidence.iter().map(|e| e.text.as_str()));
+    texts.flat_map(|t| t.match_indices("(pid ").map(move |(i, _)| &t[i + 5..]))
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        })
+        .any(|pid| pids.contains(&pid))
 }
 
 #[cfg(test)]
