@@ -148,7 +148,8 @@ impl Reconciliation {
         }
         let resend_why = if self.glibc {
             format!(
-                "glibc re-sends an unanswered query after its timeout ({} kept their id)",
+                "after its timeout glibc sends the pair again, the answered query too; {} \
+                 re-sent a lost query with its id, which dnsdoc folds into that query",
                 self.same_id_resends
             )
         } else {
@@ -217,11 +218,15 @@ impl Reconciliation {
         }
         let _ = writeln!(
             o,
-            "  timeouts: {} lookups gave up (client, after {} sends); {} sends were never answered, \
+            "  timeouts: {} lookups gave up (client, {}); {} sends were never answered, \
              dnsdoc counted {} queries timed out: every unanswered send is a timeout on the wire, \
              even when a re-send rescued its lookup",
             self.lookup_timeouts,
-            super::load::SENDS_PER_LOOKUP,
+            if self.glibc {
+                "after glibc's attempts".to_string()
+            } else {
+                format!("after {} sends", super::load::SENDS_PER_LOOKUP)
+            },
             self.unanswered_sends,
             self.wire_timeouts
         );

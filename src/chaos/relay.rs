@@ -33,7 +33,9 @@ pub struct RelayStats {
     pub pair_siblings: u64,
     /// The same name and type asked again on the same socket.
     pub resends: u64,
-    /// Re-sends that kept the DNS id of the query they repeat.
+    /// Re-sends of a query the relay dropped, keeping its DNS id: dnsdoc folds them
+    /// into the unanswered query they repeat (a re-send of an answered query is a new
+    /// query to it).
     pub same_id_resends: u64,
     /// Pair siblings dropped (the lost conntrack insert).
     pub dropped: u64,
@@ -41,10 +43,11 @@ pub struct RelayStats {
     pub answers: u64,
 }
 
-/// A socket's questions: (name, qtype, id) in order, and whether one was dropped.
+/// A socket's questions: (name, qtype, id, dropped) in order, and whether one was
+/// dropped.
 #[derive(Default)]
 struct Peer {
-    seen: Vec<(Vec<u8>, u16, u16)>,
+    seen: Vec<(Vec<u8>, u16, u16, bool)>,
     dropped: bool,
     last: Option<Instant>,
 }
@@ -171,13 +174,16 @@ fn classify(
     let same = peer
         .seen
         .iter()
-        .find(|(n, t, _)| *n == name && *t == qtype);
-    let sibling = peer.seen.iter().any(|(n, t, _)| *n == name && *t != qtype);
+        .find(|(n, t, _, _)| *n == name && *t == qtype);
+    let sibling = peer
+        .seen
+        .iter()
+        .any(|(n, t, _, _)| *n == name && *t != qtype);
     let mut drop = false;
     match same {
-        Some((_, _, old)) => {
+        Some((_, _, old, lost)) => {
             s.resends += 1;
-            if *old == id {
+            if *old == id && *lost {
                 s.same_id_resends += 1;
             }
         }
@@ -191,7 +197,7 @@ fn classify(
         }
         None => s.names_tried += 1,
     }
-    peer.seen.push((name, qtype, id));
+    peer.seen.push((name, qtype, id, drop));
     drop
 }
 
@@ -281,7 +287,7 @@ mod tests {
                 names_tried: 1,
                 pair_siblings: 1,
                 resends: 2,
-                same_id_resends: 2,
+                same_id_resends: 1,
                 dropped: 1,
                 answers: 0,
             }
