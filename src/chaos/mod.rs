@@ -12,14 +12,14 @@
 //! [`crate::exit`] for errors.
 
 mod attached;
-mod dga;
 mod conntrack_race;
-mod driver;
+mod dga;
 mod dns_flood;
 mod dns_loss;
+mod driver;
+pub mod glibc;
 pub mod load;
 pub mod loss;
-pub mod glibc;
 pub mod names;
 mod nxdomain_storm;
 pub mod reconcile;

@@ -2,8 +2,8 @@
 //! is registered (its file holds the rest); kept apart from `scenario.rs`, which the
 //! scenarios themselves import, so that nothing imports in a circle.
 
-use super::dga::Dga;
 use super::conntrack_race::ConntrackRace;
+use super::dga::Dga;
 use super::dns_flood::DnsFlood;
 use super::dns_loss::DnsLoss;
 use super::nxdomain_storm::NxdomainStorm;

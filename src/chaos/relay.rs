@@ -53,7 +53,7 @@ struct Peer {
 }
 
 /// Forget a client socket idle this long (a glibc lookup lasts at most timeout ×
-/// attempts); an ephemeral port reused later is a new client.
+/// attempts), to bound memory; a port reused sooner is recognised in [`classify`].
 const PEER_IDLE: Duration = Duration::from_secs(10);
 
 /// A running relay. Dropping it stops both threads.
@@ -171,6 +171,18 @@ fn classify(
 ) -> bool {
     s.queries += 1;
     let (name, qtype, id) = q;
+    // glibc opens a socket per name and keeps a query's id when it re-sends it: a
+    // known port asking another name, or the same question with a new id, is a new
+    // socket that got a recently used ephemeral port.
+    let reused = peer.seen.iter().all(|(n, ..)| *n != name)
+        || peer
+            .seen
+            .iter()
+            .any(|(n, t, i, _)| *n == name && *t == qtype && *i != id);
+    if reused {
+        peer.seen.clear();
+        peer.dropped = false;
+    }
     let same = peer
         .seen
         .iter()
@@ -292,6 +304,13 @@ mod tests {
                 answers: 0,
             }
         );
+        // A new socket on a reused port: a new name, or the same question with a new id.
+        let before = s;
+        assert!(!classify(&mut p, q(b"\x01a", 1, 9), &mut s, true));
+        assert!(classify(&mut p, q(b"\x01a", 28, 10), &mut s, true));
+        assert!(!classify(&mut p, q(b"\x01c", 1, 11), &mut s, true));
+        assert_eq!(s.names_tried, before.names_tried + 2);
+        assert_eq!((s.resends, s.dropped), (before.resends, before.dropped + 1));
         // Without the fault nothing is dropped.
         let mut p = Peer::default();
         assert!(!classify(&mut p, q(b"\x01b", 1, 1), &mut s, false));

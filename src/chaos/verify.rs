@@ -177,12 +177,18 @@ fn names_own_process(f: &crate::rules::Finding, pids: &[u32]) -> bool {
     let texts = std::iter::once(f.subject.as_str())
         .chain(f.evidence.iter().filter_map(|e| e.subject.as_deref()))
         .chain(f.evidence.iter().map(|e| e.text.as_str()));
-    texts.flat_map(|t| t.match_indices("(pid ").map(move |(i, _)| &t[i + 5..]))
-        .filter_map(|rest| {
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse::<u32>().ok()
-        })
-        .any(|pid| pids.contains(&pid))
+    texts.flat_map(pids_named).any(|pid| pids.contains(&pid))
+}
+
+/// The pids a text names as "(pid N)".
+fn pids_named(text: &str) -> impl Iterator<Item = u32> + '_ {
+    text.match_indices("(pid ").filter_map(move |(i, _)| {
+        let rest = &text[i + 5..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    })
 }
 
 #[cfg(test)]
@@ -230,5 +236,13 @@ mod tests {
         // And "(pid 7)" is not "(pid 77)".
         assert!(named(7).is_empty());
         assert!(named(78).is_empty(), "{:?}", named(78));
+    }
+
+    #[test]
+    fn pids_are_read_from_evidence_text() {
+        let t = "kube-dns.kube-system. (4.0 per lookup, by getent (pid 7511), getent (pid 7513))";
+        assert_eq!(pids_named(t).collect::<Vec<_>>(), [7511, 7513]);
+        assert_eq!(pids_named("node").count(), 0);
+        assert_eq!(pids_named("process x (pid )").count(), 0);
     }
 }
