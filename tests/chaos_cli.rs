@@ -70,9 +70,17 @@ fn list_as_json_matches_the_text() {
             "truncation",
             "upstream-timeout",
             "tunnel",
-            "dga"
+            "dga",
+            "search-path",
+            "conntrack-race",
         ]
     );
+    // --help offers exactly the registry's scenarios.
+    let help = chaos(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for n in &names {
+        assert!(help.contains(n), "{n} missing from chaos --help:\n{help}");
+    }
     for s in v.as_array().unwrap() {
         assert!(!s["paired_rules"].as_array().unwrap().is_empty());
         assert!(s["intensities"].as_str().unwrap().contains("high"));
@@ -142,7 +150,7 @@ fn a_remote_target_needs_allow_remote_and_gets_lower_limits() {
 fn unknown_scenarios_list_the_valid_ones() {
     assert_usage_error(
         &["--induce", "dns-storm", "--target", "127.0.0.1:53"],
-        "valid: dns-flood, nxdomain-storm, dns-loss",
+        "possible values: dns-flood, nxdomain-storm, dns-loss",
     );
     assert_usage_error(&[], "--list");
 }

@@ -20,6 +20,11 @@ rule that should have fired. A rule nobody has seen fire is a guess.
 Every scenario sends its own load (hickory-proto clients, at most --qps lookups per
 second from --concurrency workers) to --target only: never the system resolver, never a
 public server. A target outside loopback needs --allow-remote and gets lower limits.
+search-path and conntrack-race test the stub resolver itself, so their clients are real
+glibc (getent, one process per lookup) in private mount namespaces whose resolv.conf is
+a bind mount naming a relay dnsdoc runs on 127.53.x.y:53, which forwards to --target
+(conntrack-race: and loses the second query of each A/AAAA pair once); the machine's
+resolv.conf is never touched. They need root.
 dns-loss also attaches a BPF program that drops DNS packets to and from the target, and
 upstream-timeout one that drops those to and from the target's --upstream; it is a BPF
 link that dies with dnsdoc, so even kill -9 leaves nothing behind.
@@ -54,6 +59,8 @@ Examples:
   sudo dnsdoc chaos --induce truncation --target 127.0.0.1:5353 --verify
   sudo dnsdoc chaos --induce upstream-timeout --target 127.0.0.1:53 --upstream 127.0.0.1:5300 \\
        --cgroup system.slice/unbound.service --verify
+  sudo dnsdoc chaos --induce search-path --target 127.0.0.1:5353 --verify
+  sudo dnsdoc chaos --induce conntrack-race --target 127.0.0.1:5353 --verify --baseline
   sudo dnsdoc chaos --induce dns-flood --target 127.0.0.1:5353 --qps 50000 --concurrency 1024 \\
        --verify --rules ./tuned-rules.toml --format json > gameday.json"
     };
@@ -67,8 +74,12 @@ pub struct ChaosArgs {
     #[arg(long, conflicts_with = "induce")]
     pub list: bool,
 
-    /// The scenario to run (see --list).
-    #[arg(long, value_name = "NAME")]
+    /// The scenario to run (see --list for what each does and the rules it pairs).
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = clap::builder::PossibleValuesParser::new(crate::chaos::registry::names())
+    )]
     pub induce: Option<String>,
 
     /// The DNS server under test, as IP:PORT (127.0.0.1:5353, [::1]:53). Required.
