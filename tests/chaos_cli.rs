@@ -76,8 +76,8 @@ fn list_as_json_matches_the_text() {
         ]
     );
     // docs/CHAOS.md lists every scenario in its table of scenarios and of intensities.
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CHAOS.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CHAOS.md")).unwrap();
     for n in &names {
         let rows = doc.matches(&format!("\n| `{n}` |")).count();
         assert_eq!(rows, 2, "{n}: {rows} table rows in docs/CHAOS.md");

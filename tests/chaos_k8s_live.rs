@@ -201,7 +201,13 @@ fn conntrack_race_fires_for_its_own_getent_and_its_baseline_does_not() {
     let (code, r) = chaos(
         &cg.path,
         port,
-        &["--induce", "conntrack-race", "--baseline", "--duration", "2s"],
+        &[
+            "--induce",
+            "conntrack-race",
+            "--baseline",
+            "--duration",
+            "2s",
+        ],
     );
     let c = check(&r, "dns_conntrack_race");
     assert_eq!(c["fired"], false, "{c}");
@@ -289,7 +295,12 @@ fn ctrl_c_stops_the_glibc_clients_and_removes_their_cgroup() {
         .unwrap()
         .success());
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert_eq!(status.code(), Some(130));

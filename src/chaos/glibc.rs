@@ -336,7 +336,9 @@ fn worker(
         shared.sent.fetch_add(1, Ordering::Relaxed);
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
         line.clear();
-        let ok = writeln!(stdin, "{name}").and_then(|()| stdin.flush()).is_ok()
+        let ok = writeln!(stdin, "{name}")
+            .and_then(|()| stdin.flush())
+            .is_ok()
             && stdout.read_line(&mut line).unwrap_or(0) > 0;
         shared.in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut s = shared.stats.lock().expect("stats");
@@ -344,7 +346,11 @@ fn worker(
         s.first_send_ns.get_or_insert(since);
         s.last_send_ns = Some(since);
         let mut parts = line.split_whitespace();
-        match (ok, parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next()) {
+        match (
+            ok,
+            parts.next().and_then(|p| p.parse::<u32>().ok()),
+            parts.next(),
+        ) {
             (true, Some(pid), Some(rc)) => {
                 shared.pids.lock().expect("pids").push(pid);
                 let elapsed = t0.elapsed().as_nanos() as u64;
@@ -401,6 +407,8 @@ mod tests {
             search: vec![],
             ..p
         };
-        assert!(!none.resolv_conf("127.53.1.2".parse().unwrap()).contains("search"));
+        assert!(!none
+            .resolv_conf("127.53.1.2".parse().unwrap())
+            .contains("search"));
     }
 }

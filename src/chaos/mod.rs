@@ -260,6 +260,18 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
         ),
         None => String::new(),
     };
+    let fault_text = match &glibc {
+        Some(g) => format!(
+            "{fault_text}, with real glibc clients (getent) asking a relay on {}:53{}",
+            relay::relay_ip(target),
+            if g.drop_pair_sibling {
+                " that drops one query of each A/AAAA pair once"
+            } else {
+                ""
+            }
+        ),
+        None => fault_text,
+    };
     let question = format!(
         "dnsdoc chaos: run {}{} against {target} for {} ({} qps cap, {} workers){fault_text}?",
         scenario.name(),

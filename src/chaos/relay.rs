@@ -103,14 +103,7 @@ impl Relay {
             std::thread::Builder::new()
                 .name("dnsdoc-relay-up".into())
                 .spawn(move || {
-                    to_target(
-                        &listen,
-                        &upstream,
-                        &stop,
-                        &stats,
-                        &table,
-                        drop_pair_sibling,
-                    )
+                    to_target(&listen, &upstream, &stop, &stats, &table, drop_pair_sibling)
                 })?
         };
         let up = {
@@ -239,7 +232,12 @@ fn to_target(
         let orig = q.2;
         let peer = peers.entry(from).or_default();
         peer.last = Some(Instant::now());
-        if classify(peer, q, &mut stats.lock().expect("relay stats"), drop_pair_sibling) {
+        if classify(
+            peer,
+            q,
+            &mut stats.lock().expect("relay stats"),
+            drop_pair_sibling,
+        ) {
             continue;
         }
         next_id = next_id.wrapping_add(1);
@@ -319,8 +317,9 @@ mod tests {
 
     #[test]
     fn questions_are_read_and_responses_ignored() {
-        let msg = crate::chaos::wire::encode_query("Api.Test.", hickory_proto::rr::RecordType::AAAA)
-            .unwrap();
+        let msg =
+            crate::chaos::wire::encode_query("Api.Test.", hickory_proto::rr::RecordType::AAAA)
+                .unwrap();
         let (name, qtype, _) = question(&msg).unwrap();
         assert_eq!(name, b"\x03api\x04test");
         assert_eq!(qtype, 28);
