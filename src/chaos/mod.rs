@@ -220,6 +220,12 @@ pub fn run(args: &ChaosOptions) -> Result<i32> {
 
     // Privileges and the cgroup, before anything is sent.
     let needs_bpf = args.verify || plan.fault.is_some();
+    if glibc.is_some() && !needs_bpf {
+        // Private mount namespaces and a relay on port 53: root, as for BPF.
+        host::check_privileges().context(
+            "this scenario's glibc clients need root (unshare -m, mount --bind, port 53)",
+        )?;
+    }
     let cgroup = if needs_bpf {
         let why = if plan.fault.is_some() {
             "the fault is a BPF program"
