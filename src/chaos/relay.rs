@@ -56,6 +56,9 @@ struct Peer {
 /// attempts), to bound memory; a port reused sooner is recognised in [`classify`].
 const PEER_IDLE: Duration = Duration::from_secs(10);
 
+/// Upstream id -> (the client, its own id).
+type IdTable = Mutex<Vec<Option<(SocketAddr, u16)>>>;
+
 /// A running relay. Dropping it stops both threads.
 pub struct Relay {
     addr: SocketAddr,
@@ -94,9 +97,7 @@ impl Relay {
         upstream.set_read_timeout(tick)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(RelayStats::default()));
-        // new id -> (client, its id)
-        let table: Arc<Mutex<Vec<Option<(SocketAddr, u16)>>>> =
-            Arc::new(Mutex::new(vec![None; 65_536]));
+        let table: Arc<IdTable> = Arc::new(Mutex::new(vec![None; 65_536]));
         let down = {
             let (listen, upstream) = (listen.try_clone()?, upstream.try_clone()?);
             let (stop, stats, table) = (stop.clone(), stats.clone(), table.clone());
@@ -211,7 +212,7 @@ fn to_target(
     upstream: &UdpSocket,
     stop: &AtomicBool,
     stats: &Mutex<RelayStats>,
-    table: &Mutex<Vec<Option<(SocketAddr, u16)>>>,
+    table: &IdTable,
     drop_pair_sibling: bool,
 ) {
     let mut buf = [0u8; 4096];
@@ -252,7 +253,7 @@ fn to_clients(
     upstream: &UdpSocket,
     stop: &AtomicBool,
     stats: &Mutex<RelayStats>,
-    table: &Mutex<Vec<Option<(SocketAddr, u16)>>>,
+    table: &IdTable,
 ) {
     let mut buf = [0u8; 65_535];
     while !stop.load(Ordering::SeqCst) {
