@@ -98,7 +98,7 @@ impl Relay {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(RelayStats::default()));
         let table: Arc<IdTable> = Arc::new(Mutex::new(vec![None; 65_536]));
-        let down = {
+        let forward = {
             let (listen, upstream) = (listen.try_clone()?, upstream.try_clone()?);
             let (stop, stats, table) = (stop.clone(), stats.clone(), table.clone());
             std::thread::Builder::new()
@@ -107,7 +107,7 @@ impl Relay {
                     to_target(&listen, &upstream, &stop, &stats, &table, drop_pair_sibling)
                 })?
         };
-        let up = {
+        let back = {
             let (stop, stats) = (stop.clone(), stats.clone());
             std::thread::Builder::new()
                 .name("dnsdoc-relay-down".into())
@@ -117,7 +117,7 @@ impl Relay {
             addr,
             stop,
             stats,
-            threads: vec![down, up],
+            threads: vec![forward, back],
         })
     }
 
