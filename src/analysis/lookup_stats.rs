@@ -52,6 +52,7 @@ impl LookupTallies {
 pub struct LookupTally {
     lookups: u64,
     queries: u64,
+    resends: u64,
     expanded: u64,
     expansion_nxdomain: u64,
     unanswered: u64,
@@ -68,6 +69,7 @@ impl LookupTally {
     pub fn add(&mut self, l: &Lookup) {
         self.lookups += 1;
         self.queries += l.queries;
+        self.resends += l.resends;
         self.expanded += u64::from(l.tries > 1);
         self.expansion_nxdomain += l.expansion_nxdomain;
         self.unanswered += u64::from(!l.answered);
@@ -91,6 +93,7 @@ impl LookupTally {
     pub fn merge(&mut self, o: &LookupTally) {
         self.lookups += o.lookups;
         self.queries += o.queries;
+        self.resends += o.resends;
         self.expanded += o.expanded;
         self.expansion_nxdomain += o.expansion_nxdomain;
         self.unanswered += o.unanswered;
@@ -136,7 +139,8 @@ impl LookupTally {
         LookupStats {
             lookups: self.lookups,
             queries: self.queries,
-            queries_per_lookup: per(self.queries as f64),
+            resends: self.resends,
+            queries_per_lookup: per(self.queries.saturating_sub(self.resends) as f64),
             expanded: self.expanded,
             expansion_nxdomain: self.expansion_nxdomain,
             unanswered: self.unanswered,
@@ -193,6 +197,7 @@ mod tests {
             tgid: 1,
             base: "api.".into(),
             queries,
+            resends: 0,
             tries: suffixes.len() as u64 + 1,
             suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
             expansion_nxdomain: suffixes.len() as u64,
@@ -226,5 +231,17 @@ mod tests {
             (4, 3, 7)
         );
         assert_eq!(LookupTally::default().stats().queries_per_lookup, 0.0);
+    }
+
+    #[test]
+    fn resends_are_loss_not_amplification() {
+        // A conntrack race: A+AAAA, both re-sent after the timeout.
+        let mut t = LookupTally::default();
+        t.add(&Lookup {
+            resends: 2,
+            ..lookup(4, &[], 0, true)
+        });
+        let s = t.stats();
+        assert_eq!((s.queries, s.resends, s.queries_per_lookup), (4, 2, 2.0));
     }
 }

@@ -45,6 +45,8 @@ pub struct Lookup {
     /// The name asked for, fully qualified (`api.`).
     pub base: Rc<str>,
     pub queries: u64,
+    /// Queries that asked a name and type this lookup had asked before (re-sends).
+    pub resends: u64,
     /// Distinct names tried.
     pub tries: u64,
     /// Search suffixes tried, in order (without dots).
@@ -140,6 +142,7 @@ struct Chain {
     /// When the latest try ended (answer or timeout): the gap counts from here.
     end_ts: u64,
     queries: u64,
+    resends: u64,
     expansion_nxdomain: u64,
     answered: bool,
     rcodes: SmallVec<[u16; 4]>,
@@ -220,6 +223,7 @@ impl LookupTracker {
                     last_try_ts: t.query_ts_ns,
                     end_ts: t.query_ts_ns,
                     queries: 0,
+                    resends: 0,
                     expansion_nxdomain: 0,
                     answered: false,
                     rcodes: SmallVec::new(),
@@ -338,7 +342,9 @@ fn record(c: &mut Chain, t: Try, resolv: Option<&ResolvConf>, timeout_ns: u64) {
             }
         }
         Some(tried) => {
-            if !tried.has(t.qtype) {
+            if tried.has(t.qtype) {
+                c.resends += 1;
+            } else {
                 c.race |= tried.asked.iter().any(|a| race(a, &asked));
             }
             tried.asked.push(asked);
@@ -384,6 +390,7 @@ fn finish(tgid: u32, c: Chain) -> Lookup {
         tgid,
         base,
         queries: c.queries,
+        resends: c.resends,
         tries: c.names.len() as u64,
         suffixes: c.suffixes,
         expansion_nxdomain: c.expansion_nxdomain,

@@ -341,9 +341,14 @@ pub struct PodStats {
 pub struct LookupStats {
     /// Lookups finished in the window.
     pub lookups: u64,
-    /// Queries those lookups sent (A and AAAA both count).
+    /// Queries those lookups sent (A and AAAA both count, re-sends too).
     pub queries: u64,
-    /// queries / lookups: the amplification (2.0 for a plain A+AAAA lookup).
+    /// Of those, the same name and type asked again (the resolver's re-send after its
+    /// timeout): loss, not amplification.
+    #[serde(default)]
+    pub resends: u64,
+    /// (queries - resends) / lookups: the search-path amplification (2.0 for a plain
+    /// A+AAAA lookup, however often it was re-sent).
     pub queries_per_lookup: f64,
     /// Lookups that tried more than one name.
     pub expanded: u64,

@@ -214,14 +214,21 @@ pub(super) const LOOKUPS: &[(&str, Unit, &str, &str, Read<LookupsFn>)] = &[
         "lookups.queries",
         Unit::Count,
         "lookups.lookups",
-        "Queries those lookups sent (A and AAAA both count).",
+        "Queries those lookups sent (A and AAAA both count, re-sends too).",
+        Field,
+    ),
+    (
+        "lookups.resends",
+        Unit::Count,
+        "lookups.lookups",
+        "Of lookups.queries, the same name and type asked again in one lookup (the resolver's re-send after its timeout): loss, not amplification.",
         Field,
     ),
     (
         "lookups.queries_per_lookup",
         Unit::Count,
         "lookups.lookups",
-        "lookups.queries / lookups.lookups: the search-path amplification (2.0 for a plain A+AAAA lookup).",
+        "(lookups.queries - lookups.resends) / lookups.lookups: the search-path amplification (2.0 for a plain A+AAAA lookup, however often it was re-sent).",
         Field,
     ),
     (
