@@ -130,9 +130,18 @@ fn search_path_fires_amplification_for_its_own_getent_and_its_baseline_does_not(
     assert_eq!(u(&r["load"]["answered"]), sent);
     assert_eq!(u(&r["load"]["rcodes"]["NOERROR"]), sent);
     let l = &r["verify"]["snapshot"]["lookups"];
-    assert_eq!(u(&l["lookups"]), sent, "{l}");
+    // (On an emulated CPU the last getents can run past the capture window: 110 of
+    // 114 seen on 5.10 under qemu.)
+    if require_native_speed(
+        "search_path_fires_amplification_for_its_own_getent_and_its_baseline_does_not (all lookups)",
+        "asserts that every lookup of the load falls inside dnsdoc's window",
+    ) {
+        assert_eq!(u(&l["lookups"]), sent, "{l}");
+        assert_eq!(u(&l["expansion_nxdomain"]), 2 * sent, "{l}");
+    } else {
+        assert!(u(&l["lookups"]) * 10 >= sent * 9, "{l}");
+    }
     assert_eq!(l["queries_per_lookup"], 4.0, "{l}");
-    assert_eq!(u(&l["expansion_nxdomain"]), 2 * sent, "{l}");
     only_getent(&r);
     // The relay's count of the clients' queries is dnsdoc's, name by name.
     let rec = &r["reconciliation"];

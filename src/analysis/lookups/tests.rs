@@ -199,8 +199,9 @@ fn the_conntrack_race_fingerprint() {
         assert!(!l[0].race, "{l:#?}");
     }
     // Sent 30 ms apart while the first was in flight for 40 ms (an emulated CPU):
-    // together. Sent after the first was answered (`single-request`): not a race.
-    for (first_ms, gap_ms, raced) in [(40, 30, true), (1, 5, false)] {
+    // together. Sent after the first was answered (`single-request`): not a race. The
+    // answered sibling slow too (200 ms behind a relay): still a race.
+    for (first_ms, gap_ms, raced) in [(40, 30, true), (1, 5, false), (200, 0, true)] {
         let mut t = LookupTracker::new(5_000 * MS);
         let name: Rc<str> = "slow.test.".into();
         let first = Outcome::Answered {
