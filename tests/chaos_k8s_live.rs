@@ -196,16 +196,29 @@ fn conntrack_race_fires_for_its_own_getent_and_its_baseline_does_not() {
     assert_eq!(u(&r["load"]["answered"]), sent);
     assert!(r["load"]["latency"]["p50_ms"].as_f64().unwrap() >= 900.0);
     let l = &r["verify"]["snapshot"]["lookups"];
-    assert_eq!(u(&l["lookups"]), sent, "{l}");
-    assert_eq!(u(&l["race_suspects"]), sent, "{l}");
     only_getent(&r);
-    let rec = &r["reconciliation"];
-    assert_eq!(u(&rec["aaaa_pairs"]), sent, "{rec}");
-    // glibc sends the whole pair again; the lost one keeps its id and dnsdoc folds it.
-    assert_eq!(u(&rec["resends"]), 2 * sent, "{rec}");
-    assert_eq!(u(&rec["same_id_resends"]), sent, "{rec}");
-    assert_eq!(u(&rec["captured"]), 3 * sent, "{rec}");
-    assert_eq!(u(&r["load"]["wire"]["dropped"]), sent);
+    // On an emulated CPU a getent that starts late (process start-up alone takes a
+    // second there) plus glibc's 1 s timeout runs past the capture window: 18 of 20
+    // lookups seen on 6.12 under qemu. Exact counts need native speed.
+    if require_native_speed(
+        "conntrack_race_fires_for_its_own_getent_and_its_baseline_does_not (exact counts)",
+        "asserts that every lookup, with its 1 s re-send, falls inside dnsdoc's window",
+    ) {
+        assert_eq!(u(&l["lookups"]), sent, "{l}");
+        assert_eq!(u(&l["race_suspects"]), sent, "{l}");
+        let rec = &r["reconciliation"];
+        assert_eq!(u(&rec["aaaa_pairs"]), sent, "{rec}");
+        // glibc sends the whole pair again; the lost one keeps its id and dnsdoc folds it.
+        assert_eq!(u(&rec["resends"]), 2 * sent, "{rec}");
+        assert_eq!(u(&rec["same_id_resends"]), sent, "{rec}");
+        assert_eq!(u(&rec["captured"]), 3 * sent, "{rec}");
+        assert_eq!(u(&r["load"]["wire"]["dropped"]), sent);
+    } else {
+        assert!(
+            u(&l["race_suspects"]) > 0 && u(&l["lookups"]) <= sent,
+            "{l}"
+        );
+    }
 
     let (code, r) = chaos(
         &cg.path,
