@@ -26,10 +26,11 @@ const MAX_TRUNCATED: usize = 10_000;
 /// Rows kept in each "top names" list.
 pub const TOP_NAMES: usize = 20;
 
-/// What happened to the queries of one group: names keep only this (they are many).
+/// What happened to the queries of one group: names keep only this (they are many), and
+/// so do the per-domain rows of `analysis::domains`.
 #[derive(Debug, Clone, Default)]
-struct Tally {
-    queries: u64,
+pub(crate) struct Tally {
+    pub(crate) queries: u64,
     responses: u64,
     timeouts: u64,
     rcodes: Rcodes,
@@ -39,7 +40,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, outcome: &Outcome, ts_ns: u64) {
+    pub(crate) fn add(&mut self, outcome: &Outcome, ts_ns: u64) {
         self.queries += 1;
         let first = self.first_ns.get_or_insert(ts_ns);
         *first = (*first).min(ts_ns);
@@ -54,7 +55,7 @@ impl Tally {
         }
     }
 
-    fn counts(&self, duration_s: f64) -> Counts {
+    pub(crate) fn counts(&self, duration_s: f64) -> Counts {
         let failures = self.timeouts + self.rcodes.failed();
         let completed = self.responses + self.timeouts;
         Counts {

@@ -18,9 +18,10 @@ use std::rc::Rc;
 
 use foldhash::{HashMap, HashSet};
 
+use crate::analysis::aggregate::Tally;
 use crate::analysis::matcher::Outcome;
-use crate::snapshot::{Counts, DomainStats, DomainSummary, Rcodes, SuffixStats};
-use crate::units::{rate, round3, round6};
+use crate::snapshot::{DomainStats, DomainSummary, SuffixStats};
+use crate::units::{round3, round6};
 pub use name::{describe, entropy, NameInfo};
 
 /// Distinct names whose description is cached.
@@ -65,55 +66,6 @@ impl CappedSet {
     }
 }
 
-/// Queries and answers of one row.
-#[derive(Debug, Default, Clone)]
-struct Outcomes {
-    queries: u64,
-    responses: u64,
-    timeouts: u64,
-    rcodes: Rcodes,
-    first_ns: Option<u64>,
-    last_ns: u64,
-}
-
-impl Outcomes {
-    fn add(&mut self, outcome: &Outcome, ts_ns: u64) {
-        self.queries += 1;
-        self.first_ns = Some(self.first_ns.map_or(ts_ns, |f| f.min(ts_ns)));
-        self.last_ns = self.last_ns.max(ts_ns);
-        match *outcome {
-            Outcome::Answered { rcode, .. } => {
-                self.responses += 1;
-                self.rcodes.add(rcode);
-            }
-            Outcome::TimedOut => self.timeouts += 1,
-            Outcome::Pending => {}
-        }
-    }
-
-    fn counts(&self, duration_s: f64) -> Counts {
-        let failures = self.timeouts + self.rcodes.failed();
-        let completed = self.responses + self.timeouts;
-        let span = self
-            .first_ns
-            .map_or(0.0, |f| self.last_ns.saturating_sub(f) as f64 / 1e9);
-        let active = span.max(1.0).min(duration_s.max(span));
-        let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-        Counts {
-            queries: self.queries,
-            queries_per_s: round3(rate(self.queries, duration_s)),
-            responses: self.responses,
-            timeouts: self.timeouts,
-            rcodes: self.rcodes.clone(),
-            failures,
-            failure_ratio: round6(ratio(failures, completed)),
-            nxdomain_ratio: round6(ratio(self.rcodes.NXDOMAIN, self.responses)),
-            active_s: round3(active),
-            queries_per_active_s: round3(rate(self.queries, active)),
-        }
-    }
-}
-
 /// A domain or suffix string from [`DomainTracker::strings`], where equal strings are
 /// one allocation: rows are keyed by its address, so a query hashes a pointer instead of
 /// the string (the string hashes and compares were most of the tracker's cost).
@@ -137,7 +89,7 @@ impl std::hash::Hash for Interned {
 /// One (registered domain, process) row.
 #[derive(Debug, Default, Clone)]
 struct DomainRow {
-    outcomes: Outcomes,
+    outcomes: Tally,
     subdomains: CappedSet,
     unique_subdomain_bytes: u64,
     labels: u64,
@@ -159,7 +111,7 @@ struct DomainRow {
 /// One (public suffix, process) row: the registered domains asked for under it.
 #[derive(Debug, Default, Clone)]
 struct SuffixRow {
-    outcomes: Outcomes,
+    outcomes: Tally,
     domains: CappedSet,
     /// Domains that got NXDOMAIN, and domains that got an answer (NOERROR): a domain
     /// that does not exist is in the first and not the second.
