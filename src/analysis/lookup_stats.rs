@@ -103,17 +103,7 @@ impl LookupTally {
         for (k, v) in &o.suffixes {
             *self.suffixes.entry(k.clone()).or_default() += v;
         }
-        let (r, p) = (&mut self.rcodes, &o.rcodes);
-        r.NOERROR += p.NOERROR;
-        r.NXDOMAIN += p.NXDOMAIN;
-        r.SERVFAIL += p.SERVFAIL;
-        r.REFUSED += p.REFUSED;
-        r.FORMERR += p.FORMERR;
-        r.NOTIMP += p.NOTIMP;
-        r.other += p.other;
-        for (k, v) in &p.other_by_name {
-            *r.other_by_name.entry(k.clone()).or_default() += v;
-        }
+        self.rcodes.merge(&o.rcodes);
         self.timeouts += o.timeouts;
     }
 

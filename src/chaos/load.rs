@@ -565,18 +565,7 @@ fn merge(shared: &Shared, l: &LoadStats) {
     let mut s = shared.stats.lock().expect("stats lock");
     s.sent += l.sent;
     s.answered += l.answered;
-    let (r, o) = (&mut s.rcodes, &l.rcodes);
-    r.NOERROR += o.NOERROR;
-    r.FORMERR += o.FORMERR;
-    r.SERVFAIL += o.SERVFAIL;
-    r.NXDOMAIN += o.NXDOMAIN;
-    r.NOTIMP += o.NOTIMP;
-    r.REFUSED += o.REFUSED;
-    // The client sends no EDNS: no extended codes, only these and 6..=15.
-    r.other += o.other;
-    for (k, v) in &o.other_by_name {
-        *r.other_by_name.entry(k.clone()).or_default() += v;
-    }
+    s.rcodes.merge(&l.rcodes);
     s.timeouts += l.timeouts;
     s.errors += l.errors;
     s.cancelled += l.cancelled;

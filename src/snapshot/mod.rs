@@ -185,6 +185,20 @@ pub struct Rcodes {
 }
 
 impl Rcodes {
+    /// Adds another tally's counts (a worker's, a process's, a name's).
+    pub fn merge(&mut self, o: &Rcodes) {
+        self.NOERROR += o.NOERROR;
+        self.NXDOMAIN += o.NXDOMAIN;
+        self.SERVFAIL += o.SERVFAIL;
+        self.REFUSED += o.REFUSED;
+        self.FORMERR += o.FORMERR;
+        self.NOTIMP += o.NOTIMP;
+        self.other += o.other;
+        for (k, v) in &o.other_by_name {
+            *self.other_by_name.entry(k.clone()).or_default() += v;
+        }
+    }
+
     pub fn add(&mut self, rcode: u16) {
         match rcode {
             0 => self.NOERROR += 1,

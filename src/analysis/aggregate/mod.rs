@@ -85,17 +85,7 @@ impl Tally {
         self.queries += o.queries;
         self.responses += o.responses;
         self.timeouts += o.timeouts;
-        let (r, p) = (&mut self.rcodes, &o.rcodes);
-        r.NOERROR += p.NOERROR;
-        r.NXDOMAIN += p.NXDOMAIN;
-        r.SERVFAIL += p.SERVFAIL;
-        r.REFUSED += p.REFUSED;
-        r.FORMERR += p.FORMERR;
-        r.NOTIMP += p.NOTIMP;
-        r.other += p.other;
-        for (k, v) in &p.other_by_name {
-            *r.other_by_name.entry(k.clone()).or_default() += v;
-        }
+        self.rcodes.merge(&o.rcodes);
     }
 
     /// What makes a name "failing" for the top list: NXDOMAIN counts here too.
@@ -136,17 +126,7 @@ impl Group {
         t.last_ns = t.last_ns.max(ot.last_ns);
         t.responses += ot.responses;
         t.timeouts += ot.timeouts;
-        let (r, or) = (&mut t.rcodes, &ot.rcodes);
-        r.NOERROR += or.NOERROR;
-        r.NXDOMAIN += or.NXDOMAIN;
-        r.SERVFAIL += or.SERVFAIL;
-        r.REFUSED += or.REFUSED;
-        r.FORMERR += or.FORMERR;
-        r.NOTIMP += or.NOTIMP;
-        r.other += or.other;
-        for (k, v) in &or.other_by_name {
-            *r.other_by_name.entry(k.clone()).or_default() += v;
-        }
+        t.rcodes.merge(&ot.rcodes);
         self.latency.merge(&o.latency);
     }
 }
