@@ -246,7 +246,10 @@ fn unanswered_query_becomes_a_timeout() {
     assert_eq!(s.totals.counts.failure_ratio, 1.0);
     assert_eq!(s.capture.pending_at_end, 0);
     let p = &s.processes[0];
-    assert_eq!((p.pid, p.comm.as_str(), p.counts.timeouts), (pid, "dig", 1));
+    assert_eq!((p.pid, p.counts.timeouts), (pid, 1));
+    // Named from /proc, or by the kernel's thread name when that read lost the race (seen
+    // once on a fresh clone's run; the naming itself is dig_over_udp_...'s subject).
+    assert!(p.comm == "dig" || p.comm.starts_with("isc-net"), "{p:?}");
     let n = &s.names.by_failures[0];
     assert_eq!((n.name.as_str(), n.counts.timeouts), ("lost.test.", 1));
 }
