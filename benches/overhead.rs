@@ -57,7 +57,7 @@ fn main() {
         "dropped",
         "exact"
     );
-    println!("(peak RSS in MiB includes the ring buffer, mapped twice: 2 x 4 MiB by default)");
+    println!("(peak RSS in MiB includes the ring buffer, mapped twice: 2 x 2 MiB by default)");
     for rate in rates {
         let base = dnsperf_at(&cg, port, &file, rate, seconds);
         // dnsperf gives up on a query after 2 s (-t 2) and may then reuse its id for the

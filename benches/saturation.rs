@@ -284,7 +284,7 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
     );
     println!(
         "  (VmHWM also counts the ring buffer, which libbpf maps twice: 2 x \
-         --ring-buffer-bytes, 8 MiB by default; and the binary's mapped pages)"
+         --ring-buffer-bytes, 4 MiB by default; and the binary's mapped pages)"
     );
     line(
         "events dropped (capture.dropped.total), all rounds",

@@ -174,6 +174,8 @@ static __always_inline int submit(struct __sk_buff *skb, const struct dns_event 
 static __always_inline int submit_sized(struct __sk_buff *skb, const struct dns_event *hdr,
 					__u32 payload_off, __u32 n, __u64 flags)
 {
+	if (n <= 64)
+		return submit(skb, hdr, payload_off, n, 64, flags);
 	if (n <= 128)
 		return submit(skb, hdr, payload_off, n, 128, flags);
 	if (n <= 256)

@@ -81,7 +81,7 @@ fn in_flight_table_is_bounded_and_evictions_are_counted() {
         &cg,
         &[port],
         // The ring is not under test here: a debug build drains a 100K burst slower
-        // than the 4 MiB default holds (a release build keeps up, measured).
+        // than the 2 MiB default holds (a release build keeps up, measured).
         &[
             "--max-pending",
             "10000",
