@@ -11,10 +11,10 @@ pub mod probe;
 mod skel;
 pub mod verifier;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -22,6 +22,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, RingBuffer, RingBufferBuilder};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 pub use event::{Direction, EventBatch, PacketEvent, Protocol};
 pub use probe::KernelFeatures;
@@ -37,6 +39,10 @@ pub const MAX_PORTS: usize = 8;
 pub const MAX_PAYLOAD: usize = 1024;
 /// Mirrors DNSDOC_MAX_CHUNKS: a payload is captured whole up to this many records.
 pub const MAX_CHUNKS: usize = 64;
+/// Most records handed over per poll. The batch buffers keep their largest size (their
+/// slots are reused), and two of them swap: unbounded, one late poll at saturation grew
+/// the heap by several MiB for the rest of the run. The rest waits in the ring.
+pub const MAX_BATCH: usize = 4096;
 
 /// A cgroup hook the capture attaches a program to.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +131,8 @@ pub struct Capture<'obj> {
     // 'static: the callback owns its state; the ring keeps the map's memory mapped.
     ring: RingBuffer<'static>,
     queue: Rc<RefCell<Queue>>,
+    /// The last poll stopped at MAX_BATCH: more records are waiting, take them at once.
+    backlog: Cell<bool>,
     features: KernelFeatures,
     capture: CaptureSkel<'obj>,
     _owner: OwnerSkel<'obj>,
@@ -251,6 +259,7 @@ impl<'obj> Capture<'obj> {
             links,
             ring,
             queue,
+            backlog: Cell::new(false),
             features,
             capture,
             _owner: owner,
@@ -258,17 +267,20 @@ impl<'obj> Capture<'obj> {
     }
 
     /// Waits up to `timeout` (the kernel wakes us early only when the ring is filling
-    /// up), then hands every queued record, decoded, over in `out` (which must be
-    /// empty: the caller clears it once processed, keeping its buffers for reuse).
+    /// up; not at all while a backlog is left), then hands up to [`MAX_BATCH`] queued
+    /// records over, decoded, in `out` (which must be empty: the caller clears it once
+    /// processed, keeping its buffers for reuse). [`Capture::backlog`] says whether more
+    /// are waiting.
     pub fn poll(&self, timeout: Duration, out: &mut EventBatch) -> Result<()> {
-        match self.ring.poll(timeout) {
-            Ok(()) => {}
-            // EINTR: a signal (Ctrl-C) arrived; the caller checks its flag.
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("reading the ring buffer"),
+        if !self.backlog.get() && !timeout.is_zero() {
+            self.wait(timeout)?;
         }
-        // Records written without a wakeup are not seen by poll: consume them too.
-        self.ring.consume().context("reading the ring buffer")?;
+        // Records written without a wakeup count too: consume whatever is there.
+        let n = self.ring.consume_raw_n(MAX_BATCH);
+        if n < 0 {
+            return Err(std::io::Error::from_raw_os_error(-n)).context("reading the ring buffer");
+        }
+        self.backlog.set(n as usize >= MAX_BATCH);
         let mut q = self.queue.borrow_mut();
         debug_assert!(out.is_empty(), "poll into a batch not yet processed");
         // Swap batches: the caller gets the records, the ring gets back the spare slots
@@ -277,6 +289,24 @@ impl<'obj> Capture<'obj> {
         q.events.clear();
         out.hold_back_open(&mut q.events);
         Ok(())
+    }
+
+    /// Whether the last poll left records in the ring (it took [`MAX_BATCH`]).
+    pub fn backlog(&self) -> bool {
+        self.backlog.get()
+    }
+
+    /// Sleeps until the ring has records the kernel woke us for, or `timeout` passes.
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        // SAFETY: the epoll descriptor belongs to `self.ring`, which outlives this call.
+        let epoll = unsafe { BorrowedFd::borrow_raw(self.ring.epoll_fd()) };
+        let mut fds = [PollFd::new(epoll, PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, ms) {
+            // EINTR: a signal (Ctrl-C) arrived; the caller checks its flag.
+            Ok(_) | Err(Errno::EINTR) => Ok(()),
+            Err(e) => Err(e).context("waiting on the ring buffer"),
+        }
     }
 
     /// Detaches every program. The maps stay readable, so the caller can drain the ring

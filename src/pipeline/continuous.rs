@@ -177,13 +177,18 @@ pub fn run_continuous(
     // Stopped by a signal or the end of the source: close the last, partial window.
     let end_ns = source.now_ns();
     source.stop();
-    stage.poll(source, Duration::ZERO)?;
-    for tx in &stage.txs {
-        if super::wanted(tx, o, &stage.procs) {
-            series.add(tx, &stage.procs);
+    loop {
+        stage.poll(source, Duration::ZERO)?;
+        for tx in &stage.txs {
+            if super::wanted(tx, o, &stage.procs) {
+                series.add(tx, &stage.procs);
+            }
+        }
+        take(&mut stage, o, &mut open.agg, &mut lookups);
+        if !source.backlog() {
+            break;
         }
     }
-    take(&mut stage, o, &mut open.agg, &mut lookups);
     // What times out now counts in the series too (pending queries are not counted).
     let pending = finish(
         &mut stage,

@@ -42,6 +42,10 @@ impl EventSource for LiveSource<'_> {
         self.capture.detach();
     }
 
+    fn backlog(&self) -> bool {
+        self.capture.backlog()
+    }
+
     fn resolve_owners(&mut self, unowned: &[Unowned]) -> Vec<(u64, u32)> {
         self.sockets.resolve(unowned)
     }

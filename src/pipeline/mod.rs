@@ -204,8 +204,13 @@ pub fn run(source: &mut dyn EventSource, opts: &ObserveOptions, scope: &str) -> 
         .map(|(before, after)| node_counters(&before, &after));
     let start_wall = end_wall - start.elapsed();
     source.stop();
-    stage.poll(source, Duration::ZERO)?;
-    take(&mut stage, opts, &mut agg, &mut lookups);
+    loop {
+        stage.poll(source, Duration::ZERO)?;
+        take(&mut stage, opts, &mut agg, &mut lookups);
+        if !source.backlog() {
+            break;
+        }
+    }
     let health = source.health()?;
     if show_progress {
         eprint!("\r\x1b[2K");

@@ -56,6 +56,12 @@ pub trait EventSource {
     /// Stops producing events; what was already produced can still be polled.
     fn stop(&mut self);
 
+    /// True when the last poll handed over a full batch and more events are waiting:
+    /// poll again before relying on having seen everything (the drain after `stop`).
+    fn backlog(&self) -> bool {
+        false
+    }
+
     /// Owners (cookie, tgid) of sockets no event named, where the source can find them.
     fn resolve_owners(&mut self, _unowned: &[Unowned]) -> Vec<(u64, u32)> {
         Vec::new()

@@ -4,7 +4,7 @@
 //! queries aimed at its own listening address, and forwarded queries that come back.
 
 use foldhash::{HashMap, HashSet};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
 use super::{process_name, Aggregator, Group};
@@ -15,8 +15,14 @@ use crate::host::ProcessInfo;
 use crate::snapshot::{LocalServer, LoopStats, UpstreamHop};
 
 /// Queries remembered per window and direction for loop detection; beyond this, later
-/// ones are not examined (a loop shows in its first queries).
-const MAX_RECORDS: usize = 20_000;
+/// ones are not examined (a loop shows in its first queries). Reserved exactly when the
+/// first one comes: grown by doubling, the two tables held 5 MiB at saturation (20 000
+/// each, rounded up to 32 768), a quarter of dnsdoc's peak RSS.
+const MAX_RECORDS: usize = 5_000;
+/// Queries of processes not (yet) seen answering, remembered last-in: a forwarder's first
+/// upstream query completes before its first answer names it a server, while a busy
+/// client (never a server) would otherwise fill the table.
+const MAX_UNSORTED: usize = 512;
 /// Upstream addresses tracked per process.
 const MAX_TARGETS: usize = 64;
 /// Upstream addresses reported per local server.
@@ -44,7 +50,12 @@ struct Received {
 /// What the hops need from a window's transactions.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Hops {
+    /// Queries sent by processes that answered queries in this window (the first ones).
     sent: Vec<(SocketAddr, Sent)>,
+    /// The latest queries sent by processes that had not answered any yet.
+    unsorted: VecDeque<(SocketAddr, Sent)>,
+    /// Processes seen answering queries.
+    servers: HashSet<u32>,
     received: Vec<Received>,
     /// Per process: upstream address -> queries sent to it.
     targets: HashMap<u32, HashMap<SocketAddr, u64>>,
@@ -63,36 +74,67 @@ impl Hops {
                 } else if t.len() < MAX_TARGETS {
                     t.insert(tx.server, 1);
                 }
-                if let (Some(q), true) = (&tx.question, self.sent.len() < MAX_RECORDS) {
-                    let end_ns = match tx.outcome {
-                        Outcome::Answered { latency_ns, .. } => {
-                            tx.query_ts_ns.saturating_add(latency_ns)
-                        }
-                        Outcome::TimedOut | Outcome::Pending => u64::MAX,
-                    };
-                    self.sent.push((
-                        tx.client,
-                        Sent {
-                            tgid,
-                            question: q.clone(),
-                            start_ns: tx.query_ts_ns,
-                            end_ns,
-                        },
-                    ));
+                let Some(q) = &tx.question else { return };
+                let server = self.servers.contains(&tgid);
+                if server && self.sent.len() >= MAX_RECORDS {
+                    return;
+                }
+                let end_ns = match tx.outcome {
+                    Outcome::Answered { latency_ns, .. } => {
+                        tx.query_ts_ns.saturating_add(latency_ns)
+                    }
+                    Outcome::TimedOut | Outcome::Pending => u64::MAX,
+                };
+                let sent = Sent {
+                    tgid,
+                    question: q.clone(),
+                    start_ns: tx.query_ts_ns,
+                    end_ns,
+                };
+                if server {
+                    push_bounded(&mut self.sent, (tx.client, sent));
+                } else {
+                    if self.unsorted.len() == MAX_UNSORTED {
+                        self.unsorted.pop_front();
+                    }
+                    self.unsorted.push_back((tx.client, sent));
                 }
             }
             Role::Server => {
+                self.servers.insert(tgid);
                 if let (Some(q), true) = (&tx.question, self.received.len() < MAX_RECORDS) {
-                    self.received.push(Received {
-                        tgid,
-                        peer: tx.client,
-                        question: q.clone(),
-                        ts_ns: tx.query_ts_ns,
-                    });
+                    push_bounded(
+                        &mut self.received,
+                        Received {
+                            tgid,
+                            peer: tx.client,
+                            question: q.clone(),
+                            ts_ns: tx.query_ts_ns,
+                        },
+                    );
                 }
             }
         }
     }
+
+    /// Queries the local servers sent, wherever they were remembered.
+    fn sent_by<'a>(
+        &'a self,
+        servers: &'a HashSet<u32>,
+    ) -> impl Iterator<Item = &'a (SocketAddr, Sent)> {
+        self.sent
+            .iter()
+            .chain(&self.unsorted)
+            .filter(move |(_, s)| servers.contains(&s.tgid))
+    }
+}
+
+/// Pushes onto a table of at most MAX_RECORDS, reserving all of it at the first push.
+fn push_bounded<T>(table: &mut Vec<T>, item: T) {
+    if table.capacity() == 0 {
+        table.reserve_exact(MAX_RECORDS);
+    }
+    table.push(item);
 }
 
 /// What a server process is, from its name or its executable's.
@@ -194,18 +236,11 @@ impl Aggregator {
     fn returned_queries(&self, servers: &HashSet<u32>) -> HashMap<u32, u64> {
         let upstream_sockets: HashSet<SocketAddr> = self
             .hops
-            .sent
-            .iter()
-            .filter(|(_, s)| servers.contains(&s.tgid))
+            .sent_by(servers)
             .map(|(local, _)| *local)
             .collect();
         let mut in_flight: HashMap<(u32, &Question), Vec<(u64, u64)>> = HashMap::default();
-        for (_, s) in self
-            .hops
-            .sent
-            .iter()
-            .filter(|(_, s)| servers.contains(&s.tgid))
-        {
+        for (_, s) in self.hops.sent_by(servers) {
             in_flight
                 .entry((s.tgid, &s.question))
                 .or_default()

@@ -283,3 +283,59 @@ fn a_loop_through_a_second_server_comes_back_to_the_first() {
         0
     );
 }
+
+#[test]
+fn a_busy_client_neither_hides_a_loop_nor_grows_the_tables() {
+    let mut agg = Aggregator::new();
+    // A client that never answers queries floods the window first...
+    for i in 0..(MAX_RECORDS as u64 * 3) {
+        let name = format!("n{i}.test.");
+        agg.add(&tx(
+            Role::Client,
+            300,
+            "127.0.0.1:42000",
+            "127.0.0.1:53",
+            &name,
+            i,
+            answered(1),
+        ));
+    }
+    // ...then a forwarder (100) sends its first upstream query before it is seen
+    // answering, to its own address, and it comes back.
+    for a in [
+        tx(
+            Role::Client,
+            100,
+            "127.0.0.1:41000",
+            "127.0.0.1:53",
+            "a.test.",
+            90_000,
+            Outcome::TimedOut,
+        ),
+        tx(
+            Role::Server,
+            100,
+            "127.0.0.1:53",
+            "127.0.0.1:41000",
+            "a.test.",
+            90_001,
+            Outcome::TimedOut,
+        ),
+        tx(
+            Role::Server,
+            100,
+            "127.0.0.1:53",
+            "127.0.0.1:40000",
+            "a.test.",
+            90_000,
+            Outcome::TimedOut,
+        ),
+    ] {
+        agg.add(&a);
+    }
+    let rows = servers(&agg);
+    let fwd = rows.iter().find(|s| s.pid == 100).unwrap();
+    assert_eq!(fwd.loops.returned, 1, "{:?}", fwd.loops);
+    assert!(agg.hops.sent.capacity() <= MAX_RECORDS);
+    assert!(agg.hops.unsorted.len() <= MAX_UNSORTED);
+}
