@@ -152,7 +152,7 @@ pub fn run_continuous(
             continue;
         }
         let counts = take_counts(source, &stage, &mut marks, None)?;
-        let done = lookups.take_tallies();
+        let done = lookups.take_tallies(now_ns);
         let snap = close(
             source, opts, scope, &open, now_ns, &counts, &mut stage, &done,
         );
