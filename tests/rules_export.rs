@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 mod common;
+mod rules_export {
+    pub mod traffic;
+}
 use common::*;
 use dnsdoc::rules::{Rule, RuleSet, Scope, Unit};
-
-const INSTANCE: &str = "node-1";
+use rules_export::traffic::{formatted, Traffic, INSTANCE};
 
 fn export(dir: &TempDir, extra: &[&str]) -> (String, Output) {
     let path = dir.path().join("dnsdoc.yml");
@@ -34,149 +36,6 @@ fn promtool(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("promtool (apt-get install prometheus)")
-}
-
-/// Go's `%.4g` for the values these tests produce (no exponents).
-fn g4(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-/// Prometheus's `humanize` for values >= 1 (SI prefixes), and 0.
-fn humanize(mut v: f64) -> String {
-    let mut prefix = "";
-    for p in ["k", "M", "G"] {
-        if v.abs() < 1000.0 {
-            break;
-        }
-        v /= 1000.0;
-        prefix = p;
-    }
-    format!("{}{prefix}", g4(v))
-}
-
-/// A value as the exported template formats it for its unit.
-fn formatted(unit: Unit, v: f64) -> String {
-    match unit {
-        Unit::Ratio => format!("{}%", g4(v * 100.0)),
-        Unit::Ms => format!("{v:.2} ms"),
-        _ => humanize(v),
-    }
-}
-
-/// Traffic per minute of one scenario, all client-side.
-#[derive(Clone, Default)]
-struct Traffic {
-    noerror: u64,
-    nxdomain: u64,
-    servfail: u64,
-    timeouts: u64,
-    /// Queries local servers received.
-    server: u64,
-    /// Index into DURATION_BUCKETS of the bucket every answer falls in.
-    bucket: usize,
-}
-
-impl Traffic {
-    /// The node metrics over a 5m window of this traffic (Prometheus extrapolates the
-    /// 4 minutes of samples in the window to 5).
-    fn metrics(&self) -> BTreeMap<&'static str, f64> {
-        let k = 5.0;
-        let responses = (self.noerror + self.nxdomain + self.servfail) as f64 * k;
-        let timeouts = self.timeouts as f64 * k;
-        let servfail = self.servfail as f64 * k;
-        let nx = self.nxdomain as f64 * k;
-        let completed = responses + timeouts;
-        let failures = timeouts + servfail;
-        let b = dnsdoc::series::DURATION_BUCKETS;
-        let lower = if self.bucket == 0 {
-            0.0
-        } else {
-            b[self.bucket - 1]
-        };
-        let q = |p: f64| (lower + (b[self.bucket] - lower) * p) * 1000.0;
-        BTreeMap::from([
-            ("queries", completed),
-            ("observed_queries", completed + self.server as f64 * k),
-            ("responses", responses),
-            ("timeouts", timeouts),
-            ("completed", completed),
-            ("failures", failures),
-            ("rcodes.NOERROR", self.noerror as f64 * k),
-            ("rcodes.NXDOMAIN", nx),
-            ("rcodes.SERVFAIL", servfail),
-            ("rcodes.REFUSED", 0.0),
-            ("failure_ratio", failures / completed),
-            ("timeout_ratio", timeouts / completed),
-            ("servfail_ratio", servfail / completed),
-            ("nxdomain_ratio", nx / responses),
-            ("latency.samples", responses),
-            ("latency.p50_ms", q(0.5)),
-            ("latency.p95_ms", q(0.95)),
-            ("latency.p99_ms", q(0.99)),
-            ("capture.dropped.total", 0.0),
-        ])
-    }
-
-    /// promtool input series: counters from 0, one sample a minute for 20 minutes.
-    fn series(&self) -> String {
-        let mut s = String::new();
-        let mut add = |name: &str, labels: &str, per_min: f64| {
-            let sep = if labels.is_empty() { "" } else { "," };
-            s.push_str(&format!(
-                "      - series: '{name}{{instance=\"{INSTANCE}\"{sep}{labels}}}'\n        values: '0+{per_min}x20'\n"
-            ));
-        };
-        add("dnsdoc_windows_total", "", 6.0);
-        add("dnsdoc_timeouts_total", "", self.timeouts as f64);
-        add("dnsdoc_server_queries_total", "", self.server as f64);
-        for (rcode, n) in [
-            ("NOERROR", self.noerror),
-            ("NXDOMAIN", self.nxdomain),
-            ("SERVFAIL", self.servfail),
-        ] {
-            add(
-                "dnsdoc_responses_total",
-                &format!("rcode=\"{rcode}\""),
-                n as f64,
-            );
-        }
-        let answered = (self.noerror + self.nxdomain + self.servfail) as f64;
-        add(
-            "dnsdoc_queries_total",
-            "server=\"10.0.0.53:53\",proto=\"udp\",qtype=\"A\"",
-            answered + self.timeouts as f64,
-        );
-        for (i, upper) in dnsdoc::series::DURATION_BUCKETS.iter().enumerate() {
-            let n = if i >= self.bucket { answered } else { 0.0 };
-            add(
-                "dnsdoc_query_duration_seconds_bucket",
-                &format!("le=\"{upper}\""),
-                n,
-            );
-        }
-        add(
-            "dnsdoc_query_duration_seconds_bucket",
-            "le=\"+Inf\"",
-            answered,
-        );
-        add("dnsdoc_query_duration_seconds_count", "", answered);
-        add(
-            "dnsdoc_capture_dropped_total",
-            "reason=\"ringbuf_full\"",
-            0.0,
-        );
-        add("dnsdoc_capture_packets_total", "", answered * 4.0);
-        s
-    }
 }
 
 /// The rule's summary as Prometheus must render it for `traffic` at `severity`.
@@ -346,11 +205,7 @@ fn exported_alerts_fire_at_doctors_thresholds_in_promtool() {
     // Past the critical threshold, halfway to everything.
     let past = |c: f64| (c + 1.0) / 2.0;
 
-    let healthy = Traffic {
-        noerror: 1000,
-        bucket: 0,
-        ..Traffic::default()
-    };
+    let healthy = healthy();
     let (ok, bad) = with_share(past(
         critical("dns_failure_rate").max(critical("dns_servfail")),
     ));
@@ -377,10 +232,7 @@ fn exported_alerts_fire_at_doctors_thresholds_in_promtool() {
     };
     let silent = Traffic::default();
 
-    let mut test = format!(
-        "rule_files: [{}]\nevaluation_interval: 1m\ntests:\n",
-        q(&path)
-    );
+    let mut test = String::new();
     test.push_str(&group("healthy", &healthy, &exported, &[]));
     test.push_str(&group(
         "servfail",
@@ -410,6 +262,26 @@ fn exported_alerts_fire_at_doctors_thresholds_in_promtool() {
         &[rule("dns_no_traffic"), rule("dns_failure_rate")],
         &["dns_no_traffic"],
     ));
+    promtool_test(&dir, &path, &test);
+}
+
+/// Healthy traffic: answers in the fastest bucket, lookups of 2 queries (A and AAAA).
+fn healthy() -> Traffic {
+    Traffic {
+        noerror: 1000,
+        bucket: 0,
+        lookups: 500,
+        lookup_queries: 1000,
+        ..Traffic::default()
+    }
+}
+
+/// Runs `promtool test rules` on the rules file `path` with the test `groups`.
+fn promtool_test(dir: &TempDir, path: &str, groups: &str) {
+    let test = format!(
+        "rule_files: [{}]\nevaluation_interval: 1m\ntests:\n{groups}",
+        q(path)
+    );
     let test_path = dir.write("dnsdoc.test.yml", &test);
     let out = promtool(&["test", "rules", &test_path]);
     assert!(
@@ -418,4 +290,102 @@ fn exported_alerts_fire_at_doctors_thresholds_in_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A per-minute count whose 5m window (5 minutes of it) is past `threshold`.
+fn per_min_past(threshold: f64) -> u64 {
+    (threshold / 5.0).floor() as u64 + 1
+}
+
+/// The node rules whose metrics only closed windows give (truncation, lookups, the
+/// node's drops): each fires past its critical threshold, and stays quiet when its
+/// guard (`min_samples`, `when`) is not met even though its value is.
+#[test]
+fn window_counter_alerts_fire_at_doctors_thresholds_in_promtool() {
+    let dir = TempDir::new("export-windows");
+    let (path, _) = export(&dir, &[]);
+    let set = RuleSet::builtin().unwrap();
+    let rule = |id: &str| set.get(id).unwrap_or_else(|| panic!("{id} built in"));
+    let critical = |id: &str| rule(id).critical.unwrap();
+    let healthy = healthy();
+
+    let (_, truncated) = with_share((critical("dns_truncation_tcp_fallback") + 1.0) / 2.0);
+    let truncation = Traffic {
+        truncated,
+        retried_tcp: truncated / 2,
+        ..healthy.clone()
+    };
+
+    // Past the critical number of queries per lookup, some of them re-sends (not
+    // amplification: the alert must not count them).
+    let r = rule("dns_search_path_amplification");
+    let lookups = ((r.min_samples as f64 / 5.0).ceil() as u64).max(100);
+    let per_lookup = (critical(&r.id) + 1.0).ceil() as u64;
+    let amplified = Traffic {
+        lookups,
+        lookup_queries: per_lookup * lookups + lookups / 10,
+        lookup_resends: lookups / 10,
+        expansion_nxdomain: (per_lookup - 2) * lookups,
+        time_lost_ms: 12.25 * lookups as f64,
+        ..healthy.clone()
+    };
+    // As amplified, over fewer lookups (in the window) than the rule judges.
+    let few = r.min_samples.saturating_sub(1) / 5;
+    let few_lookups = Traffic {
+        lookups: few,
+        lookup_queries: few * per_lookup,
+        ..healthy.clone()
+    };
+
+    let races = per_min_past(critical("dns_conntrack_race"));
+    let race = Traffic {
+        race_suspects: races,
+        conntrack_insert_failed: Some(races * 2),
+        ..healthy.clone()
+    };
+    let race_without_conntrack = Traffic {
+        conntrack_insert_failed: None,
+        ..race.clone()
+    };
+
+    let drops = Traffic {
+        rcvbuf_errors: per_min_past(critical("dns_node_udp_drops")),
+        timeouts: 2,
+        server_timeouts: 3,
+        server: 1000,
+        ..healthy.clone()
+    };
+    // The node dropped datagrams, but DNS lost nothing: not DNS's problem.
+    let drops_no_timeouts = Traffic {
+        timeouts: 0,
+        server_timeouts: 0,
+        ..drops.clone()
+    };
+
+    let new = [
+        "dns_truncation_tcp_fallback",
+        "dns_search_path_amplification",
+        "dns_conntrack_race",
+        "dns_node_udp_drops",
+    ];
+    let all: Vec<&Rule> = new.iter().map(|id| rule(id)).collect();
+    let mut test = String::new();
+    for (name, traffic, firing) in [
+        ("truncation", &truncation, "dns_truncation_tcp_fallback"),
+        ("amplified", &amplified, "dns_search_path_amplification"),
+        ("race", &race, "dns_conntrack_race"),
+        (
+            "race, no conntrack",
+            &race_without_conntrack,
+            "dns_conntrack_race",
+        ),
+        ("udp drops", &drops, "dns_node_udp_drops"),
+    ] {
+        test.push_str(&group(name, traffic, &all, &[firing]));
+    }
+    if few > 0 {
+        test.push_str(&group("few lookups", &few_lookups, &all, &[]));
+    }
+    test.push_str(&group("drops, no timeouts", &drops_no_timeouts, &all, &[]));
+    promtool_test(&dir, &path, &test);
 }

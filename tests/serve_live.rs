@@ -88,10 +88,16 @@ fn serve_exposes_live_traffic_that_promtool_accepts_and_stops_on_sigterm() {
     let cg = TestCgroup::new("serve");
     let port = free_port();
     let http = free_port();
-    let _dnsmasq = start_dnsmasq(&cg, port, &[]);
+    // An answer too big for UDP without EDNS: truncated, then asked again over TCP.
+    let big = "x".repeat(250);
+    let txt = format!("--txt-record=big.test,{big},{big},{big}");
+    let _dnsmasq = start_dnsmasq(&cg, port, &[&txt]);
     let listen = format!("127.0.0.1:{http}");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
-    cmd.args(["serve", "--interval", "1s", "--listen", &listen, "--port"])
+    // A short timeout: a lookup is counted once no query can join it any more, which
+    // the timeout decides.
+    cmd.args(["serve", "--interval", "1s", "--timeout", "1s"])
+        .args(["--listen", &listen, "--port"])
         .arg(port.to_string())
         .arg("--cgroup")
         .arg(&cg.path);
@@ -157,6 +163,60 @@ fn serve_exposes_live_traffic_that_promtool_accepts_and_stops_on_sigterm() {
         Some(0.0)
     );
     assert!(text.contains("dnsdoc_build_info{version=\""), "{text}");
+
+    // A truncated answer retried over TCP, and the lookups of every dig: counted when
+    // their window closes (a lookup once nothing can join it any more).
+    let (_, out) = cg.run(
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "big.test",
+            "TXT",
+            "+noedns",
+            "+tries=1",
+        ],
+    );
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.contains("Truncated, retrying in TCP mode"),
+        "{answer}"
+    );
+    let text = wait_for(30, "the truncation and every lookup in /metrics", || {
+        let (_, _, text) = http_get(http, "/metrics", None);
+        (sample(&text, "dnsdoc_truncated_responses_total") == Some(1.0)
+            && sample(&text, "dnsdoc_lookup_queries_total") == Some(16.0))
+        .then_some(text)
+    });
+    assert_eq!(
+        sample(&text, "dnsdoc_truncated_retried_tcp_total"),
+        Some(1.0),
+        "{text}"
+    );
+    let lookups = sample(&text, "dnsdoc_lookups_total").unwrap();
+    let resends = sample(&text, "dnsdoc_lookup_resends_total").unwrap();
+    assert_eq!(
+        16.0 - resends,
+        lookups,
+        "one name per dig: each lookup is one query plus its re-sends\n{text}"
+    );
+    for zero in [
+        "dnsdoc_lookup_race_suspects_total",
+        "dnsdoc_lookup_expansion_nxdomain_total",
+        "dnsdoc_server_timeouts_total",
+    ] {
+        assert_eq!(sample(&text, zero), Some(0.0), "{zero}\n{text}");
+    }
+    assert!(
+        sample(&text, "dnsdoc_lookup_time_lost_seconds_total").is_some(),
+        "{text}"
+    );
+    // The node's own counter, whatever its value (the whole node's UDP).
+    assert!(
+        sample(&text, "dnsdoc_node_udp_rcvbuf_errors_total").is_some(),
+        "{text}"
+    );
 
     // promtool: the scrape is valid Prometheus text and passes its lint.
     let mut promtool = Command::new("promtool")
@@ -291,6 +351,23 @@ fn watch_interval_prints_one_json_line_per_window_that_add_up() {
     assert_eq!(
         sample(&prom, "dnsdoc_windows_total"),
         Some(windows.len() as f64)
+    );
+    // The counters only closed windows give are the windows' own numbers, summed.
+    let summed = |f: &dyn Fn(&serde_json::Value) -> &serde_json::Value| -> f64 {
+        windows.iter().map(|w| f(w).as_u64().unwrap() as f64).sum()
+    };
+    assert_eq!(
+        sample(&prom, "dnsdoc_lookups_total"),
+        Some(summed(&|w| &w["lookups"]["lookups"]))
+    );
+    assert_eq!(
+        sample(&prom, "dnsdoc_lookup_queries_total"),
+        Some(6.0),
+        "every query in a lookup by the end\n{prom}"
+    );
+    assert_eq!(
+        sample(&prom, "dnsdoc_truncated_responses_total"),
+        Some(summed(&|w| &w["totals"]["truncated"]))
     );
     let exporter_port = free_port();
     let _exporter = Guard(

@@ -52,6 +52,37 @@ fn failures(w: &str) -> String {
     format!("({} + {errors})", timeouts(w))
 }
 
+/// A node counter's increase over the window, and no data (not 0) where dnsdoc has
+/// none: a capture file reads no node counters, a node without conntrack has no
+/// conntrack counter, and doctor judges neither (its metric is null).
+fn node_counter(name: &str, w: &str) -> String {
+    format!("sum by ({BY}) (increase({name}[{w}]))")
+}
+
+fn truncated(w: &str) -> String {
+    increase("dnsdoc_truncated_responses_total", w)
+}
+
+fn truncated_retried(w: &str) -> String {
+    increase("dnsdoc_truncated_retried_tcp_total", w)
+}
+
+fn lookups(w: &str) -> String {
+    increase("dnsdoc_lookups_total", w)
+}
+
+fn server_timeouts(w: &str) -> String {
+    increase("dnsdoc_server_timeouts_total", w)
+}
+
+/// Lost time of the window's lookups, in ms (the snapshot's unit).
+fn time_lost_ms(w: &str) -> String {
+    format!(
+        "({} * 1000)",
+        increase("dnsdoc_lookup_time_lost_seconds_total", w)
+    )
+}
+
 fn quantile(q: &str, w: &str) -> String {
     format!(
         "(histogram_quantile({q}, sum by ({BY}, le) (rate(dnsdoc_query_duration_seconds_bucket[{w}]))) * 1000)"
@@ -96,6 +127,39 @@ pub fn node_metric(name: &str, w: &str) -> Result<String, String> {
         ),
         "capture.dropped.total" => increase("dnsdoc_capture_dropped_total", w),
         "capture.packets" => increase("dnsdoc_capture_packets_total", w),
+        "server_side.timeouts" => server_timeouts(w),
+        "observed_timeouts" => format!("({} + {})", timeouts(w), server_timeouts(w)),
+        "truncated" => truncated(w),
+        "truncated_retried_tcp" => truncated_retried(w),
+        // Each window pairs its retries with its truncated answers, so the difference
+        // is never negative; increase()'s extrapolation over [w] could make it so.
+        "truncated_not_retried" => format!(
+            "clamp_min({} - {}, 0)",
+            truncated(w),
+            truncated_retried(w)
+        ),
+        "truncation_ratio" => ratio(truncated(w), responses(w)),
+        "lookups.lookups" => lookups(w),
+        "lookups.queries" => increase("dnsdoc_lookup_queries_total", w),
+        "lookups.resends" => increase("dnsdoc_lookup_resends_total", w),
+        "lookups.queries_per_lookup" => ratio(
+            format!(
+                "({} - {})",
+                increase("dnsdoc_lookup_queries_total", w),
+                increase("dnsdoc_lookup_resends_total", w)
+            ),
+            lookups(w),
+        ),
+        "lookups.expansion_nxdomain" => increase("dnsdoc_lookup_expansion_nxdomain_total", w),
+        "lookups.race_suspects" => increase("dnsdoc_lookup_race_suspects_total", w),
+        "lookups.time_lost_ms" => time_lost_ms(w),
+        "lookups.time_lost_mean_ms" => ratio(time_lost_ms(w), lookups(w)),
+        "node_counters.udp_rcvbuf_errors" => {
+            node_counter("dnsdoc_node_udp_rcvbuf_errors_total", w)
+        }
+        "node_counters.conntrack_insert_failed" => {
+            node_counter("dnsdoc_node_conntrack_insert_failed_total", w)
+        }
         "capture.dropped_ratio" => ratio(
             increase("dnsdoc_capture_dropped_total", w),
             increase("dnsdoc_capture_packets_total", w),
@@ -123,9 +187,10 @@ pub fn node_metric(name: &str, w: &str) -> Result<String, String> {
 /// Why a node metric has no PromQL equivalent.
 fn why_not(metric: &str) -> String {
     let missing = match metric {
-        m if m.starts_with("truncat") => "truncated answers are not exported",
-        m if m.contains("retransmissions") => "retransmissions are not exported",
-        "latency.max_ms" => "a histogram has no maximum",
+        m if m.contains("retransmission") => "retransmissions are not exported",
+        "latency.max_ms" | "lookups.time_lost_max_ms" => {
+            "a maximum per window is not a counter Prometheus can take over a range"
+        }
         m if m.starts_with("coredns.") => {
             "it is read from CoreDNS's own /metrics page (doctor --coredns-metrics); \
              alert on CoreDNS's coredns_* series where Prometheus scrapes CoreDNS"
@@ -157,10 +222,45 @@ mod tests {
     }
 
     #[test]
+    fn window_counters_give_truncation_lookups_and_node_drops() {
+        let e = node_metric("truncation_ratio", "5m").unwrap();
+        assert!(
+            e.contains("increase(dnsdoc_truncated_responses_total[5m])")
+                && e.contains("increase(dnsdoc_responses_total[5m])"),
+            "{e}"
+        );
+        let e = node_metric("lookups.queries_per_lookup", "2m").unwrap();
+        assert!(
+            e.contains("dnsdoc_lookup_queries_total[2m]")
+                && e.contains("dnsdoc_lookup_resends_total[2m]")
+                && e.contains("dnsdoc_lookups_total[2m]"),
+            "re-sends are loss, not amplification: {e}"
+        );
+        let e = node_metric("observed_timeouts", "5m").unwrap();
+        assert!(
+            e.contains("dnsdoc_timeouts_total") && e.contains("dnsdoc_server_timeouts_total"),
+            "{e}"
+        );
+        for m in [
+            "lookups.race_suspects",
+            "node_counters.udp_rcvbuf_errors",
+            "truncated_not_retried",
+            "lookups.time_lost_mean_ms",
+        ] {
+            let e = node_metric(m, "5m").unwrap();
+            assert!(e.contains("sum by (instance)"), "per node: {e}");
+            assert_eq!(e.matches('(').count(), e.matches(')').count(), "{e}");
+        }
+    }
+
+    #[test]
     fn what_the_series_cannot_say_is_refused_with_a_reason() {
-        assert!(node_metric("truncation_ratio", "5m")
+        assert!(node_metric("retransmission_ratio", "5m")
             .unwrap_err()
-            .contains("truncated"));
+            .contains("retransmissions"));
+        assert!(node_metric("lookups.time_lost_max_ms", "5m")
+            .unwrap_err()
+            .contains("maximum"));
         assert!(node_metric("rcodes.BADVERS", "5m").is_err());
         assert!(node_metric("capture.dropped.bogus", "5m").is_err());
     }

@@ -250,6 +250,17 @@ impl LookupTracker {
         self.open.retain(|_, c| !c.is_empty());
     }
 
+    /// Finishes the lookups no query can join any more, by the clock instead of by the
+    /// next query: a continuous run (`serve`, `watch --interval`) closes windows on a
+    /// node that may go quiet, and a process that looked up one name and went silent
+    /// (or exited) would otherwise keep its lookup open, out of every window's and the
+    /// exported series' counts, until the run ends. A query still in flight at `now_ns`
+    /// was sent after `now_ns - timeout` (older ones have timed out), so this is the
+    /// sweep a query sent then would run: nothing it could still join is finished.
+    pub fn finish_idle(&mut self, now_ns: u64) {
+        self.sweep(now_ns.saturating_sub(self.timeout_ns));
+    }
+
     /// Lookups finished so far, taken (fold them as they come: see `LookupTallies`).
     pub fn take_done(&mut self) -> Vec<Lookup> {
         std::mem::take(&mut self.done)

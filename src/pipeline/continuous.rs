@@ -152,11 +152,12 @@ pub fn run_continuous(
             continue;
         }
         let counts = take_counts(source, &stage, &mut marks, None)?;
-        let done = lookups.take_tallies();
+        let done = lookups.take_tallies(now_ns);
         let snap = close(
             source, opts, scope, &open, now_ns, &counts, &mut stage, &done,
         );
         series.set_capture(&source.health()?, stage.analyzer.matcher_stats().evicted);
+        series.add_window(&snap);
         series.windows += 1;
         windows += 1;
         let dropped = stage.trim_procs(MAX_PROCESS_NAMES, |t| open.tgids.contains(&t));
@@ -205,6 +206,7 @@ pub fn run_continuous(
         source, opts, scope, &open, end_ns, &counts, &mut stage, &done,
     );
     series.set_capture(&source.health()?, stage.analyzer.matcher_stats().evicted);
+    series.add_window(&snap);
     series.windows += 1;
     sink.window(&snap, &series)?;
     Ok(())

@@ -267,9 +267,11 @@ impl Lookups {
         }
     }
 
-    /// The tallies of the lookups finished so far, handed out; a new set begins (the
-    /// open chains carry on into the next window).
-    pub(crate) fn take_tallies(&mut self) -> LookupTallies {
+    /// The tallies of the lookups finished by `now_ns` (including those idle too long
+    /// to go on), handed out; a new set begins (the open chains carry on into the next
+    /// window).
+    pub(crate) fn take_tallies(&mut self, now_ns: u64) -> LookupTallies {
+        self.tracker.finish_idle(now_ns);
         self.fold();
         std::mem::take(&mut self.tallies)
     }

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{server_label, Series, DURATION_BUCKETS, OTHER};
+use super::{server_label, Series, WindowSums, DURATION_BUCKETS, OTHER};
 
 /// Which text format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +208,19 @@ pub fn encode(s: &Series, meta: &Meta, format: Format) -> String {
     w.sample("dnsdoc_server_queries_total", &[], s.server_queries as f64);
 
     w.family(
+        "dnsdoc_server_timeouts_total",
+        Kind::Counter,
+        "Queries local DNS servers received and never answered within the timeout.",
+    );
+    w.sample(
+        "dnsdoc_server_timeouts_total",
+        &[],
+        s.server_timeouts as f64,
+    );
+
+    from_windows(&mut w, &s.from_windows);
+
+    w.family(
         "dnsdoc_query_duration_seconds",
         Kind::Histogram,
         "Client-side DNS latency: query left the socket to answer reached it.",
@@ -320,6 +333,76 @@ pub fn encode(s: &Series, meta: &Meta, format: Format) -> String {
     w.out
 }
 
+/// The counters summed over closed windows (truncation, lookups, the node's drops).
+/// The node's families are left out until a window read them: a capture file has none,
+/// and a 0 would claim the node dropped nothing.
+fn from_windows(w: &mut Writer, f: &WindowSums) {
+    let counters: [(&str, &str, f64); 8] = [
+        (
+            "dnsdoc_truncated_responses_total",
+            "Answers to local clients with the TC (truncated) bit; counted in dnsdoc_responses_total too.",
+            f.truncated as f64,
+        ),
+        (
+            "dnsdoc_truncated_retried_tcp_total",
+            "Truncated answers whose question the same process then asked over TCP.",
+            f.truncated_retried_tcp as f64,
+        ),
+        (
+            "dnsdoc_lookups_total",
+            "Finished lookups of local clients: a name and the search-suffix expansions the resolver tried for it, counted once.",
+            f.lookups as f64,
+        ),
+        (
+            "dnsdoc_lookup_queries_total",
+            "Queries those lookups sent (A and AAAA both count, re-sends too).",
+            f.lookup_queries as f64,
+        ),
+        (
+            "dnsdoc_lookup_resends_total",
+            "Of dnsdoc_lookup_queries_total, the same name and type asked again in one lookup (re-sends after a timeout).",
+            f.lookup_resends as f64,
+        ),
+        (
+            "dnsdoc_lookup_expansion_nxdomain_total",
+            "NXDOMAIN answers to search-suffix expansions of lookups.",
+            f.lookup_expansion_nxdomain as f64,
+        ),
+        (
+            "dnsdoc_lookup_race_suspects_total",
+            "Lookups with the conntrack-race fingerprint: A and AAAA sent together from one socket, one answered, the other only after a resend or never.",
+            f.lookup_race_suspects as f64,
+        ),
+        (
+            "dnsdoc_lookup_time_lost_seconds_total",
+            "Time lookups spent on names before the one they ended on (search-suffix expansions), summed.",
+            f.lookup_time_lost_s,
+        ),
+    ];
+    for (name, help, v) in counters {
+        w.family(name, Kind::Counter, help);
+        w.sample(name, &[], v);
+    }
+    let node = [
+        (
+            "dnsdoc_node_udp_rcvbuf_errors_total",
+            "UDP datagrams the node dropped for a full socket receive buffer (IPv4 and IPv6, dnsdoc's network namespace) since dnsdoc started.",
+            f.node_udp_rcvbuf_errors,
+        ),
+        (
+            "dnsdoc_node_conntrack_insert_failed_total",
+            "Connections conntrack failed to insert (all CPUs) since dnsdoc started.",
+            f.node_conntrack_insert_failed,
+        ),
+    ];
+    for (name, help, v) in node {
+        if let Some(v) = v {
+            w.family(name, Kind::Counter, help);
+            w.sample(name, &[], v as f64);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +420,37 @@ mod tests {
         assert!(om.ends_with("# EOF\n"));
         assert!(prom.contains("dnsdoc_query_duration_seconds_bucket{le=\"0.0005\"} 0\n"));
         assert!(prom.contains("dnsdoc_query_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
+    }
+
+    #[test]
+    fn window_counters_are_exposed_and_node_ones_only_once_read() {
+        let mut s = Series::new(Limits::default());
+        s.from_windows.lookups = 4;
+        s.from_windows.lookup_time_lost_s = 0.25;
+        let text = encode(&s, &Meta::default(), Format::Prometheus);
+        for family in [
+            "dnsdoc_server_timeouts_total",
+            "dnsdoc_truncated_responses_total",
+            "dnsdoc_truncated_retried_tcp_total",
+            "dnsdoc_lookup_queries_total",
+            "dnsdoc_lookup_resends_total",
+            "dnsdoc_lookup_expansion_nxdomain_total",
+            "dnsdoc_lookup_race_suspects_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} counter\n{family} 0\n")),
+                "{family}: {text}"
+            );
+        }
+        assert!(text.contains("dnsdoc_lookups_total 4\n"), "{text}");
+        assert!(text.contains("dnsdoc_lookup_time_lost_seconds_total 0.25\n"));
+        assert!(!text.contains("dnsdoc_node_"), "not read: absent, not 0");
+        s.from_windows.node_udp_rcvbuf_errors = Some(7);
+        let om = encode(&s, &Meta::default(), Format::OpenMetrics);
+        assert!(om.contains(
+            "# TYPE dnsdoc_node_udp_rcvbuf_errors counter\ndnsdoc_node_udp_rcvbuf_errors_total 7\n"
+        ));
+        assert!(!om.contains("dnsdoc_node_conntrack"), "{om}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::analysis::Attributed;
 use crate::capture::Protocol;
 use crate::host::ProcessInfo;
 use crate::pipeline::SourceHealth;
+use crate::snapshot::Snapshot;
 
 /// The label value that stands for every value past a label's cap.
 pub const OTHER: &str = "~other";
@@ -114,6 +115,53 @@ pub struct ProcessCounters {
 /// Key of `dnsdoc_queries_total`: server (None = `~other`), protocol, qtype.
 pub type QueryKey = (Option<SocketAddr>, Protocol, Option<u16>);
 
+/// Counts only a closed window knows, summed over the windows: a lookup is counted when
+/// its chain of search-list tries has finished, a TCP retry when it was paired with
+/// the truncated UDP answer before it, the node's counters when they were read at the
+/// window's ends. Taken from each window's snapshot, so the exported alerts and
+/// `doctor` count the same things the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowSums {
+    /// Client answers with the TC bit (`totals.truncated`).
+    pub truncated: u64,
+    /// Of those, the ones the same process asked again over TCP.
+    pub truncated_retried_tcp: u64,
+    /// Finished lookups (`lookups.lookups`) and what they cost.
+    pub lookups: u64,
+    pub lookup_queries: u64,
+    pub lookup_resends: u64,
+    pub lookup_expansion_nxdomain: u64,
+    pub lookup_race_suspects: u64,
+    /// Time lost on names before the one each lookup ended on, summed, seconds.
+    pub lookup_time_lost_s: f64,
+    /// The node's UDP receive-buffer drops; None until a window could read them (never
+    /// for a capture file, whose windows are not this node now).
+    pub node_udp_rcvbuf_errors: Option<u64>,
+    /// conntrack's failed inserts; None without conntrack.
+    pub node_conntrack_insert_failed: Option<u64>,
+}
+
+impl WindowSums {
+    /// Adds one closed window.
+    pub fn add(&mut self, snap: &Snapshot) {
+        self.truncated += snap.totals.truncated;
+        self.truncated_retried_tcp += snap.totals.truncated_retried_tcp;
+        let l = &snap.lookups.stats;
+        self.lookups += l.lookups;
+        self.lookup_queries += l.queries;
+        self.lookup_resends += l.resends;
+        self.lookup_expansion_nxdomain += l.expansion_nxdomain;
+        self.lookup_race_suspects += l.race_suspects;
+        self.lookup_time_lost_s += l.time_lost_ms / 1000.0;
+        if let Some(n) = &snap.node_counters {
+            *self.node_udp_rcvbuf_errors.get_or_insert(0) += n.udp_rcvbuf_errors;
+            if let Some(c) = n.conntrack_insert_failed {
+                *self.node_conntrack_insert_failed.get_or_insert(0) += c;
+            }
+        }
+    }
+}
+
 /// Every cumulative counter dnsdoc exports.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -126,6 +174,8 @@ pub struct Series {
     pub timeouts: u64,
     /// Queries local DNS servers received that completed (answered or timed out).
     pub server_queries: u64,
+    /// Of those, the ones they never answered (timed out).
+    pub server_timeouts: u64,
     /// Client-side latency of answered queries.
     pub duration: Histogram,
     /// Per process name (`~other` past the cap).
@@ -141,6 +191,8 @@ pub struct Series {
     pub evictions: BTreeMap<&'static str, u64>,
     /// Windows closed so far.
     pub windows: u64,
+    /// What the closed windows counted that single transactions cannot say.
+    pub from_windows: WindowSums,
 }
 
 impl Series {
@@ -154,6 +206,7 @@ impl Series {
             responses: HashMap::new(),
             timeouts: 0,
             server_queries: 0,
+            server_timeouts: 0,
             duration: Histogram::default(),
             processes: BTreeMap::new(),
             max_processes: cap,
@@ -162,6 +215,7 @@ impl Series {
             folded: BTreeMap::new(),
             evictions: BTreeMap::new(),
             windows: 0,
+            from_windows: WindowSums::default(),
         }
     }
 
@@ -183,6 +237,9 @@ impl Series {
         }
         if tx.role == Role::Server {
             self.server_queries += 1;
+            if tx.outcome == Outcome::TimedOut {
+                self.server_timeouts += 1;
+            }
             return;
         }
         let server = self.servers.admit(tx.server);
@@ -255,6 +312,11 @@ impl Series {
         ] {
             self.dropped.insert(reason, n);
         }
+    }
+
+    /// Adds what a closed window counted beyond its transactions (see [`WindowSums`]).
+    pub fn add_window(&mut self, snap: &Snapshot) {
+        self.from_windows.add(snap);
     }
 
     /// Counts entries dropped from a bounded table.
@@ -368,5 +430,46 @@ mod tests {
         let before = s.duration.clone();
         s.add(&tx(53, 1, answered(0, 2), 7), &procs);
         assert_eq!(s.duration.since(&before).count, 1);
+    }
+
+    #[test]
+    fn a_local_servers_unanswered_queries_count_as_its_timeouts() {
+        let mut s = Series::new(Limits::default());
+        let procs = std::collections::HashMap::new();
+        for outcome in [answered(0, 1), Outcome::TimedOut, Outcome::Pending] {
+            let mut t = tx(53, 1, outcome, 9);
+            t.tx.role = Role::Server;
+            s.add(&t, &procs);
+        }
+        assert_eq!((s.server_queries, s.server_timeouts), (2, 1));
+        assert_eq!(s.timeouts, 0, "the client side is apart");
+    }
+
+    #[test]
+    fn windows_add_up_and_node_counters_stay_absent_until_read() {
+        let mut s = Series::new(Limits::default());
+        let mut w = Snapshot::default();
+        w.totals.truncated = 3;
+        w.totals.truncated_retried_tcp = 2;
+        w.lookups.stats.lookups = 4;
+        w.lookups.stats.queries = 9;
+        w.lookups.stats.resends = 1;
+        w.lookups.stats.race_suspects = 1;
+        w.lookups.stats.time_lost_ms = 250.0;
+        // A capture file's window: no node counters.
+        s.add_window(&w);
+        assert_eq!(s.from_windows.node_udp_rcvbuf_errors, None);
+        w.node_counters = Some(crate::snapshot::NodeCounters {
+            udp_rcvbuf_errors: 5,
+            ..Default::default()
+        });
+        s.add_window(&w);
+        let f = &s.from_windows;
+        assert_eq!((f.truncated, f.truncated_retried_tcp), (6, 4));
+        assert_eq!((f.lookups, f.lookup_queries, f.lookup_resends), (8, 18, 2));
+        assert_eq!(f.lookup_race_suspects, 2);
+        assert!((f.lookup_time_lost_s - 0.5).abs() < 1e-9, "{f:?}");
+        assert_eq!(f.node_udp_rcvbuf_errors, Some(5));
+        assert_eq!(f.node_conntrack_insert_failed, None, "no conntrack");
     }
 }

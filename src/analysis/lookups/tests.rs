@@ -235,3 +235,31 @@ fn the_conntrack_race_fingerprint() {
     );
     assert!(l[0].race);
 }
+
+#[test]
+fn idle_lookups_finish_by_the_clock_and_open_ones_wait() {
+    let mut t = LookupTracker::new(5_000 * MS);
+    for (tgid, ms, name, qtype, outcome) in ndots_chain(7, 100) {
+        let name: Rc<str> = name.into();
+        t.add(
+            Try {
+                tgid,
+                query_ts_ns: ms * MS,
+                name: &name,
+                qtype,
+                cookie: u64::from(tgid) << 32 | ms,
+                outcome,
+            },
+            Some(&k8s()),
+        );
+    }
+    // A query sent just now (still in flight) could still join it: not finished.
+    t.finish_idle(106 * MS + 5_000 * MS);
+    assert!(t.take_done().is_empty(), "finished while it could grow");
+    // Long after anything in flight could join it: finished, whole, without a query.
+    t.finish_idle(106 * MS + 60_000 * MS);
+    let done = t.take_done();
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(done[0].queries, 8);
+    assert!(t.finish_all().is_empty(), "counted once");
+}
