@@ -2,7 +2,8 @@
 //!
 //! A throughput ratio at a fixed rate below capacity is 1.0 by construction, so this
 //! bench drives dnsmasq, then unbound, with dnsperf at no rate limit (`-c 8 -T 1`) and
-//! interleaves rounds: baseline, `tcpdump -w /dev/null` (the reference collector), and
+//! interleaves rounds: baseline, `tcpdump -w /dev/null` (the reference collector), dnsdoc
+//! with its probes only (the ring drained, nothing analysed: where the cost is) and
 //! `dnsdoc watch`, DNSDOC_BENCH_ROUNDS times (default 3) of DNSDOC_BENCH_SECONDS each
 //! (default 10). Per server it prints every round, the median throughput ratio of each
 //! collector to the baseline of its round, dnsdoc's CPU per 10K q/s, the BPF cost per
@@ -51,7 +52,7 @@ fn main() {
     let started = Instant::now();
     println!(
         "\ndnsdoc saturation benchmark: dnsperf {} (no rate limit) on 127.0.0.1, {seconds} s per \
-         round, {rounds} rounds of baseline / tcpdump -w /dev/null / dnsdoc watch, interleaved; \
+         round, {rounds} rounds of baseline / tcpdump -w /dev/null / dnsdoc probes only / dnsdoc watch, interleaved; \
          load average before: {:.2}",
         LOAD.join(" "),
         load_average()
@@ -141,6 +142,7 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]
     );
     let (mut base, mut tcpd, mut dnsd) = (Vec::new(), Vec::new(), Vec::new());
+    let mut probes = Vec::new();
     // Rounds where something outside the benchmark took CPU (see `other`).
     let mut disturbed = 0;
     for r in 1..=rounds {
@@ -151,15 +153,24 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         print_row(&r, "baseline", &base_round, None, &sent);
         let (t, stats) = tcpdump_round(b);
         print_row(&r, "tcpdump", &t, Some(perf.qps), &stats);
+        let p = probes_round(b);
+        print_row(
+            &r,
+            "probes",
+            &p,
+            Some(perf.qps),
+            "dnsdoc with DNSDOC_DISCARD_EVENTS=1",
+        );
         let d = dnsdoc_round(b, false);
         print_row(&r, "dnsdoc", &d.load, Some(perf.qps), &d.notes);
         println!("{:>6}{}", "", d.counts);
-        disturbed += [&base_round, &t, &d.load]
+        disturbed += [&base_round, &t, &p, &d.load]
             .iter()
             .filter(|l| l.other_pct > OTHER_PCT_LIMIT)
             .count();
         base.push(perf.qps);
         tcpd.push(t.perf.qps / perf.qps);
+        probes.push(p.perf.qps / perf.qps);
         dnsd.push(d);
     }
     // bpf_stats cost something themselves (two clock reads per program run), so they
@@ -201,7 +212,7 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         println!(
             "\n{server}: {disturbed} of {} runs had other > {OTHER_PCT_LIMIT} % of a core: \
              something else ran on the box, and their numbers mean less",
-            3 * rounds + 1
+            4 * rounds + 1
         );
     }
     println!(
@@ -226,6 +237,12 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         "throughput ratio, tcpdump -w /dev/null (median)",
         format!("{ratio_t:.3}"),
         "(reference)",
+        None,
+    );
+    line(
+        "throughput ratio, dnsdoc probes only (median)",
+        format!("{:.3}", median(&probes)),
+        "(where the cost is)",
         None,
     );
     line(
@@ -476,6 +493,17 @@ struct DnsdocRound {
     counts: String,
     /// Per program name: (run_cnt, run_time_ns) over the round, when bpf_stats were on.
     bpf: BTreeMap<String, (u64, u64)>,
+}
+
+/// dnsdoc with its probes attached and the ring drained but nothing analysed
+/// (`DNSDOC_DISCARD_EVENTS=1`): next to a full round, it splits the cost between the
+/// kernel side (probes, ring, wakeups, decoding) and the analysis.
+fn probes_round(b: &Bench) -> Load {
+    let env = [("DNSDOC_DISCARD_EVENTS", "1")];
+    let watch = start_watch_env(b.cg, &[b.port], &["--timeout", "2s"], &env);
+    let l = load(b, Some(watch.pid()));
+    watch.stop();
+    l
 }
 
 fn dnsdoc_round(b: &Bench, bpf_stats: bool) -> DnsdocRound {

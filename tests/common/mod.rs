@@ -499,6 +499,16 @@ pub struct Watch {
 /// Starts `dnsdoc watch --cgroup CG --port P --format json -o FILE <extra>` and waits
 /// until the probes are attached.
 pub fn start_watch(cg: &TestCgroup, ports: &[u16], extra: &[&str]) -> Watch {
+    start_watch_env(cg, ports, extra, &[])
+}
+
+/// [`start_watch`] with environment variables set for dnsdoc (the benchmarks' switches).
+pub fn start_watch_env(
+    cg: &TestCgroup,
+    ports: &[u16],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Watch {
     let dir = TempDir::new("watch");
     let snapshot_path = dir.path().join("snapshot.json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsdoc"));
@@ -518,6 +528,7 @@ pub fn start_watch(cg: &TestCgroup, ports: &[u16], extra: &[&str]) -> Watch {
         cmd.arg("--port").arg(p.to_string());
     }
     cmd.args(extra);
+    cmd.envs(env.iter().copied());
     Watch {
         proc: spawn_attached(cmd),
         snapshot_path,
