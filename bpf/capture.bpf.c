@@ -71,38 +71,44 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-/* Who owns this socket: from storage, else (egress, where the kernel allows it) the
- * current task. Returns 1 the first time a known owner is reported for this socket and
- * that owner is a process not announced before: user space is then woken at once to
- * read /proc/PID while a short-lived client still exists. Once per process, not per
- * socket: a client that opens a socket per query (glibc, dig's worker) would otherwise
- * pay a wakeup of dnsdoc in every lookup. */
+/* Fills the owner fields of `ev` (a record in the ring): from socket storage, else (on
+ * egress, where the kernel allows it) the current task, which also becomes the owner of
+ * a socket that existed before dnsdoc started. The task is read only then: a socket
+ * with an owner (nearly every packet) skips the helper call. Returns 1 the first time a
+ * known owner is reported for this socket and that owner is a process not announced
+ * before: user space is then woken at once to read /proc/PID while a short-lived client
+ * still exists. Once per process, not per socket: a client that opens a socket per
+ * query (glibc, dig's worker) would otherwise pay a wakeup of dnsdoc in every lookup. */
 static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress)
 {
 	struct bpf_sock *sk = skb->sk;
+	int task = egress && skb_has_task;
 	struct sock_owner *owner;
 
-	if (egress && skb_has_task)
-		ev->task_tgid = bpf_get_current_pid_tgid() >> 32;
+	ev->cgroup_id = 0;
+	ev->owner_tgid = 0;
+	ev->task_tgid = 0;
 	if (!sk)
-		return 0;
+		goto unowned;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
-		return 0;
+		goto unowned;
 	/* Storage is created here only to record the current task below. */
-	owner = bpf_sk_storage_get(&sock_owners, sk, 0,
-				   egress && skb_has_task ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	owner = bpf_sk_storage_get(&sock_owners, sk, 0, task ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!owner) {
-		if (egress && skb_has_task)
+		if (task)
 			count(DNSDOC_CTR_DROP_STORAGE);
-		return 0;
+		goto unowned;
 	}
 	/* A socket that existed before dnsdoc started has no owner yet. On egress a UDP
 	 * send runs in the sending task, and a TCP write in the writing task. */
-	if (skb_has_task && owner->tgid == 0 && egress && ev->task_tgid != 0) {
-		owner->tgid = ev->task_tgid;
-		owner->cgroup_id = bpf_sk_cgroup_id(sk);
-		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+	if (task && owner->tgid == 0) {
+		ev->task_tgid = bpf_get_current_pid_tgid() >> 32;
+		if (ev->task_tgid != 0) {
+			owner->tgid = ev->task_tgid;
+			owner->cgroup_id = bpf_sk_cgroup_id(sk);
+			bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+		}
 	}
 	ev->owner_tgid = owner->tgid;
 	ev->cgroup_id = owner->cgroup_id;
@@ -116,6 +122,12 @@ static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *e
 		bpf_map_update_elem(&announced_tgids, &owner->tgid, &one, BPF_ANY);
 		return 1;
 	}
+	return 0;
+unowned:
+	/* User space takes the sending task as the owner of an egress packet. */
+	if (task)
+		ev->task_tgid = bpf_get_current_pid_tgid() >> 32;
+	__builtin_memset(ev->owner_comm, 0, sizeof(ev->owner_comm));
 	return 0;
 }
 
@@ -138,12 +150,10 @@ static __always_inline __u64 wake_flags(__u64 bytes)
 }
 
 /*
- * Reserves a record with room for `room` payload bytes (a constant: the verifier wants
- * one per reserve call), copies the header and `n` <= room payload bytes from the packet
- * straight into it and submits it. Reserving in place, rather than assembling in a
- * scratch buffer and copying, saves a copy and the scratch bookkeeping per packet.
- * Returns 0, or -1 when the ring is full or the payload cannot be read (the caller
- * counts which).
+ * A continuation record: reserves room for `room` payload bytes (a constant: the
+ * verifier wants one per reserve call), copies the short header `hdr` and `n` <= room
+ * payload bytes from the packet straight into it and submits it. Returns 0, or -1 when
+ * the ring is full or the payload cannot be read.
  */
 static __always_inline int submit(struct __sk_buff *skb, const struct dns_event *hdr,
 				  __u32 payload_off, __u32 n, const __u32 room, __u64 flags)
@@ -168,21 +178,31 @@ static __always_inline int submit(struct __sk_buff *skb, const struct dns_event 
 	return 0;
 }
 
-/* One record of `n` payload bytes in the smallest size class that holds them: most DNS
- * messages are far shorter than DNSDOC_MAX_PAYLOAD, and the ring fills with what is
- * reserved, not with what is used. */
-static __always_inline int submit_sized(struct __sk_buff *skb, const struct dns_event *hdr,
-					__u32 payload_off, __u32 n, __u64 flags)
+/* Reserves a record with room for `n` payload bytes in the smallest size class that
+ * holds them (*room says which): most DNS messages are far shorter than
+ * DNSDOC_MAX_PAYLOAD, and the ring fills with what is reserved, not with what is used.
+ * One reserve call per class: the verifier wants a constant size. `room` is 64-bit so
+ * that a spill keeps its value for the 5.10 verifier. */
+static __always_inline struct dns_event *reserve_sized(__u32 n, __u64 *room)
 {
-	if (n <= 64)
-		return submit(skb, hdr, payload_off, n, 64, flags);
-	if (n <= 128)
-		return submit(skb, hdr, payload_off, n, 128, flags);
-	if (n <= 256)
-		return submit(skb, hdr, payload_off, n, 256, flags);
-	if (n <= 512)
-		return submit(skb, hdr, payload_off, n, 512, flags);
-	return submit(skb, hdr, payload_off, n, DNSDOC_MAX_PAYLOAD, flags);
+	if (n <= 64) {
+		*room = 64;
+		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 64, 0);
+	}
+	if (n <= 128) {
+		*room = 128;
+		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 128, 0);
+	}
+	if (n <= 256) {
+		*room = 256;
+		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 256, 0);
+	}
+	if (n <= 512) {
+		*room = 512;
+		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 512, 0);
+	}
+	*room = DNSDOC_MAX_PAYLOAD;
+	return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + DNSDOC_MAX_PAYLOAD, 0);
 }
 
 /*
@@ -225,25 +245,27 @@ __noinline int emit_continuations(struct __sk_buff *skb, __u64 off_len, __u64 co
 	return 0;
 }
 
-/* Builds the record for one packet and queues it in the ring buffer. */
+/* Builds the record for one packet in place in the ring buffer and submits it: the
+ * header is written once, straight into the reserved record (assembling it on the stack
+ * and copying it in cost a zeroing and a copy of 104 bytes per packet). */
 static __always_inline int handle(struct __sk_buff *skb, int egress)
 {
-	struct dns_event ev = {};
+	struct dns_event *rec;
 	__u32 payload_off;
 	struct l3 l3 = {};
-	__u64 flags;
+	struct l4 l4 = {};
+	__u64 flags, room, ts_ns, cookie;
 	__u32 len, n;
-	int rc;
 
 	if (parse_l3(skb, &l3) < 0)
 		return 1;
-	if (parse_l4(skb, &l3, &ev, &payload_off) < 0)
+	if (parse_l4(skb, &l3, &l4, &payload_off) < 0)
 		return 1;
-	if (!is_dns_port(ev.sport) && !is_dns_port(ev.dport))
+	if (!is_dns_port(l4.sport) && !is_dns_port(l4.dport))
 		return 1;
 	if (payload_off >= skb->len) {
 		/* No payload: only FIN and RST matter (they end a TCP stream). */
-		if (l3.protocol != IPPROTO_TCP || !(ev.tcp_flags & 0x05))
+		if (l3.protocol != IPPROTO_TCP || !(l4.tcp_flags & 0x05))
 			return 1;
 		len = 0;
 	} else {
@@ -251,35 +273,50 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 	}
 
 	count(DNSDOC_CTR_PACKETS);
-	ev.family = l3.family;
-	__builtin_memcpy(ev.saddr, l3.saddr, 16);
-	__builtin_memcpy(ev.daddr, l3.daddr, 16);
-	ev.ts_ns = bpf_ktime_get_ns();
-	ev.cookie = bpf_get_socket_cookie(skb);
-	ev.protocol = l3.protocol;
-	ev.direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
-	ev.payload_len = len;
 	n = len > DNSDOC_MAX_PAYLOAD ? DNSDOC_MAX_PAYLOAD : len;
-	ev.captured_len = n;
+	rec = reserve_sized(n, &room);
+	if (!rec) {
+		count(DNSDOC_CTR_DROP_RINGBUF);
+		return 1;
+	}
+	ts_ns = bpf_ktime_get_ns();
+	cookie = bpf_get_socket_cookie(skb);
+	rec->ts_ns = ts_ns;
+	rec->cookie = cookie;
+	__builtin_memcpy(rec->saddr, l3.saddr, 16);
+	__builtin_memcpy(rec->daddr, l3.daddr, 16);
+	rec->sport = l4.sport;
+	rec->dport = l4.dport;
+	rec->family = l3.family;
+	rec->protocol = l3.protocol;
+	rec->direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
+	rec->tcp_flags = l4.tcp_flags;
+	rec->tcp_seq = l4.tcp_seq;
+	rec->payload_len = len;
+	rec->captured_len = n;
+	rec->chunk_off = 0;
 
 	/* Wake user space at once for a socket's first record with a known owner, so it
 	 * reads /proc/PID while a short-lived client (dig) still waits for its answer. */
-	flags = wake_flags(sizeof(ev) + n);
-	if (fill_owner(skb, &ev, egress))
+	flags = wake_flags(sizeof(*rec) + n);
+	if (fill_owner(skb, rec, egress))
 		flags = BPF_RB_FORCE_WAKEUP;
 
+	/* 1..=room for the verifier (room is a power of two); n == 0 reads nothing. The
+	 * barrier keeps clang from proving the mask redundant and dropping it: 5.10-6.18
+	 * verifiers lose the bounds across the clamp above. */
+	barrier_var(n);
+	if (n > 0 && bpf_skb_load_bytes(skb, payload_off, rec + 1, ((n - 1) & (room - 1)) + 1) < 0) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		count(DNSDOC_CTR_DROP_LOAD);
+		return 1;
+	}
 	/* The first record here; the rest of a longer payload in continuation records,
 	 * which user space joins by (cookie, ts_ns) and counts as cut when it does not get
 	 * them all (past 64 KiB, or a continuation lost to a full ring). */
-	rc = submit_sized(skb, &ev, payload_off, n,
-			  len > DNSDOC_MAX_PAYLOAD ? BPF_RB_NO_WAKEUP : flags);
-	if (rc < 0) {
-		count(rc == -1 ? DNSDOC_CTR_DROP_RINGBUF : DNSDOC_CTR_DROP_LOAD);
-		return 1;
-	}
+	bpf_ringbuf_submit(rec, len > DNSDOC_MAX_PAYLOAD ? BPF_RB_NO_WAKEUP : flags);
 	if (len > DNSDOC_MAX_PAYLOAD)
-		emit_continuations(skb, ((__u64)payload_off << 32) | len, ev.cookie, ev.ts_ns,
-				   flags);
+		emit_continuations(skb, ((__u64)payload_off << 32) | len, cookie, ts_ns, flags);
 	return 1;
 }
 

@@ -160,10 +160,18 @@ static __always_inline int parse_l3_slow(struct __sk_buff *skb, struct l3 *p)
 		_rc;                                                                    \
 	})
 
+/* The transport layer of one packet. */
+struct l4 {
+	__u32 tcp_seq;		/* TCP sequence number of the first payload byte */
+	__u16 sport;		/* host byte order */
+	__u16 dport;
+	__u8 tcp_flags;		/* TCP flags byte */
+};
+
 /* Fills the ports (and for TCP, sequence number and flags) of `ev` from the transport
  * header at p->l4off and sets *payload_off. Returns 0, or -1 if the header is cut. */
 static __always_inline int parse_l4(struct __sk_buff *skb, const struct l3 *p,
-				    struct dns_event *ev, __u32 *payload_off)
+				    struct l4 *ev, __u32 *payload_off)
 {
 	if (p->protocol == IPPROTO_UDP) {
 		struct udphdr uh;
