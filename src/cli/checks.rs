@@ -60,15 +60,16 @@ impl CaptureArgs {
 }
 
 /// `--ring-buffer-bytes`: a size the kernel gets as asked (up to the next power of
-/// two), never one dnsdoc would silently clamp.
+/// two), never one dnsdoc would silently clamp. Bytes, or with a binary unit: `4M`,
+/// `4MiB`, `512K`, `1G` (K = 1024).
 pub fn parse_ring_bytes(s: &str) -> Result<u32, String> {
-    let n: u64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    let n = parse_size::Config::new()
+        .with_binary()
+        .parse_size(s.trim())
+        .map_err(|_| format!("'{s}' is not a size (bytes, or with a unit: 512K, 4M, 1G)"))?;
     if n < u64::from(RING_MIN) || n > u64::from(RING_MAX) {
         return Err(format!(
-            "must be between {RING_MIN} and {RING_MAX} bytes (4 KiB to 1 GiB)"
+            "must be between {RING_MIN} and {RING_MAX} bytes (4K to 1G)"
         ));
     }
     Ok(n as u32)
@@ -147,6 +148,18 @@ mod tests {
         let argv: Vec<String> = v.iter().map(ToString::to_string).collect();
         let cli = Cli::try_parse_from(&v).map_err(|e| one_line(&e, &argv))?;
         cli.check().map_err(|e| one_line(&e, &argv))
+    }
+
+    #[test]
+    fn ring_sizes_take_binary_units_and_stay_in_range() {
+        assert_eq!(parse_ring_bytes("4096"), Ok(4096));
+        assert_eq!(parse_ring_bytes("512K"), Ok(512 << 10));
+        assert_eq!(parse_ring_bytes("4M"), Ok(4 << 20));
+        assert_eq!(parse_ring_bytes("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_ring_bytes("1G"), Ok(1 << 30));
+        assert!(parse_ring_bytes("2G").unwrap_err().contains("between"));
+        assert!(parse_ring_bytes("1K").unwrap_err().contains("between"));
+        assert!(parse_ring_bytes("lots").unwrap_err().contains("not a size"));
     }
 
     #[test]

@@ -206,10 +206,11 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub node_root: PathBuf,
 
-    /// Kernel ring buffer size in bytes (rounded up to a power of two). The default holds
-    /// about 30 ms of a saturated 2-core node's DNS (500K packets/s of ~170-byte records,
-    /// zero drops measured); lost records are counted and mark the capture PARTIAL.
-    #[arg(long, value_name = "BYTES", default_value_t = 2 << 20, hide_short_help = true,
+    /// Kernel ring buffer size: bytes, or with a unit (512K, 4M, 1G), rounded up to a
+    /// power of two. The default holds about 30 ms of a saturated 2-core node's DNS
+    /// (500K packets/s of ~170-byte records, zero drops measured); lost records are
+    /// counted and mark the capture PARTIAL.
+    #[arg(long, value_name = "SIZE", default_value_t = 2 << 20, hide_short_help = true,
           value_parser = checks::parse_ring_bytes)]
     pub ring_buffer_bytes: u32,
 
