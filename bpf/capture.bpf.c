@@ -178,33 +178,6 @@ static __always_inline int submit(struct __sk_buff *skb, const struct dns_event 
 	return 0;
 }
 
-/* Reserves a record with room for `n` payload bytes in the smallest size class that
- * holds them (*room says which): most DNS messages are far shorter than
- * DNSDOC_MAX_PAYLOAD, and the ring fills with what is reserved, not with what is used.
- * One reserve call per class: the verifier wants a constant size. `room` is 64-bit so
- * that a spill keeps its value for the 5.10 verifier. */
-static __always_inline struct dns_event *reserve_sized(__u32 n, __u64 *room)
-{
-	if (n <= 64) {
-		*room = 64;
-		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 64, 0);
-	}
-	if (n <= 128) {
-		*room = 128;
-		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 128, 0);
-	}
-	if (n <= 256) {
-		*room = 256;
-		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 256, 0);
-	}
-	if (n <= 512) {
-		*room = 512;
-		return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + 512, 0);
-	}
-	*room = DNSDOC_MAX_PAYLOAD;
-	return bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + DNSDOC_MAX_PAYLOAD, 0);
-}
-
 /*
  * Emits the payload bytes past the first record, DNSDOC_MAX_PAYLOAD per record
  * (chunk_off = their offset), up to DNSDOC_MAX_CHUNKS records in all. Continuations
@@ -245,17 +218,74 @@ __noinline int emit_continuations(struct __sk_buff *skb, __u64 off_len, __u64 co
 	return 0;
 }
 
-/* Builds the record for one packet in place in the ring buffer and submits it: the
- * header is written once, straight into the reserved record (assembling it on the stack
- * and copying it in cost a zeroing and a copy of 104 bytes per packet). */
-static __always_inline int handle(struct __sk_buff *skb, int egress)
+/*
+ * Reserves the record of one packet with room for `room` payload bytes (a constant: the
+ * verifier wants one per reserve call, and the 5.10 verifier one per path through the
+ * payload load below; so each size class inlines its own copy), writes the header
+ * straight into it (assembling it on the stack and copying it in cost a zeroing and a
+ * copy of 104 bytes per packet), loads `n` <= room payload bytes and submits it, then
+ * any continuation records. Returns 0, -1 when the ring is full, -2 when the payload
+ * cannot be read.
+ */
+static __always_inline int emit(struct __sk_buff *skb, const struct l3 *l3, const struct l4 *l4,
+				__u32 payload_off, __u32 len, __u32 n, int egress, const __u32 room)
 {
 	struct dns_event *rec;
+	__u64 flags, ts_ns, cookie;
+
+	rec = bpf_ringbuf_reserve(&events, sizeof(struct dns_event) + room, 0);
+	if (!rec)
+		return -1;
+	ts_ns = bpf_ktime_get_ns();
+	cookie = bpf_get_socket_cookie(skb);
+	rec->ts_ns = ts_ns;
+	rec->cookie = cookie;
+	__builtin_memcpy(rec->saddr, l3->saddr, 16);
+	__builtin_memcpy(rec->daddr, l3->daddr, 16);
+	rec->sport = l4->sport;
+	rec->dport = l4->dport;
+	rec->family = l3->family;
+	rec->protocol = l3->protocol;
+	rec->direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
+	rec->tcp_flags = l4->tcp_flags;
+	rec->tcp_seq = l4->tcp_seq;
+	rec->payload_len = len;
+	rec->captured_len = n;
+	rec->chunk_off = 0;
+
+	/* Wake user space at once for a socket's first record with a known owner, so it
+	 * reads /proc/PID while a short-lived client (dig) still waits for its answer. */
+	flags = wake_flags(sizeof(*rec) + n);
+	if (fill_owner(skb, rec, egress))
+		flags = BPF_RB_FORCE_WAKEUP;
+
+	/* 1..=room for the verifier (room is a power of two); n == 0 reads nothing. The
+	 * barrier keeps clang from proving the mask redundant and dropping it: 5.10-6.18
+	 * verifiers lose the bounds across the clamp in handle(). */
+	barrier_var(n);
+	if (n > 0 && bpf_skb_load_bytes(skb, payload_off, rec + 1, ((n - 1) & (room - 1)) + 1) < 0) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		return -2;
+	}
+	/* The first record here; the rest of a longer payload in continuation records,
+	 * which user space joins by (cookie, ts_ns) and counts as cut when it does not get
+	 * them all (past 64 KiB, or a continuation lost to a full ring). */
+	bpf_ringbuf_submit(rec, len > DNSDOC_MAX_PAYLOAD ? BPF_RB_NO_WAKEUP : flags);
+	if (len > DNSDOC_MAX_PAYLOAD)
+		emit_continuations(skb, ((__u64)payload_off << 32) | len, cookie, ts_ns, flags);
+	return 0;
+}
+
+/* One record per packet, in the smallest size class that holds its payload: most DNS
+ * messages are far shorter than DNSDOC_MAX_PAYLOAD, and the ring fills with what is
+ * reserved, not with what is used. */
+static __always_inline int handle(struct __sk_buff *skb, int egress)
+{
 	__u32 payload_off;
 	struct l3 l3 = {};
 	struct l4 l4 = {};
-	__u64 flags, room, ts_ns, cookie;
 	__u32 len, n;
+	int rc;
 
 	if (parse_l3(skb, &l3) < 0)
 		return 1;
@@ -274,49 +304,18 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 
 	count(DNSDOC_CTR_PACKETS);
 	n = len > DNSDOC_MAX_PAYLOAD ? DNSDOC_MAX_PAYLOAD : len;
-	rec = reserve_sized(n, &room);
-	if (!rec) {
-		count(DNSDOC_CTR_DROP_RINGBUF);
-		return 1;
-	}
-	ts_ns = bpf_ktime_get_ns();
-	cookie = bpf_get_socket_cookie(skb);
-	rec->ts_ns = ts_ns;
-	rec->cookie = cookie;
-	__builtin_memcpy(rec->saddr, l3.saddr, 16);
-	__builtin_memcpy(rec->daddr, l3.daddr, 16);
-	rec->sport = l4.sport;
-	rec->dport = l4.dport;
-	rec->family = l3.family;
-	rec->protocol = l3.protocol;
-	rec->direction = egress ? DNSDOC_EGRESS : DNSDOC_INGRESS;
-	rec->tcp_flags = l4.tcp_flags;
-	rec->tcp_seq = l4.tcp_seq;
-	rec->payload_len = len;
-	rec->captured_len = n;
-	rec->chunk_off = 0;
-
-	/* Wake user space at once for a socket's first record with a known owner, so it
-	 * reads /proc/PID while a short-lived client (dig) still waits for its answer. */
-	flags = wake_flags(sizeof(*rec) + n);
-	if (fill_owner(skb, rec, egress))
-		flags = BPF_RB_FORCE_WAKEUP;
-
-	/* 1..=room for the verifier (room is a power of two); n == 0 reads nothing. The
-	 * barrier keeps clang from proving the mask redundant and dropping it: 5.10-6.18
-	 * verifiers lose the bounds across the clamp above. */
-	barrier_var(n);
-	if (n > 0 && bpf_skb_load_bytes(skb, payload_off, rec + 1, ((n - 1) & (room - 1)) + 1) < 0) {
-		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
-		count(DNSDOC_CTR_DROP_LOAD);
-		return 1;
-	}
-	/* The first record here; the rest of a longer payload in continuation records,
-	 * which user space joins by (cookie, ts_ns) and counts as cut when it does not get
-	 * them all (past 64 KiB, or a continuation lost to a full ring). */
-	bpf_ringbuf_submit(rec, len > DNSDOC_MAX_PAYLOAD ? BPF_RB_NO_WAKEUP : flags);
-	if (len > DNSDOC_MAX_PAYLOAD)
-		emit_continuations(skb, ((__u64)payload_off << 32) | len, cookie, ts_ns, flags);
+	if (n <= 64)
+		rc = emit(skb, &l3, &l4, payload_off, len, n, egress, 64);
+	else if (n <= 128)
+		rc = emit(skb, &l3, &l4, payload_off, len, n, egress, 128);
+	else if (n <= 256)
+		rc = emit(skb, &l3, &l4, payload_off, len, n, egress, 256);
+	else if (n <= 512)
+		rc = emit(skb, &l3, &l4, payload_off, len, n, egress, 512);
+	else
+		rc = emit(skb, &l3, &l4, payload_off, len, n, egress, DNSDOC_MAX_PAYLOAD);
+	if (rc < 0)
+		count(rc == -1 ? DNSDOC_CTR_DROP_RINGBUF : DNSDOC_CTR_DROP_LOAD);
 	return 1;
 }
 
