@@ -419,7 +419,14 @@ fn dnsperf_over_udp_and_dig_keepopen_over_tcp_counts_match() {
         .iter()
         .find(|p| p.pid == dig_pid)
         .expect("dig row");
-    assert_eq!((dig.comm.as_str(), dig.counts.queries), ("dig", 60));
+    assert_eq!(dig.counts.queries, 60);
+    // Named from /proc, or by the kernel's thread name when that read lost the race to
+    // dig's exit (seen once on 5.10 under a loaded qemu; the naming itself is
+    // dig_over_udp_...'s subject).
+    assert!(
+        dig.comm == "dig" || dig.comm.starts_with("isc-net"),
+        "{dig:?}"
+    );
     let tcp = s
         .servers
         .iter()
