@@ -11,44 +11,14 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+mod doctor_cli {
+    pub mod fixtures;
+    pub mod run;
+}
 use common::{builtin_rule, require_root, rule_fixture_files, rule_test_cases, TempDir};
-use dnsdoc::rules::{evaluate_all, CheckStatus, RuleSet};
-use dnsdoc::snapshot::Snapshot;
-
-const HEALTHY: &str = "tests/fixtures/snapshots/healthy.json";
-const INCIDENT: &str = "tests/fixtures/snapshots/incident.json";
-const EMPTY: &str = "tests/fixtures/snapshots/empty.json";
-const LOW: &str = "tests/fixtures/snapshots/low_traffic.json";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn dnsdoc(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
-        .args(args)
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run dnsdoc");
-    Run {
-        code: out.status.code().expect("exit code"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-/// How many built-in rules there are.
-fn builtin_rules() -> usize {
-    RuleSet::builtin().unwrap().rules().len()
-}
-
-/// What the built-in rules make of a fixture snapshot, as the library evaluates it.
-fn evaluate_builtin(snapshot: &str) -> dnsdoc::rules::Evaluation {
-    let s = Snapshot::read(Path::new(snapshot)).unwrap();
-    evaluate_all(&s, &RuleSet::builtin().unwrap())
-}
+use dnsdoc::rules::CheckStatus;
+use doctor_cli::fixtures::*;
+use doctor_cli::run::dnsdoc;
 
 #[test]
 fn table_on_a_healthy_node_is_a_one_line_all_clear() {
@@ -130,28 +100,6 @@ fn low_traffic_says_how_much_could_not_be_judged() {
         "{}",
         t.stdout
     );
-}
-
-/// A warnings-only snapshot: the healthy one with enough SERVFAIL (2% with the shipped
-/// thresholds) to be past the WARNING and below the CRITICAL threshold of both
-/// dns_servfail and dns_failure_rate, as the built-in rules set them.
-fn warnings_only(tmp: &TempDir) -> String {
-    let (servfail, failure) = (
-        builtin_rule("dns_servfail"),
-        builtin_rule("dns_failure_rate"),
-    );
-    let lo = servfail.warning.unwrap().max(failure.warning.unwrap());
-    let hi = servfail.critical.unwrap().min(failure.critical.unwrap());
-    assert!(lo < hi, "no ratio is WARNING for both rules");
-    let mut s = Snapshot::read(Path::new(HEALTHY)).unwrap();
-    let c = &mut s.totals.counts;
-    let completed = (c.responses + c.timeouts) as f64;
-    let n = ((lo + (hi - lo) / 4.0) * completed).round() as u64;
-    c.failures += n - c.rcodes.SERVFAIL;
-    c.rcodes.SERVFAIL = n;
-    let p = tmp.path().join("warn.json");
-    s.write_atomic(&p).unwrap();
-    p.display().to_string()
 }
 
 #[test]

@@ -398,7 +398,7 @@ fn watch_interval_prints_one_json_line_per_window_that_add_up() {
     );
 }
 
-/// The zone of tests/chaos_live.rs: names under cluster.local that exist, and
+/// The zone of the chaos live tests (tests/common/chaos.rs): names under cluster.local that exist, and
 /// NXDOMAIN for the rest of cluster.local.
 const CLUSTER_DNS: &[&str] = &[
     "--local=/cluster.local/",

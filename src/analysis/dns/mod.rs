@@ -11,7 +11,7 @@
 //! (four times per query when client and server are both local), and hickory's
 //! `Header::read` plus `Name::read` with their allocations were a quarter of dnsdoc's
 //! CPU at saturation. Behaviour is pinned to hickory's by a differential test (tests.rs)
-//! and by the fuzz oracles in tests/fuzz/oracles.rs.
+//! and by the fuzz oracles in tests/fuzz/oracles/dns.rs.
 //!
 //! The bytes come straight off the wire from arbitrary peers, so every input, however
 //! malformed, must produce a value or an error, never a panic or hang.
