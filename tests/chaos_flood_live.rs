@@ -125,22 +125,7 @@ fn slow_server(cg: &TestCgroup, port: u16) -> SlowServer {
 
 /// Runs chaos from the client leaf with --cgroup naming the parent (both leaves).
 fn chaos_from(leaf: &Leaf, cg: &TestCgroup, port: u16, args: &[&str]) -> Run {
-    let target = format!("127.0.0.1:{port}");
-    let out = in_cgroup(&leaf.0, env!("CARGO_BIN_EXE_dnsdoc"))
-        .arg("chaos")
-        .args(args)
-        .args(["--target", &target, "--yes", "--format", "json", "--cgroup"])
-        .arg(&cg.path)
-        .output()
-        .expect("run dnsdoc chaos");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not a chaos report ({e}); stderr: {stderr}"));
-    Run {
-        code: out.status.code(),
-        report,
-        stderr,
-    }
+    chaos_in(&leaf.0, &cg.path, port, args)
 }
 
 #[test]

@@ -78,12 +78,17 @@ impl Run {
 
 /// Runs `dnsdoc chaos ARGS --target 127.0.0.1:PORT --yes --format json` inside `cg`.
 pub fn chaos(cg: &Path, port: u16, args: &[&str]) -> Run {
+    chaos_in(cg, cg, port, args)
+}
+
+/// [`chaos`] run from the cgroup `run_in`, watching the cgroup `watched` (`--cgroup`).
+pub fn chaos_in(run_in: &Path, watched: &Path, port: u16, args: &[&str]) -> Run {
     let target = format!("127.0.0.1:{port}");
-    let out = in_cgroup(cg, env!("CARGO_BIN_EXE_dnsdoc"))
+    let out = in_cgroup(run_in, env!("CARGO_BIN_EXE_dnsdoc"))
         .arg("chaos")
         .args(args)
         .args(["--target", &target, "--yes", "--format", "json", "--cgroup"])
-        .arg(cg)
+        .arg(watched)
         .output()
         .expect("run dnsdoc chaos");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
