@@ -73,13 +73,14 @@ static __always_inline void count(__u32 idx)
 
 /* Fills the owner fields of `ev` (a record in the ring): from socket storage, else (on
  * egress, where the kernel allows it) the current task, which also becomes the owner of
- * a socket that existed before dnsdoc started. The task is read only then: a socket
- * with an owner (nearly every packet) skips the helper call. Returns 1 the first time a
+ * a socket that existed before dnsdoc started. Otherwise the task is read only on UDP
+ * egress (see below): a TCP packet or an ingress packet of an owned socket skips it. Returns 1 the first time a
  * known owner is reported for this socket and that owner is a process not announced
  * before: user space is then woken at once to read /proc/PID while a short-lived client
  * still exists. Once per process, not per socket: a client that opens a socket per
  * query (glibc, dig's worker) would otherwise pay a wakeup of dnsdoc in every lookup. */
-static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress)
+static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress,
+				      int udp)
 {
 	struct bpf_sock *sk = skb->sk;
 	int task = egress && skb_has_task;
@@ -100,13 +101,22 @@ static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *e
 			count(DNSDOC_CTR_DROP_STORAGE);
 		goto unowned;
 	}
-	/* A socket that existed before dnsdoc started has no owner yet. On egress a UDP
-	 * send runs in the sending task, and a TCP write in the writing task. */
-	if (task && owner->tgid == 0) {
-		ev->task_tgid = bpf_get_current_pid_tgid() >> 32;
-		if (ev->task_tgid != 0) {
-			owner->tgid = ev->task_tgid;
+	/* On egress (where the kernel allows it) the sending task is at hand. It names a
+	 * socket that existed before dnsdoc started. For UDP, always sent from the sender's
+	 * own sendmsg, it also follows a socket shared by several processes (a pre-forked
+	 * server) to the one sending now: what the sendmsg and recvmsg hooks do elsewhere,
+	 * which on such kernels are not attached (they were two program runs per query on
+	 * a server's own path; see owner.bpf.c). TCP may transmit from a softirq (segments
+	 * released by an ACK), where the current task is anyone: there only a socket
+	 * without an owner takes it. */
+	if (task && (udp || owner->tgid == 0)) {
+		__u32 cur = bpf_get_current_pid_tgid() >> 32;
+
+		ev->task_tgid = cur;
+		if (cur != 0 && cur != owner->tgid) {
+			owner->tgid = cur;
 			owner->cgroup_id = bpf_sk_cgroup_id(sk);
+			owner->announced = 0;
 			bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 		}
 	}
@@ -256,7 +266,7 @@ static __always_inline int emit(struct __sk_buff *skb, const struct l3 *l3, cons
 	/* Wake user space at once for a socket's first record with a known owner, so it
 	 * reads /proc/PID while a short-lived client (dig) still waits for its answer. */
 	flags = wake_flags(sizeof(*rec) + n);
-	if (fill_owner(skb, rec, egress))
+	if (fill_owner(skb, rec, egress, l3->protocol == IPPROTO_UDP))
 		flags = BPF_RB_FORCE_WAKEUP;
 
 	/* 1..=room for the verifier (room is a power of two); n == 0 reads nothing. The

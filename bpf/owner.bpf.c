@@ -9,6 +9,10 @@
  * capture.bpf.c). A TCP server's accepted sockets never pass through these hooks: the
  * storage map is BPF_F_CLONE, so they inherit the owner recorded on the listener at
  * bind(). Sockets created before dnsdoc started are resolved by user space.
+ *
+ * Where cgroup_skb programs can read the current task (6.18 on), UDP egress names the
+ * sender itself and the sendmsg/recvmsg hooks are not loaded (src/capture/mod.rs): on
+ * a saturated server they were two program runs per query on its own path.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>

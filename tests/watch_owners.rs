@@ -121,3 +121,75 @@ fn a_resend_to_a_silent_local_server_is_one_retransmission_per_view() {
     assert_eq!(s.server_side.counts.queries, 1, "{:#?}", s.server_side);
     assert_eq!(s.server_side.retransmissions, 1);
 }
+
+/// A pre-forked server: the parent binds the UDP socket and sleeps, its forked worker
+/// answers every query on the inherited socket.
+const FORKED_WORKER: &str = "\
+import os, socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', int(sys.argv[1])))
+pid = os.fork()
+if pid:
+    open('/proc/self/comm', 'w').write('binder')
+    print(pid, flush=True)
+    time.sleep(120)
+    sys.exit(0)
+open('/proc/self/comm', 'w').write('worker')
+while True:
+    q, peer = u.recvfrom(512)
+    u.sendto(q[:2] + b'\\x81\\x80' + q[4:], peer)
+";
+
+/// A socket shared by processes is named by the one using it, not by the one that bound
+/// it: the worker's answers (recvmsg/sendmsg hooks on kernels whose cgroup_skb programs
+/// cannot read the current task, UDP egress itself on the others).
+#[test]
+fn a_socket_a_forked_worker_answers_on_is_named_by_the_worker() {
+    if !require_bpf("a_socket_a_forked_worker_answers_on_is_named_by_the_worker") {
+        return;
+    }
+    let cg = TestCgroup::new("forked");
+    let port = free_port();
+    let port_s = port.to_string();
+    let watch = start_watch(&cg, &[port], &["--timeout", "1s"]);
+    let mut child = cg
+        .command("python3", &["-c", FORKED_WORKER, &port_s])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("worker pid line");
+    let binder = Guard(child);
+    let worker: u32 = line.trim().parse().expect("worker pid");
+    for _ in 0..4 {
+        let (_, out) = cg.run(
+            "dig",
+            &[
+                "@127.0.0.1",
+                "-p",
+                &port_s,
+                "forked.test",
+                "+tries=1",
+                "+timeout=1",
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let s = watch.stop().snapshot;
+    // SAFETY: kill(2) with a pid we forked (the worker), plain FFI.
+    unsafe { libc::kill(worker as i32, libc::SIGKILL) };
+    drop(binder);
+
+    assert_eq!(s.totals.counts.queries, 4, "{:#?}", s.totals);
+    assert_eq!(s.server_side.counts.queries, 4, "{:#?}", s.server_side);
+    let l = s
+        .server_side
+        .listeners
+        .iter()
+        .find(|l| l.protocol == "udp")
+        .unwrap_or_else(|| panic!("no udp listener row: {:#?}", s.server_side));
+    assert_eq!((l.pid, l.comm.as_str()), (worker, "worker"), "{l:#?}");
+}

@@ -78,6 +78,15 @@ pub const HOOKS: [Hook; 10] = {
     ]
 };
 
+/// The owner hooks that run on every UDP message (not once per socket), needed only
+/// where cgroup_skb programs cannot read the current task.
+const PER_MESSAGE_HOOKS: [&str; 4] = [
+    "cgroup/sendmsg4",
+    "cgroup/sendmsg6",
+    "cgroup/recvmsg4",
+    "cgroup/recvmsg6",
+];
+
 /// What to capture.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
@@ -185,6 +194,15 @@ impl<'obj> Capture<'obj> {
             // Load the shared map only; owners then come from user space (sock_diag).
             for mut p in open_owner.open_object_mut().progs_mut() {
                 p.set_autoload(false);
+            }
+        } else if features.skb_current_task {
+            // UDP egress names its sender itself here (capture.bpf.c, fill_owner); the
+            // per-message hooks would be two more program runs per query on a server's
+            // own receive and send path.
+            for mut p in open_owner.open_object_mut().progs_mut() {
+                if PER_MESSAGE_HOOKS.contains(&&*p.section().to_string_lossy()) {
+                    p.set_autoload(false);
+                }
             }
         }
         let owner = open_owner
