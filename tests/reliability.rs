@@ -28,7 +28,7 @@ fn kill_9_during_a_live_doctor_leaves_nothing_attached() {
     let doctor = spawn_attached(cmd);
     assert_eq!(
         cg.attached_programs() as usize,
-        dnsdoc::capture::HOOKS.len()
+        dnsdoc::capture::hooks_for(&dnsdoc::capture::KernelFeatures::probe()).len()
     );
     doctor.signal("-KILL");
     let (code, _, _) = doctor.wait();

@@ -52,7 +52,7 @@ fn sigterm_ends_the_window_with_a_snapshot_and_detaches_every_probe() {
     let watch = start_watch(&cg, &[port], &[]);
     assert_eq!(
         cg.attached_programs() as usize,
-        dnsdoc::capture::HOOKS.len(),
+        dnsdoc::capture::hooks_for(&dnsdoc::capture::KernelFeatures::probe()).len(),
         "one program on every hook"
     );
     dig(&cg, port, "a.good.test");
@@ -77,7 +77,7 @@ fn kill_9_leaves_nothing_attached_and_the_next_run_works() {
     let watch = start_watch(&cg, &[port], &[]);
     assert_eq!(
         cg.attached_programs() as usize,
-        dnsdoc::capture::HOOKS.len()
+        dnsdoc::capture::hooks_for(&dnsdoc::capture::KernelFeatures::probe()).len()
     );
     watch.signal("-KILL");
     let (code, _, file) = watch.wait();

@@ -87,6 +87,22 @@ const PER_MESSAGE_HOOKS: [&str; 4] = [
     "cgroup/recvmsg6",
 ];
 
+/// The hooks attached on a kernel with these features: all of them, less the owner
+/// hooks it cannot run (no socket storage in sock_addr programs; owners then come from
+/// sock_diag) or does not need: where cgroup_skb reads the current task, UDP egress
+/// names its sender itself (capture.bpf.c, fill_owner), and the per-message hooks
+/// would be two more program runs per query on a server's own receive and send path.
+pub fn hooks_for(features: &KernelFeatures) -> Vec<&'static Hook> {
+    HOOKS
+        .iter()
+        .filter(|h| {
+            let owner = h.section.starts_with("cgroup/");
+            let per_message = PER_MESSAGE_HOOKS.contains(&h.section);
+            !(owner && !features.sock_addr_storage) && !(per_message && features.skb_current_task)
+        })
+        .collect()
+}
+
 /// What to capture.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
@@ -195,14 +211,11 @@ impl<'obj> Capture<'obj> {
             for mut p in open_owner.open_object_mut().progs_mut() {
                 p.set_autoload(false);
             }
-        } else if features.skb_current_task {
-            // UDP egress names its sender itself here (capture.bpf.c, fill_owner); the
-            // per-message hooks would be two more program runs per query on a server's
-            // own receive and send path.
+        } else {
+            let wanted = hooks_for(&features);
             for mut p in open_owner.open_object_mut().progs_mut() {
-                if PER_MESSAGE_HOOKS.contains(&&*p.section().to_string_lossy()) {
-                    p.set_autoload(false);
-                }
+                let section = p.section().to_string_lossy().into_owned();
+                p.set_autoload(wanted.iter().any(|h| h.section == section));
             }
         }
         let owner = open_owner
@@ -409,6 +422,33 @@ mod tests {
         assert_eq!(offset_of!(dns_event, payload_len), 92);
         assert_eq!(offset_of!(dns_event, captured_len), 96);
         assert_eq!(offset_of!(dns_event, chunk_off), 100);
+    }
+
+    #[test]
+    fn per_message_owner_hooks_load_only_where_egress_cannot_name_the_sender() {
+        let sections =
+            |f: &KernelFeatures| -> Vec<&str> { hooks_for(f).iter().map(|h| h.section).collect() };
+        let old = KernelFeatures {
+            sock_addr_storage: true,
+            ..KernelFeatures::default()
+        };
+        assert_eq!(sections(&old), HOOKS.map(|h| h.section).to_vec());
+        let new = KernelFeatures {
+            skb_current_task: true,
+            ..old.clone()
+        };
+        let on_new = sections(&new);
+        assert!(on_new.contains(&"cgroup/bind4") && on_new.contains(&"cgroup_skb/egress"));
+        assert!(
+            on_new.iter().all(|s| !PER_MESSAGE_HOOKS.contains(s)),
+            "{on_new:?}"
+        );
+        let no_storage = sections(&KernelFeatures::default());
+        assert!(
+            no_storage.iter().all(|s| s.starts_with("cgroup_skb/")),
+            "{no_storage:?}"
+        );
+        assert!(!no_storage.is_empty());
     }
 
     #[test]
