@@ -96,9 +96,9 @@ pub fn hooks_for(features: &KernelFeatures) -> Vec<&'static Hook> {
     HOOKS
         .iter()
         .filter(|h| {
-            let owner = h.section.starts_with("cgroup/");
-            let per_message = PER_MESSAGE_HOOKS.contains(&h.section);
-            !(owner && !features.sock_addr_storage) && !(per_message && features.skb_current_task)
+            let cannot = h.section.starts_with("cgroup/") && !features.sock_addr_storage;
+            let need_not = PER_MESSAGE_HOOKS.contains(&h.section) && features.skb_current_task;
+            !cannot && !need_not
         })
         .collect()
 }
