@@ -14,60 +14,25 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::chaos::{check, serial, start_cluster_dns};
 use common::*;
 use serde_json::Value;
-
-/// dnsmasq answers the scenarios' names as a Kubernetes cluster DNS would.
-const CLUSTER_DNS: &[&str] = &[
-    "--local=/cluster.local/",
-    "--host-record=kubernetes.default.svc.cluster.local,10.96.0.1",
-    "--host-record=kube-dns.kube-system.svc.cluster.local,10.96.0.10",
-];
-
-/// The relay binds 127.53.x.y:53 from dnsdoc's pid: runs stay one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn start_cluster_dns(dir: &Path, port: u16) -> Guard {
-    start_dnsmasq_with(
-        &dir,
-        port,
-        &Dnsmasq {
-            zone: CLUSTER_DNS,
-            ..Dnsmasq::default()
-        },
-    )
-}
 
 /// Runs `dnsdoc chaos ARGS --target 127.0.0.1:PORT --yes --format json --verify`
 /// inside `cg`; returns the exit code and the report. The machine's resolv.conf must
 /// be the same afterwards, and the run must leave no clients' cgroup behind.
 fn chaos(cg: &Path, port: u16, args: &[&str]) -> (Option<i32>, Value) {
     let before = std::fs::read("/etc/resolv.conf").ok();
-    let target = format!("127.0.0.1:{port}");
-    let out = command_in_cgroup(cg, env!("CARGO_BIN_EXE_dnsdoc"), &["chaos"])
-        .args(args)
-        .args(["--target", &target, "--yes", "--format", "json", "--verify"])
-        .arg("--cgroup")
-        .arg(cg)
-        .output()
-        .expect("run dnsdoc chaos");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not a chaos report ({e}); stderr: {stderr}"));
+    let run = common::chaos::chaos(cg, port, &[args, &["--verify"]].concat());
     assert_eq!(
         std::fs::read("/etc/resolv.conf").ok(),
         before,
         "the machine's resolv.conf changed"
     );
     assert_no_leftovers(cg);
-    (out.status.code(), report)
+    (run.code, run.report)
 }
 
 /// No clients' cgroup below `cg`, no getent or worker in `cg`.
@@ -80,15 +45,6 @@ fn assert_no_leftovers(cg: &Path) {
         .filter(|n| n.starts_with("dnsdoc-chaos-"))
         .collect();
     assert!(children.is_empty(), "clients' cgroup left: {children:?}");
-}
-
-fn check<'a>(r: &'a Value, rule: &str) -> &'a Value {
-    r["verify"]["checks"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no checks: {r}"))
-        .iter()
-        .find(|c| c["rule"] == rule)
-        .unwrap_or_else(|| panic!("no check for {rule}"))
 }
 
 fn u(v: &Value) -> u64 {

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Mutex, MutexGuard};
 
+use common::chaos::{chaos, serial};
 use common::*;
 use serde_json::Value;
 
@@ -20,64 +19,6 @@ const ZONE: &[&str] = &[
     "--host-record=kubernetes.default.svc.cluster.local,10.96.0.1",
     "--host-record=kube-dns.kube-system.svc.cluster.local,10.96.0.10",
 ];
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A finished `dnsdoc chaos --format json` run and the pid it ran as.
-struct Run {
-    pid: u32,
-    code: Option<i32>,
-    report: Value,
-    stderr: String,
-}
-
-impl Run {
-    fn check(&self, rule: &str) -> &Value {
-        self.report["verify"]["checks"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no checks: {}", self.stderr))
-            .iter()
-            .find(|c| c["rule"] == rule)
-            .unwrap_or_else(|| panic!("no check for {rule}"))
-    }
-
-    fn findings(&self, rule: &str) -> Vec<&Value> {
-        self.report["verify"]["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["rule"] == rule)
-            .collect()
-    }
-}
-
-fn chaos(cg: &Path, port: u16, args: &[&str]) -> Run {
-    let target = format!("127.0.0.1:{port}");
-    let child = command_in_cgroup(cg, env!("CARGO_BIN_EXE_dnsdoc"), &[])
-        .arg("chaos")
-        .args(args)
-        .args(["--target", &target, "--yes", "--format", "json", "--cgroup"])
-        .arg(cg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run dnsdoc chaos");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait for dnsdoc chaos");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not a chaos report ({e}); stderr: {stderr}"));
-    Run {
-        pid,
-        code: out.status.code(),
-        report,
-        stderr,
-    }
-}
 
 #[test]
 fn tunnel_is_found_naming_the_chaos_process_and_its_baseline_is_quiet() {

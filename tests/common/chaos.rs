@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A finished `dnsdoc chaos --format json` run.
+/// A finished `dnsdoc chaos --format json` run and the pid it ran as.
 pub struct Run {
+    pub pid: u32,
     pub code: Option<i32>,
     pub report: Value,
     pub stderr: String,
@@ -36,12 +37,17 @@ pub struct Run {
 
 impl Run {
     pub fn check(&self, rule: &str) -> &Value {
-        self.report["verify"]["checks"]
+        check(&self.report, rule)
+    }
+
+    /// The findings of `rule`, whatever their severity.
+    pub fn findings(&self, rule: &str) -> Vec<&Value> {
+        self.report["verify"]["findings"]
             .as_array()
-            .unwrap_or_else(|| panic!("no checks: {}", self.stderr))
+            .unwrap()
             .iter()
-            .find(|c| c["rule"] == rule)
-            .unwrap_or_else(|| panic!("no check for {rule}"))
+            .filter(|f| f["rule"] == rule)
+            .collect()
     }
 
     pub fn fired(&self) -> Vec<String> {
@@ -76,6 +82,16 @@ impl Run {
     }
 }
 
+/// The `--verify` check of `rule` in a chaos report.
+pub fn check<'a>(report: &'a Value, rule: &str) -> &'a Value {
+    report["verify"]["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks: {report}"))
+        .iter()
+        .find(|c| c["rule"] == rule)
+        .unwrap_or_else(|| panic!("no check for {rule}"))
+}
+
 /// Runs `dnsdoc chaos ARGS --target 127.0.0.1:PORT --yes --format json` inside `cg`.
 pub fn chaos(cg: &Path, port: u16, args: &[&str]) -> Run {
     chaos_in(cg, cg, port, args)
@@ -84,17 +100,22 @@ pub fn chaos(cg: &Path, port: u16, args: &[&str]) -> Run {
 /// [`chaos`] run from the cgroup `run_in`, watching the cgroup `watched` (`--cgroup`).
 pub fn chaos_in(run_in: &Path, watched: &Path, port: u16, args: &[&str]) -> Run {
     let target = format!("127.0.0.1:{port}");
-    let out = in_cgroup(run_in, env!("CARGO_BIN_EXE_dnsdoc"))
+    let child = in_cgroup(run_in, env!("CARGO_BIN_EXE_dnsdoc"))
         .arg("chaos")
         .args(args)
         .args(["--target", &target, "--yes", "--format", "json", "--cgroup"])
         .arg(watched)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run dnsdoc chaos");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for dnsdoc chaos");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not a chaos report ({e}); stderr: {stderr}"));
     Run {
+        pid,
         code: out.status.code(),
         report,
         stderr,
