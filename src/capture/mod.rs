@@ -8,27 +8,26 @@
 
 pub mod event;
 pub mod probe;
-mod ring;
 mod skel;
 pub mod verifier;
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, RingBuffer, RingBufferBuilder};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 pub use event::{Direction, EventBatch, PacketEvent, Protocol};
 pub use probe::KernelFeatures;
 pub use verifier::unsupported;
-use ring::RingReader;
 
 use crate::exit::CollectError;
 use skel::capture::{CaptureSkel, CaptureSkelBuilder};
@@ -154,8 +153,9 @@ impl Default for ObjectStorage {
 pub struct Capture<'obj> {
     // Field order is drop order: links first, then the ring buffer, then the objects.
     links: Vec<Link>,
-    ring: RingReader,
-    queue: RefCell<Queue>,
+    // 'static: the callback owns its state; the ring keeps the map's memory mapped.
+    ring: RingBuffer<'static>,
+    queue: Rc<RefCell<Queue>>,
     /// The last poll stopped at MAX_BATCH: more records are waiting, take them at once.
     backlog: Cell<bool>,
     features: KernelFeatures,
@@ -272,9 +272,19 @@ impl<'obj> Capture<'obj> {
             .collect::<Result<_>>()?;
         let links = attach_to_cgroup(&cfg.cgroup, &attach)?;
 
-        let ring = RingReader::new(capture.maps.events.as_fd(), ring_bytes)
-            .context("mapping the ring buffer")?;
-        let queue = RefCell::new(Queue::default());
+        let queue = Rc::new(RefCell::new(Queue::default()));
+        let sink = Rc::clone(&queue);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&capture.maps.events, move |record: &[u8]| {
+                let mut q = sink.borrow_mut();
+                if q.events.push_record(record).is_err() {
+                    q.decode_errors += 1;
+                }
+                0
+            })
+            .context("registering the ring buffer")?;
+        let ring = builder.build().context("creating the ring buffer reader")?;
 
         Ok(Capture {
             links,
@@ -297,14 +307,12 @@ impl<'obj> Capture<'obj> {
             self.wait(timeout)?;
         }
         // Records written without a wakeup count too: consume whatever is there.
+        let n = self.ring.consume_raw_n(MAX_BATCH);
+        if n < 0 {
+            return Err(std::io::Error::from_raw_os_error(-n)).context("reading the ring buffer");
+        }
+        self.backlog.set(n as usize >= MAX_BATCH);
         let mut q = self.queue.borrow_mut();
-        let q = &mut *q;
-        let n = self.ring.consume(MAX_BATCH, |record| {
-            if q.events.push_record(record).is_err() {
-                q.decode_errors += 1;
-            }
-        });
-        self.backlog.set(n >= MAX_BATCH);
         debug_assert!(out.is_empty(), "poll into a batch not yet processed");
         // Swap batches: the caller gets the records, the ring gets back the spare slots
         // (and any packet whose continuations are still being written).
@@ -321,7 +329,9 @@ impl<'obj> Capture<'obj> {
 
     /// Sleeps until the ring has records the kernel woke us for, or `timeout` passes.
     fn wait(&self, timeout: Duration) -> Result<()> {
-        let mut fds = [PollFd::new(self.ring.fd(), PollFlags::POLLIN)];
+        // SAFETY: the epoll descriptor belongs to `self.ring`, which outlives this call.
+        let epoll = unsafe { BorrowedFd::borrow_raw(self.ring.epoll_fd()) };
+        let mut fds = [PollFd::new(epoll, PollFlags::POLLIN)];
         let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, ms) {
             // EINTR: a signal (Ctrl-C) arrived; the caller checks its flag.
