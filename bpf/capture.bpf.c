@@ -74,11 +74,12 @@ static __always_inline void count(__u32 idx)
 /* Fills the owner fields of `ev` (a record in the ring): from socket storage, else (on
  * egress, where the kernel allows it) the current task, which also becomes the owner of
  * a socket that existed before dnsdoc started. Otherwise the task is read only on UDP
- * egress (see below): a TCP packet or an ingress packet of an owned socket skips it. Returns 1 the first time a
- * known owner is reported for this socket and that owner is a process not announced
- * before: user space is then woken at once to read /proc/PID while a short-lived client
- * still exists. Once per process, not per socket: a client that opens a socket per
- * query (glibc, dig's worker) would otherwise pay a wakeup of dnsdoc in every lookup. */
+ * egress (see below): a TCP or ingress packet of an owned socket skips the helper.
+ * Returns 1 the first time a known owner is reported for this socket and that owner is
+ * a process not announced before: user space is then woken at once to read /proc/PID
+ * while a short-lived client still exists. Once per process, not per socket: a client
+ * that opens a socket per query (glibc, dig's worker) would otherwise pay a wakeup of
+ * dnsdoc in every lookup. */
 static __always_inline int fill_owner(struct __sk_buff *skb, struct dns_event *ev, int egress,
 				      int udp)
 {

@@ -206,17 +206,12 @@ impl<'obj> Capture<'obj> {
             .context("owner object has no .rodata")?;
         ro.dns_ports = ports;
         ro.n_ports = cfg.ports.len() as u32;
-        if !features.sock_addr_storage {
-            // Load the shared map only; owners then come from user space (sock_diag).
-            for mut p in open_owner.open_object_mut().progs_mut() {
-                p.set_autoload(false);
-            }
-        } else {
-            let wanted = hooks_for(&features);
-            for mut p in open_owner.open_object_mut().progs_mut() {
-                let section = p.section().to_string_lossy().into_owned();
-                p.set_autoload(wanted.iter().any(|h| h.section == section));
-            }
+        // Without socket storage in sock_addr programs only the shared map is loaded
+        // (owners then come from sock_diag); see hooks_for for the rest.
+        let wanted = hooks_for(&features);
+        for mut p in open_owner.open_object_mut().progs_mut() {
+            let section = p.section().to_string_lossy().into_owned();
+            p.set_autoload(wanted.iter().any(|h| h.section == section));
         }
         let owner = open_owner
             .load()
