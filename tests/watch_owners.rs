@@ -22,20 +22,27 @@ print('ready', flush=True)
 time.sleep(120)
 ";
 
-/// Starts [`SILENT_SERVER`] in `cg` on `port` and waits until it listens.
-fn start_silent_server(cg: &TestCgroup, port: &str) -> Guard {
+/// Starts the Python `script` with `port` in `cg` and returns it with the first line it
+/// prints (once that line is out, it listens).
+fn start_python(cg: &TestCgroup, script: &str, port: &str) -> (Guard, String) {
     let mut child = cg
-        .command("python3", &["-c", SILENT_SERVER, port])
+        .command("python3", &["-c", script, port])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn python3");
-    let mut ready = String::new();
+    let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .expect("server ready line");
-    assert_eq!(ready.trim(), "ready");
-    Guard(child)
+        .read_line(&mut line)
+        .expect("the script's first line");
+    (Guard(child), line.trim().to_string())
+}
+
+/// Starts [`SILENT_SERVER`] in `cg` on `port` and waits until it listens.
+fn start_silent_server(cg: &TestCgroup, port: &str) -> Guard {
+    let (server, ready) = start_python(cg, SILENT_SERVER, port);
+    assert_eq!(ready, "ready");
+    server
 }
 
 #[test]
@@ -151,18 +158,8 @@ fn a_socket_a_forked_worker_answers_on_is_named_by_the_worker() {
     let port = free_port();
     let port_s = port.to_string();
     let watch = start_watch(&cg, &[port], &["--timeout", "1s"]);
-    let mut child = cg
-        .command("python3", &["-c", FORKED_WORKER, &port_s])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("worker pid line");
-    let binder = Guard(child);
-    let worker: u32 = line.trim().parse().expect("worker pid");
+    let (binder, line) = start_python(&cg, FORKED_WORKER, &port_s);
+    let worker: u32 = line.parse().expect("worker pid");
     for _ in 0..4 {
         let (_, out) = cg.run(
             "dig",
