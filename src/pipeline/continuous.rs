@@ -162,7 +162,10 @@ pub fn run_continuous(
         windows += 1;
         let dropped = stage.trim_procs(MAX_PROCESS_NAMES, |t| open.tgids.contains(&t));
         series.evicted("process_names", dropped);
-        open = Open::new(now_ns);
+        open = Open {
+            agg: open.agg.next_window(),
+            ..Open::new(now_ns)
+        };
         if sink.window(&snap, &series)? == Flow::Stop
             || opts.max_windows.is_some_and(|m| windows >= m)
         {

@@ -262,7 +262,9 @@ pub struct Totals {
     pub counts: Counts,
     /// Responses with the TC bit set.
     pub truncated: u64,
-    /// Truncated answers whose question the same process then asked over TCP.
+    /// Truncated answers whose question the same process then asked over TCP, counted
+    /// in the window of the retry (in continuous runs, the answer may be in the one
+    /// before).
     pub truncated_retried_tcp: u64,
     /// The same query (socket, id, question) sent again before an answer.
     pub retransmissions: u64,

@@ -146,7 +146,6 @@ pub struct Aggregator {
     qtypes: HashMap<u16, Group>,
     names: HashMap<String, Tally>,
     untracked_name_queries: u64,
-    /// (tgid, question) of truncated UDP answers not yet retried over TCP.
     /// Truncated UDP answers not yet retried over TCP, counted per (process, question):
     /// one process's workers may be truncated on the same question at once.
     truncated_pending: HashMap<(u32, Question), u32>,
@@ -161,6 +160,16 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The aggregator of the next window (continuous runs): empty, except for the
+    /// truncated answers not yet retried, whose TCP retry may come after this window
+    /// closed and still counts as a retry in the next one.
+    pub fn next_window(&mut self) -> Self {
+        Aggregator {
+            truncated_pending: std::mem::take(&mut self.truncated_pending),
+            ..Self::default()
+        }
     }
 
     pub fn add(&mut self, a: &Attributed) {

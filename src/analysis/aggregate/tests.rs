@@ -106,6 +106,23 @@ fn truncated_udp_then_tcp_is_a_retry_only_for_the_same_process() {
 }
 
 #[test]
+fn a_tcp_retry_in_the_next_window_still_counts() {
+    let mut first = Aggregator::new();
+    let tc = Outcome::Answered {
+        rcode: 0,
+        truncated: true,
+        latency_ns: 1,
+    };
+    first.add(&tx(1, Protocol::Udp, "big.test.", tc));
+    let mut next = first.next_window();
+    next.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
+    let t = next.totals(1.0, 0);
+    assert_eq!((t.truncated, t.truncated_retried_tcp), (0, 1));
+    assert_eq!(t.tcp_queries, 1, "nothing else carried over");
+    assert_eq!(first.totals(1.0, 0).truncated, 1);
+}
+
+#[test]
 fn a_client_active_for_part_of_the_window_has_its_own_rate() {
     let mut agg = Aggregator::new();
     for (i, ts) in [0u64, 1_000_000_000, 2_000_000_000].into_iter().enumerate() {
