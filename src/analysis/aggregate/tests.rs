@@ -28,6 +28,15 @@ fn tx(tgid: u32, proto: Protocol, name: &str, outcome: Outcome) -> Attributed {
     }
 }
 
+/// A NOERROR answer with the TC bit.
+fn truncated() -> Outcome {
+    Outcome::Answered {
+        rcode: 0,
+        truncated: true,
+        latency_ns: 1,
+    }
+}
+
 fn answered(rcode: u16, ms: u64) -> Outcome {
     Outcome::Answered {
         rcode,
@@ -90,11 +99,7 @@ fn counts_ratios_and_percentiles() {
 #[test]
 fn truncated_udp_then_tcp_is_a_retry_only_for_the_same_process() {
     let mut agg = Aggregator::new();
-    let tc = Outcome::Answered {
-        rcode: 0,
-        truncated: true,
-        latency_ns: 1,
-    };
+    let tc = truncated();
     agg.add(&tx(1, Protocol::Udp, "big.test.", tc));
     agg.add(&tx(2, Protocol::Udp, "big.test.", tc));
     agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
@@ -108,11 +113,7 @@ fn truncated_udp_then_tcp_is_a_retry_only_for_the_same_process() {
 #[test]
 fn a_tcp_retry_in_the_next_window_still_counts() {
     let mut first = Aggregator::new();
-    let tc = Outcome::Answered {
-        rcode: 0,
-        truncated: true,
-        latency_ns: 1,
-    };
+    let tc = truncated();
     first.add(&tx(1, Protocol::Udp, "big.test.", tc));
     let mut next = first.next_window();
     next.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
@@ -173,11 +174,7 @@ fn a_listener_known_late_is_one_row_with_its_owner() {
 fn concurrent_truncations_of_one_process_each_count_their_retry() {
     // Two workers of one process truncated on the same question, both retry.
     let mut agg = Aggregator::new();
-    let tc = Outcome::Answered {
-        rcode: 0,
-        truncated: true,
-        latency_ns: 1,
-    };
+    let tc = truncated();
     agg.add(&tx(1, Protocol::Udp, "big.test.", tc));
     agg.add(&tx(1, Protocol::Udp, "big.test.", tc));
     agg.add(&tx(1, Protocol::Tcp, "big.test.", answered(0, 1)));
