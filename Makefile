@@ -47,7 +47,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Overhead and accuracy benchmark, root, about 10 minutes: dnsperf against dnsmasq at fixed
+## Overhead and accuracy benchmark, root, about 7 minutes: dnsperf against dnsmasq at fixed
 ## rates with and without dnsdoc (overhead), then dnsmasq and unbound at saturation, rounds
 ## of baseline / tcpdump / dnsdoc interleaved (saturation), then a one-query-at-a-time
 ## client's latency with and without dnsdoc (latency), then dns-flood --intensity high with
