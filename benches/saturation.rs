@@ -7,8 +7,8 @@
 //! `dnsdoc watch`, DNSDOC_BENCH_ROUNDS times (default 3) of DNSDOC_BENCH_SECONDS each
 //! (default 10). A round in which something outside the benchmark took more than
 //! OTHER_PCT_LIMIT of a core is printed, left out of the medians and measured again (at
-//! most twice as many rounds in all). Per server it prints every round, the median throughput ratio of each
-//! collector to the baseline of its round, dnsdoc's CPU per 10K q/s, the BPF cost per
+//! most twice as many rounds in all). Per server it prints every round, the median
+//! throughput ratio of each collector to the baseline of its round, dnsdoc's CPU per 10K q/s, the BPF cost per
 //! run of each of dnsdoc's programs (kernel.bpf_stats_enabled, switched on only for one
 //! extra dnsdoc round, because the stats cost something themselves), peak RSS, drops
 //! and whether dnsdoc's counts equal dnsperf's, each next to its target (PASS/MISS;
@@ -147,7 +147,7 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
     let mut probes = Vec::new();
     // Rounds where something outside the benchmark took CPU (see `other`) are measured
     // again, up to `rounds` more times; a ratio against a disturbed baseline means
-    // little (this VM's own housekeeping took 20-50 % of a core in some rounds).
+    // little (something outside the bench took 20-50 % of a core in some rounds here).
     let (mut disturbed, mut runs, mut round) = (0, 0, 0);
     // dnsdoc's rounds left out of the medians still count for drops and exactness.
     let mut set_aside = Vec::new();
