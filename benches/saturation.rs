@@ -8,11 +8,11 @@
 //! (default 10). A round in which something outside the benchmark took more than
 //! OTHER_PCT_LIMIT of a core is printed, left out of the medians and measured again (at
 //! most twice as many rounds in all). Per server it prints every round, the median
-//! throughput ratio of each collector to the baseline of its round, dnsdoc's CPU per 10K q/s, the BPF cost per
-//! run of each of dnsdoc's programs (kernel.bpf_stats_enabled, switched on only for one
-//! extra dnsdoc round, because the stats cost something themselves), peak RSS, drops
-//! and whether dnsdoc's counts equal dnsperf's, each next to its target (PASS/MISS;
-//! nothing is enforced). Servers: DNSDOC_BENCH_SERVERS (default "dnsmasq,unbound").
+//! throughput ratio of each collector to the baseline of its round, dnsdoc's CPU per
+//! 10K q/s, the BPF cost per run of each of dnsdoc's programs (kernel.bpf_stats_enabled,
+//! switched on only for one extra dnsdoc round, because the stats cost something
+//! themselves), peak RSS, drops and whether dnsdoc's counts equal dnsperf's, each next
+//! to its target (PASS/MISS; nothing is enforced). Servers: DNSDOC_BENCH_SERVERS (default "dnsmasq,unbound").
 //! Both servers, dnsperf and dig run in the bench's own cgroup on 127.0.0.1; dnsdoc
 //! watches that cgroup only. Needs root.
 
