@@ -148,7 +148,7 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
     // Rounds where something outside the benchmark took CPU (see `other`) are measured
     // again, up to `rounds` more times; a ratio against a disturbed baseline means
     // little (something outside the bench took 20-50 % of a core in some rounds here).
-    let (mut disturbed, mut runs, mut round) = (0, 0, 0);
+    let (mut disturbed, mut round) = (0, 0);
     // dnsdoc's rounds left out of the medians still count for drops and exactness.
     let mut set_aside = Vec::new();
     while base.len() < rounds && round < 2 * rounds {
@@ -171,7 +171,6 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
         let d = dnsdoc_round(b, false);
         print_row(&r, "dnsdoc", &d.load, Some(perf.qps), &d.notes);
         println!("{:>6}{}", "", d.counts);
-        runs += 4;
         let busy = [&base_round, &t, &p, &d.load]
             .iter()
             .filter(|l| l.other_pct > OTHER_PCT_LIMIT)
@@ -198,7 +197,6 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
     print_row("stats", "dnsdoc", &st.load, Some(median(&base)), &st.notes);
     println!("{:>6}{}", "", st.counts);
     disturbed += usize::from(st.load.other_pct > OTHER_PCT_LIMIT);
-    runs += 1;
 
     let ratio_t = median(&tcpd);
     let ratios: Vec<f64> = dnsd
@@ -231,8 +229,9 @@ fn bench_server(server: &str, b: &Bench, rounds: usize) {
 
     if disturbed > 0 {
         println!(
-            "\n{server}: {disturbed} of {runs} runs had other > {OTHER_PCT_LIMIT} % of a core \
+            "\n{server}: {disturbed} of {} runs had other > {OTHER_PCT_LIMIT} % of a core \
              (something else ran on the box); their rounds are not in the medians{}",
+            4 * round + 1,
             if base.len() < rounds {
                 format!(", and only {} undisturbed rounds were measured", base.len())
             } else {

@@ -52,7 +52,7 @@ fn sigterm_ends_the_window_with_a_snapshot_and_detaches_every_probe() {
     let watch = start_watch(&cg, &[port], &[]);
     assert_eq!(
         cg.attached_programs() as usize,
-        dnsdoc::capture::hooks_for(&dnsdoc::capture::KernelFeatures::probe()).len(),
+        expected_programs(),
         "one program on every hook"
     );
     dig(&cg, port, "a.good.test");
@@ -75,10 +75,7 @@ fn kill_9_leaves_nothing_attached_and_the_next_run_works() {
     let port = free_port();
     let _dnsmasq = start_dnsmasq(&cg, port, &[]);
     let watch = start_watch(&cg, &[port], &[]);
-    assert_eq!(
-        cg.attached_programs() as usize,
-        dnsdoc::capture::hooks_for(&dnsdoc::capture::KernelFeatures::probe()).len()
-    );
+    assert_eq!(cg.attached_programs() as usize, expected_programs());
     watch.signal("-KILL");
     let (code, _, file) = watch.wait();
     assert_eq!(code, None, "killed by a signal");

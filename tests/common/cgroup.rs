@@ -63,6 +63,11 @@ pub fn command_in_cgroup(dir: &Path, program: &str, args: &[&str]) -> Command {
     c
 }
 
+/// Programs dnsdoc attaches on this kernel: one per hook it loads (see `hooks_for`).
+pub fn expected_programs() -> usize {
+    dnsdoc::capture::hooks_for(&dnsdoc::capture::KernelFeatures::probe()).len()
+}
+
 impl TestCgroup {
     /// BPF programs attached to this cgroup, as the kernel reports them (BPF_PROG_QUERY
     /// for every hook dnsdoc uses). 0 means dnsdoc left nothing behind.

@@ -44,7 +44,7 @@ impl Run {
     pub fn findings(&self, rule: &str) -> Vec<&Value> {
         self.report["verify"]["findings"]
             .as_array()
-            .unwrap()
+            .unwrap_or_else(|| panic!("no findings: {}", self.stderr))
             .iter()
             .filter(|f| f["rule"] == rule)
             .collect()
@@ -53,7 +53,7 @@ impl Run {
     pub fn fired(&self) -> Vec<String> {
         self.report["verify"]["findings"]
             .as_array()
-            .unwrap()
+            .unwrap_or_else(|| panic!("no findings: {}", self.stderr))
             .iter()
             .filter(|f| f["severity"] != "INFO")
             .map(|f| f["rule"].as_str().unwrap().to_string())
