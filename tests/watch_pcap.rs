@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -42,7 +42,12 @@ fn live_capture_and_its_tcpdump_file_give_the_same_numbers() {
         // -i lo, not -i any: on this kernel `any` (SLL2) now and then lacks a loopback
         // TCP segment the kernel delivered (seen: the server acks 55 bytes the file does
         // not hold). SLL2 files are covered by tests/pcap_input.rs.
-        .args(["-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w"])
+        // -B: in immediate mode libpcap gives every packet a slot of the snapshot length
+        // (256 KiB with -s 0), so its default 2 MiB buffer holds 8 packets: a tcpdump
+        // descheduled for a moment on a busy VM dropped 16 of 286 (the file then lacked
+        // queries dnsdoc saw). 64 MiB holds 256.
+        .args(["-i", "lo", "--immediate-mode", "-U", "-s", "0"])
+        .args(["-B", "65536", "-w"])
         .arg(&pcap)
         .arg(&filter)
         .stdout(Stdio::null())
@@ -87,6 +92,14 @@ fn live_capture_and_its_tcpdump_file_give_the_same_numbers() {
         .args(["-INT", &tcpdump.id().to_string()])
         .status();
     tcpdump.wait().unwrap();
+    // The file is the reference only if tcpdump kept every packet it was given.
+    let mut stats = String::new();
+    err.read_to_string(&mut stats).unwrap();
+    let dropped = stats
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(" packets dropped by kernel"))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert_eq!(dropped, Some(0), "tcpdump lost packets: {stats}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_dnsdoc"))
         .args(["watch", "--pcap"])
@@ -145,7 +158,10 @@ fn live_capture_and_its_tcpdump_file_give_the_same_numbers() {
     );
     assert_eq!(file.latency.samples, live.latency.samples);
     // tcpdump stamps a packet where the packet tap sees it, dnsdoc at the cgroup hook:
-    // a few microseconds apart on loopback (0.3 ms of slack for a loaded CI box).
+    // a few microseconds apart on loopback (0.3 ms of slack for a loaded CI box). Not the
+    // maximum: one sender preempted between the hook and the tap (a VM's vCPU stolen by
+    // its host) moved it by 0.5-0.7 ms in 2 of 4 runs on a disturbed VM; the median and
+    // the mean are what the two inputs must agree on.
     let close = |a: Option<f64>, b: Option<f64>, what: &str| {
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!((a - b).abs() < 0.3, "{what}: live {a} ms, file {b} ms");
@@ -155,7 +171,7 @@ fn live_capture_and_its_tcpdump_file_give_the_same_numbers() {
         "under an emulated CPU the two capture points are up to a millisecond apart",
     ) {
         close(live.latency.mean_ms, file.latency.mean_ms, "mean latency");
-        close(live.latency.max_ms, file.latency.max_ms, "max latency");
+        close(live.latency.p50_ms, file.latency.p50_ms, "median latency");
     }
     assert!(file.processes.is_empty(), "no processes in a file");
     assert!(
