@@ -122,13 +122,15 @@ fn serve_exposes_live_traffic_that_promtool_accepts_and_stops_on_sigterm() {
     });
     assert_eq!(
         sample(&text, "dnsdoc_responses_total{rcode=\"NXDOMAIN\"}"),
-        Some(4.0)
+        Some(4.0),
+        "{text}"
     );
     assert_eq!(
         sample(&text, "dnsdoc_responses_total{rcode=\"NOERROR\"}"),
-        Some(10.0)
+        Some(10.0),
+        "{text}"
     );
-    assert_eq!(sample(&text, "dnsdoc_timeouts_total"), Some(0.0));
+    assert_eq!(sample(&text, "dnsdoc_timeouts_total"), Some(0.0), "{text}");
     assert_eq!(
         sample(&text, "dnsdoc_server_queries_total"),
         Some(14.0),

@@ -158,6 +158,8 @@ pub struct Capture<'obj> {
     queue: Rc<RefCell<Queue>>,
     /// The last poll stopped at MAX_BATCH: more records are waiting, take them at once.
     backlog: Cell<bool>,
+    /// See [`Capture::seen_until_ns`].
+    seen_until_ns: Cell<u64>,
     features: KernelFeatures,
     capture: CaptureSkel<'obj>,
     _owner: OwnerSkel<'obj>,
@@ -286,6 +288,7 @@ impl<'obj> Capture<'obj> {
             ring,
             queue,
             backlog: Cell::new(false),
+            seen_until_ns: Cell::new(0),
             features,
             capture,
             _owner: owner,
@@ -301,7 +304,9 @@ impl<'obj> Capture<'obj> {
         if !self.backlog.get() && !timeout.is_zero() {
             self.wait(timeout)?;
         }
-        // Records written without a wakeup count too: consume whatever is there.
+        // Records written without a wakeup count too: consume whatever is there. The
+        // clock is read first: a packet stamped before it is in the ring by now.
+        let drained_at = crate::signals::monotonic_ns();
         let n = self.ring.consume_raw_n(MAX_BATCH);
         if n < 0 {
             return Err(std::io::Error::from_raw_os_error(-n)).context("reading the ring buffer");
@@ -314,7 +319,18 @@ impl<'obj> Capture<'obj> {
         std::mem::swap(out, &mut q.events);
         q.events.clear();
         out.hold_back_open(&mut q.events);
+        let seen = event::seen_until(drained_at, self.backlog.get(), out, &q.events);
+        self.seen_until_ns.set(self.seen_until_ns.get().max(seen));
         Ok(())
+    }
+
+    /// The time (CLOCK_MONOTONIC ns) up to which every packet has been handed over by
+    /// [`Capture::poll`]. A query is a timeout only when it is older than the timeout
+    /// at this time: reading the clock at expiry instead turned answered queries into
+    /// timeouts whenever the analysis of a batch outlasted the timeout while their
+    /// answers waited in the ring (seen on an emulated CPU: 2 s for one batch).
+    pub fn seen_until_ns(&self) -> u64 {
+        self.seen_until_ns.get()
     }
 
     /// Whether the last poll left records in the ring (it took [`MAX_BATCH`]).

@@ -152,7 +152,8 @@ pub fn run_continuous(
             continue;
         }
         let counts = take_counts(source, &stage, &mut marks, None)?;
-        let done = lookups.take_tallies(now_ns);
+        // Lookups end on the clock of what was seen: a query still in the ring may join.
+        let done = lookups.take_tallies(source.seen_until_ns());
         let snap = close(
             source, opts, scope, &open, now_ns, &counts, &mut stage, &done,
         );

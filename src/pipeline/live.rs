@@ -38,6 +38,10 @@ impl EventSource for LiveSource<'_> {
         signals::monotonic_ns()
     }
 
+    fn seen_until_ns(&self) -> u64 {
+        self.capture.seen_until_ns()
+    }
+
     fn stop(&mut self) {
         self.capture.detach();
     }

@@ -47,6 +47,13 @@ pub trait EventSource {
     /// this time are timeouts.
     fn now_ns(&self) -> u64;
 
+    /// The time in the same base up to which every event has been handed over by
+    /// `poll`: the clock for timeouts. Later than that, an answer may still be waiting
+    /// in the source while the analysis takes its query for unanswered.
+    fn seen_until_ns(&self) -> u64 {
+        self.now_ns()
+    }
+
     /// True when the source has nothing more to give (a file read to its end); a live
     /// source runs until the window's duration or a signal ends it.
     fn exhausted(&self) -> bool {

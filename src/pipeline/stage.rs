@@ -125,7 +125,7 @@ impl Stage {
             }
         }
         self.events.clear();
-        self.analyzer.tick(source.now_ns(), &mut self.txs);
+        self.analyzer.tick(source.seen_until_ns(), &mut self.txs);
     }
 
     /// Bounds the process tables for runs without end: past `max`, only the processes
@@ -149,5 +149,84 @@ fn name_process(procs: &mut HashMap<u32, ProcessInfo>, tgid: u32) {
         if let Some(info) = ProcFs::default().process_info(tgid) {
             slot.insert(info);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::matcher::{Outcome, Role};
+    use crate::analysis::testutil::{packet, wire};
+    use crate::capture::{Direction, PacketEvent};
+    use crate::pipeline::source::SourceHealth;
+
+    /// Hands over one scripted batch per poll; its clock runs far ahead of what it has
+    /// handed over, as a live source's does while a slow batch is analysed.
+    struct Scripted {
+        batches: Vec<(Vec<PacketEvent>, u64)>,
+        seen_until_ns: u64,
+    }
+
+    impl EventSource for Scripted {
+        fn poll(&mut self, _wait: Duration, out: &mut EventBatch) -> Result<()> {
+            let (events, seen) = self.batches.remove(0);
+            events.into_iter().for_each(|e| out.push(e));
+            self.seen_until_ns = seen;
+            Ok(())
+        }
+        fn now_ns(&self) -> u64 {
+            self.seen_until_ns + 5_000_000_000
+        }
+        fn seen_until_ns(&self) -> u64 {
+            self.seen_until_ns
+        }
+        fn stop(&mut self) {}
+        fn health(&self) -> Result<SourceHealth> {
+            Ok(SourceHealth::default())
+        }
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    #[test]
+    fn an_answer_still_in_the_source_after_a_slow_batch_is_not_a_timeout() {
+        let ms = 1_000_000;
+        let query = packet(
+            0,
+            1,
+            Direction::Egress,
+            false,
+            wire(7, false, 0, false, "a.test", 1),
+        );
+        let answer = packet(
+            2,
+            1,
+            Direction::Ingress,
+            true,
+            wire(7, true, 0, false, "a.test", 1),
+        );
+        let mut source = Scripted {
+            batches: vec![(vec![query], ms), (vec![answer], 3 * ms)],
+            seen_until_ns: 0,
+        };
+        let mut stage = Stage::new(&AnalysisConfig {
+            timeout_ns: 1_000 * ms,
+            max_pending: 100,
+        });
+        stage.poll(&mut source, Duration::ZERO).unwrap();
+        assert!(
+            stage.txs.is_empty(),
+            "timed out on the clock: {:?}",
+            stage.txs
+        );
+        stage.poll(&mut source, Duration::ZERO).unwrap();
+        let [tx] = &stage.txs[..] else {
+            panic!("one transaction: {:?}", stage.txs)
+        };
+        assert_eq!(tx.tx.role, Role::Client);
+        assert!(
+            matches!(tx.tx.outcome, Outcome::Answered { latency_ns, .. } if latency_ns == 2 * ms)
+        );
     }
 }
