@@ -81,8 +81,13 @@ impl Tally {
         span.max(1.0).min(duration_s.max(span))
     }
 
+    /// Adds `o`'s counts; the active span covers both.
     fn merge(&mut self, o: &Tally) {
         self.queries += o.queries;
+        if let Some(f) = o.first_ns {
+            self.first_ns = Some(self.first_ns.map_or(f, |x| x.min(f)));
+        }
+        self.last_ns = self.last_ns.max(o.last_ns);
         self.responses += o.responses;
         self.timeouts += o.timeouts;
         self.rcodes.merge(&o.rcodes);
@@ -118,15 +123,7 @@ impl Group {
     }
 
     fn merge(&mut self, o: &Group) {
-        let (t, ot) = (&mut self.tally, &o.tally);
-        t.queries += ot.queries;
-        if let Some(f) = ot.first_ns {
-            t.first_ns = Some(t.first_ns.map_or(f, |x| x.min(f)));
-        }
-        t.last_ns = t.last_ns.max(ot.last_ns);
-        t.responses += ot.responses;
-        t.timeouts += ot.timeouts;
-        t.rcodes.merge(&ot.rcodes);
+        self.tally.merge(&o.tally);
         self.latency.merge(&o.latency);
     }
 }
@@ -334,8 +331,7 @@ impl Aggregator {
         for (&pid, (g, _)) in &self.processes {
             if let Some(k) = key(pid) {
                 let (m, n) = groups.entry(k).or_default();
-                m.tally.merge(&g.tally);
-                m.latency.merge(&g.latency);
+                m.merge(g);
                 *n += 1;
             }
         }

@@ -147,6 +147,24 @@ fn a_client_active_for_part_of_the_window_has_its_own_rate() {
 }
 
 #[test]
+fn a_group_of_processes_is_active_from_its_first_query_to_its_last() {
+    let mut agg = Aggregator::new();
+    // Two processes of one pod, 10 s apart: the pod's rate is over those 10 s.
+    for (tgid, s) in [(7, 0u64), (7, 4), (9, 10)] {
+        let mut t = tx(tgid, Protocol::Udp, "a.test.", answered(0, 1));
+        t.tx.query_ts_ns = s * 1_000_000_000;
+        agg.add(&t);
+    }
+    let groups = agg.process_groups(60.0, |pid| (pid != 0).then_some("pod"));
+    let [(_, counts, _, members)] = &groups[..] else {
+        panic!("one group: {}", groups.len())
+    };
+    assert_eq!((counts.queries, *members), (3, 2));
+    assert_eq!(counts.active_s, 10.0);
+    assert_eq!(counts.queries_per_active_s, 0.3);
+}
+
+#[test]
 fn a_listener_known_late_is_one_row_with_its_owner() {
     // dnsmasq's socket answered twice before its owner was learned, then once after.
     let server = |tgid: u32| {
