@@ -51,13 +51,17 @@ lint:
 ## rates with and without dnsdoc (overhead), then dnsmasq and unbound at saturation, rounds
 ## of baseline / tcpdump / dnsdoc interleaved (saturation), then a one-query-at-a-time
 ## client's latency with and without dnsdoc (latency), then dns-flood --intensity high with
-## --verify against dnsmasq (chaos_flood: lookups/s on the wire). Knobs: DNSDOC_BENCH_SECONDS,
-## DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS, DNSDOC_BENCH_LOOKUPS.
+## --verify against dnsmasq (chaos_flood: lookups/s on the wire), then the analysis's
+## instructions and cache misses per query under callgrind (analysis_cost: counted, not
+## timed, so it repeats exactly on a noisy machine; about 2 minutes). Knobs:
+## DNSDOC_BENCH_SECONDS, DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS,
+## DNSDOC_BENCH_LOOKUPS, DNSDOC_BENCH_COST_QUERIES.
 bench: deps
 	$(CARGO) bench --bench overhead
 	$(CARGO) bench --bench saturation
 	$(CARGO) bench --bench latency
 	$(CARGO) bench --bench chaos_flood
+	$(CARGO) bench --bench analysis_cost
 
 clean:
 	$(CARGO) clean

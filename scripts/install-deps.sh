@@ -7,9 +7,10 @@ build_pkgs=(pkg-config libelf-dev zlib1g-dev clang make)
 # Real DNS peers for the integration tests, the demo and the benchmark (unbound and
 # tcpdump: the saturation benchmark's second server and its capture comparison).
 # prometheus (promtool and the server) and prometheus-node-exporter: the exporter
-# tests (`serve`, `--textfile`, `rules export`); tmux: `dnsdoc top` in a real terminal.
+# tests (`serve`, `--textfile`, `rules export`); tmux: `dnsdoc top` in a real terminal;
+# valgrind: `make bench`'s analysis_cost (callgrind).
 test_pkgs=(dnsmasq-base dnsutils dnsperf iproute2 procps python3 unbound tcpdump
-  prometheus prometheus-node-exporter tmux python3-venv)
+  prometheus prometheus-node-exporter tmux python3-venv valgrind)
 
 # From PyPI, in a venv of its own: the schema validator tests/deploy.rs runs on the
 # DaemonSet manifest (Debian does not package it).

@@ -1,0 +1,211 @@
+//! `make bench`, part five: what the user-space analysis costs per query, counted rather
+//! than timed, so that a change to the hot path can be judged on a noisy machine.
+//!
+//! `dnsdoc watch --pcap` runs the same analysis as a live capture (parse, match,
+//! aggregate; only the event source differs) over a generated loopback capture, under
+//! valgrind's callgrind with its cache simulator. Each query is seen as four messages,
+//! as on the live loopback path: its egress and ingress copies, and the same for its
+//! answer. Two captures, of N and 2N queries over the same 10 000 names
+//! (DNSDOC_BENCH_COST_QUERIES = N, default 40 000), are run, and the difference divided
+//! by N is the steady-state cost of one query: start-up, the report and each name's
+//! first sighting cancel out. Each stage is its own pair of runs that count only inside
+//! the function doing it (callgrind's --toggle-collect: inclusive of what it calls,
+//! whatever the compiler inlined). Printed per query, per stage: instructions, and data reads
+//! that miss a simulated 2 MiB last-level cache (this 2-core box's L2 per core; each
+//! costs about 100 ns on real hardware). The counts repeat exactly for the same binary
+//! and input, whatever else the machine does. Needs valgrind, no root and no BPF.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::TempDir;
+use etherparse::PacketBuilder;
+use support::*;
+
+/// Distinct names asked, as in the saturation benchmark's query file (of dnsperf).
+const NAMES: u64 = 10_000;
+/// Client sockets the queries come from.
+const CLIENTS: u64 = 8;
+/// Query spacing and answer delay: 100 queries in flight, as dnsperf keeps at saturation.
+const EVERY_US: u64 = 10;
+const ANSWER_US: u64 = 1_000;
+/// Simulated last-level cache: size, associativity, line size.
+const LL: &str = "--LL=2097152,16,64";
+
+/// The stages reported, by the function that does each; None: the whole run.
+const STAGES: &[(&str, Option<&str>)] = &[
+    ("whole run", None),
+    (
+        "capture file decode (pcap only)",
+        Some("*PcapSource*EventSource*poll"),
+    ),
+    (
+        "DNS parse",
+        Some("dnsdoc::analysis::dns::parse_message_with"),
+    ),
+    (
+        "matching",
+        Some("dnsdoc::analysis::matcher::Matcher::on_message"),
+    ),
+    (
+        "aggregation",
+        Some("dnsdoc::analysis::aggregate::Aggregator::add"),
+    ),
+    (
+        "  of which domains",
+        Some("dnsdoc::analysis::domains::DomainTracker::add"),
+    ),
+];
+
+fn main() {
+    if !asked_to_run("analysis_cost") {
+        return;
+    }
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("analysis_cost needs valgrind (scripts/install-deps.sh installs it)");
+    }
+    let n = env_u64("DNSDOC_BENCH_COST_QUERIES", 20_000, 5_000..=1_000_000);
+    let dir = TempDir::new("analysis-cost");
+    println!(
+        "\ndnsdoc analysis cost: `watch --pcap` under callgrind (cache simulator, 2 MiB LL), \
+         loopback captures of {n} and {} queries over {NAMES} names from {CLIENTS} sockets, \
+         {} in flight; per query = (2N run - N run) / N",
+        2 * n,
+        ANSWER_US / EVERY_US
+    );
+    let small = dir.path().join("n.pcap");
+    let large = dir.path().join("2n.pcap");
+    std::fs::write(&small, capture(n)).unwrap();
+    std::fs::write(&large, capture(2 * n)).unwrap();
+    println!(
+        "{:<34} {:>14} {:>18}",
+        "per query", "instructions", "LL read misses"
+    );
+    for (label, function) in STAGES {
+        let (a, b) = (
+            measure(&small, n, *function),
+            measure(&large, 2 * n, *function),
+        );
+        let ir = b.0.saturating_sub(a.0) as f64 / n as f64;
+        let miss = b.1.saturating_sub(a.1) as f64 / n as f64;
+        println!("{label:<34} {ir:>14.0} {miss:>18.2}");
+    }
+}
+
+/// Runs the analysis over `pcap` under callgrind, counting only inside `function` when
+/// given, and checks that it counted all `queries`. Returns (instructions, LL read
+/// misses).
+fn measure(pcap: &Path, queries: u64, function: Option<&str>) -> (u64, u64) {
+    let out = pcap.with_extension("callgrind");
+    let json = pcap.with_extension("json");
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["--tool=callgrind", "--cache-sim=yes", LL])
+        .arg(format!("--callgrind-out-file={}", out.display()));
+    if let Some(f) = function {
+        cmd.arg(format!("--toggle-collect={f}"));
+    }
+    let run = cmd
+        .arg(env!("CARGO_BIN_EXE_dnsdoc"))
+        .args(["watch", "--port", "53", "--format", "json", "--pcap"])
+        .arg(pcap)
+        .arg("-o")
+        .arg(&json)
+        .output()
+        .expect("running valgrind");
+    assert!(
+        run.status.success(),
+        "callgrind run failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).expect("the snapshot");
+    assert_eq!(
+        snap["totals"]["queries"].as_u64(),
+        Some(queries),
+        "the analysis counted every query of the capture"
+    );
+    // "events: Ir Dr ... DLmr ..." and "totals: N N ..." in the output file.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} line in {}", out.display()))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (events, totals) = (line("events:"), line("totals:"));
+    let get = |event: &str| -> u64 {
+        let i = events
+            .iter()
+            .position(|e| e == event)
+            .expect("event counted");
+        totals.get(i).map_or(0, |v| v.parse().unwrap())
+    };
+    (get("Ir"), get("DLmr"))
+}
+
+/// A legacy pcap (Ethernet) of `queries` A queries from 127.0.0.1 to 127.0.0.1:53, one
+/// every EVERY_US, each answered ANSWER_US later with one address (a compression pointer
+/// to the question, as dnsmasq answers).
+fn capture(queries: u64) -> Vec<u8> {
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::with_capacity(2 * queries as usize);
+    for i in 0..queries {
+        let name = format!("h{}.good.test", i % NAMES);
+        let id = (i % 65_536) as u16;
+        let port = 40_000 + (i % CLIENTS) as u16;
+        let ts_us = 1_000_000 + i * EVERY_US;
+        frames.push((ts_us, frame(port, 53, &message(id, false, &name))));
+        frames.push((
+            ts_us + ANSWER_US,
+            frame(53, port, &message(id, true, &name)),
+        ));
+    }
+    frames.sort_by_key(|(ts, _)| *ts);
+    let mut f = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&65_535u32.to_le_bytes());
+    f.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+    for (ts_us, data) in frames {
+        f.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+        f.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+        f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        f.extend_from_slice(&data);
+    }
+    f
+}
+
+/// A query for `name` A, or its NOERROR answer with one A record.
+fn message(id: u16, response: bool, name: &str) -> Vec<u8> {
+    let flags: u16 = if response { 0x8580 } else { 0x0100 };
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, u8::from(response), 0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    if response {
+        // Name (pointer to offset 12), A, IN, TTL 0, 4 bytes of address.
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 10, 0, 0, 1]);
+    }
+    m
+}
+
+fn frame(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([0; 6], [0; 6])
+        .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+        .udp(sport, dport)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
