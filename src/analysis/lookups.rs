@@ -207,7 +207,7 @@ impl LookupTracker {
         let pos = chains.iter().position(|c| {
             // Only a chain that tried the name, or one still searching, can take it.
             (c.names_mask & bit != 0 || !c.answered)
-                && joins(c, &t, self.timeout_ns, cands.as_deref())
+                && joins(c, &t, bit, self.timeout_ns, cands.as_deref())
         });
         let idx = match pos {
             Some(i) => i,
@@ -278,9 +278,13 @@ impl LookupTracker {
 }
 
 /// Whether query (`name`, `qtype`) continues chain `c`.
-fn joins(c: &Chain, t: &Try, timeout_ns: u64, cands: Option<&[Reading]>) -> bool {
+fn joins(c: &Chain, t: &Try, bit: u64, timeout_ns: u64, cands: Option<&[Reading]>) -> bool {
     let (name, qtype, cookie) = (t.name, t.qtype, t.cookie);
-    if let Some(tried) = c.names.iter().find(|n| n.name == *name) {
+    // The bit clear: the chain never tried the name (no comparisons needed).
+    let tried = (c.names_mask & bit != 0)
+        .then(|| c.names.iter().find(|n| n.name == *name))
+        .flatten();
+    if let Some(tried) = tried {
         // The sibling type of a name already tried, or the same type resent on the same
         // socket (glibc resends after its timeout; a new lookup opens a new socket):
         // up to a timeout after the name was first asked.
