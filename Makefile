@@ -47,13 +47,14 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Overhead and accuracy benchmark, root, about 7 minutes: dnsperf against dnsmasq at fixed
+## Overhead and accuracy benchmark, root, about 11 minutes: dnsperf against dnsmasq at fixed
 ## rates with and without dnsdoc (overhead), then dnsmasq and unbound at saturation, rounds
 ## of baseline / tcpdump / dnsdoc interleaved (saturation), then a one-query-at-a-time
 ## client's latency with and without dnsdoc (latency), then dns-flood --intensity high with
 ## --verify against dnsmasq (chaos_flood: lookups/s on the wire), then the analysis's
 ## instructions and cache misses per query under callgrind (analysis_cost: counted, not
-## timed, so it repeats exactly on a noisy machine; about 2 minutes). Knobs:
+## timed, so it repeats within 0.5 % on a noisy machine; capture file and live, about
+## 4 minutes). Knobs:
 ## DNSDOC_BENCH_SECONDS, DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS,
 ## DNSDOC_BENCH_LOOKUPS, DNSDOC_BENCH_COST_QUERIES.
 bench: deps

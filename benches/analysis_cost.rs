@@ -6,7 +6,7 @@
 //! valgrind's callgrind with its cache simulator. Each query is seen as four messages,
 //! as on the live loopback path: its egress and ingress copies, and the same for its
 //! answer. Two captures, of N and 2N queries over the same 10 000 names
-//! (DNSDOC_BENCH_COST_QUERIES = N, default 40 000), are run, and the difference divided
+//! (DNSDOC_BENCH_COST_QUERIES = N, default 20 000), are run, and the difference divided
 //! by N is the steady-state cost of one query: start-up, the report and each name's
 //! first sighting cancel out. Each stage is its own pair of runs that count only inside
 //! the function doing it (callgrind's --toggle-collect: inclusive of what it calls,
