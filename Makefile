@@ -53,7 +53,7 @@ lint:
 ## client's latency with and without dnsdoc (latency), then dns-flood --intensity high with
 ## --verify against dnsmasq (chaos_flood: lookups/s on the wire), then the analysis's
 ## instructions and cache misses per query under callgrind (analysis_cost: counted, not
-## timed, so it repeats within 0.5 % on a noisy machine; capture file and live, about
+## timed, so it repeats within 2 % on a noisy machine; capture file and live, about
 ## 4 minutes). Knobs:
 ## DNSDOC_BENCH_SECONDS, DNSDOC_BENCH_RATES, DNSDOC_BENCH_ROUNDS, DNSDOC_BENCH_SERVERS,
 ## DNSDOC_BENCH_LOOKUPS, DNSDOC_BENCH_COST_QUERIES.

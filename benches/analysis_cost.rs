@@ -12,7 +12,7 @@
 //! the function doing it (callgrind's --toggle-collect: inclusive of what it calls,
 //! whatever the compiler inlined). Printed per query, per stage: instructions, and data reads
 //! that miss a simulated 2 MiB last-level cache (this 2-core box's L2 per core; each
-//! costs about 100 ns on real hardware). The counts repeat within 0.5 % for the same
+//! costs about 100 ns on real hardware). The counts repeat within 2 % for the same
 //! binary and input, whatever else the machine does (what varies is the hash tables'
 //! random seeds). Needs valgrind.
 //!
