@@ -281,18 +281,9 @@ fn capture(queries: u64) -> Vec<u8> {
         ));
     }
     frames.sort_by_key(|(ts, _)| *ts);
-    let mut f = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&4u16.to_le_bytes());
-    f.extend_from_slice(&[0; 8]);
-    f.extend_from_slice(&65_535u32.to_le_bytes());
-    f.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+    let mut f = pcap_header(1, 65_535);
     for (ts_us, data) in frames {
-        f.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
-        f.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
-        f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        f.extend_from_slice(&data);
+        pcap_record(&mut f, ts_us, &data);
     }
     f
 }

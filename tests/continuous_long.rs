@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use etherparse::PacketBuilder;
 
 mod common;
-use common::TempDir;
+use common::{pcap_header, pcap_record, TempDir};
 
 const QUERIES: u32 = 300_000;
 const SERVERS: u32 = 1_000;
@@ -42,24 +42,14 @@ fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8], out: &mut Vec
         .udp(src.1, dst.1)
         .write(&mut f, payload)
         .unwrap();
-    out.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
-    out.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
-    out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-    out.extend_from_slice(&f);
+    pcap_record(out, ts_us, &f);
 }
 
 /// Writes the capture; returns its path.
 fn generate(dir: &TempDir) -> String {
     let path = dir.path().join("long.pcap");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let mut header = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&[0; 8]);
-    header.extend_from_slice(&65535u32.to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
-    file.write_all(&header).unwrap();
+    file.write_all(&pcap_header(1, 65535)).unwrap(); // Ethernet
     let mut buf = Vec::with_capacity(1 << 20);
     let t0 = 1_700_000_000_000_000u64;
     for i in 0..QUERIES {

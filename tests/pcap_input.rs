@@ -51,18 +51,9 @@ fn udp_frame(to_server: bool, payload: &[u8]) -> Vec<u8> {
 
 /// A legacy pcap file (microsecond timestamps) of `linktype` with these frames.
 fn pcap(linktype: u32, snaplen: u32, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let mut f = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&4u16.to_le_bytes());
-    f.extend_from_slice(&[0; 8]);
-    f.extend_from_slice(&snaplen.to_le_bytes());
-    f.extend_from_slice(&linktype.to_le_bytes());
+    let mut f = common::pcap_header(linktype, snaplen);
     for (ts_us, data) in frames {
-        f.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
-        f.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
-        f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        f.extend_from_slice(data);
+        common::pcap_record(&mut f, *ts_us, data);
     }
     f
 }

@@ -9,7 +9,8 @@
 //!
 //! The skip policy is here; the rest is one file each, re-exported: `cgroup` (the test
 //! cgroup), `servers` (dnsmasq, unbound, free ports), `watch` (a capturing dnsdoc in
-//! the background), `cli` (one-shot runs of dnsdoc, dig's status), `netns`, `temp_dir`,
+//! the background), `cli` (one-shot runs of dnsdoc, dig's status), `netns`, `pcap`
+//! (capture files written byte by byte), `temp_dir`,
 //! `rules` (built-in rules, rule fixtures). `kube` (Kubernetes fixtures) and `chaos`
 //! (the harness of the chaos live tests) are used by their paths.
 #![allow(dead_code)]
@@ -19,6 +20,7 @@ pub mod chaos;
 mod cli;
 pub mod kube;
 mod netns;
+mod pcap;
 mod rules;
 mod servers;
 mod temp_dir;
@@ -26,7 +28,7 @@ mod watch;
 
 // Each test binary (and bench) uses only some of them.
 #[allow(unused_imports)]
-pub use {cgroup::*, cli::*, netns::*, rules::*, servers::*, temp_dir::*, watch::*};
+pub use {cgroup::*, cli::*, netns::*, pcap::*, rules::*, servers::*, temp_dir::*, watch::*};
 
 use std::io::Write;
 use std::path::Path;
