@@ -158,7 +158,7 @@ impl DomainTracker {
         ts_ns: u64,
         response_bytes: u32,
     ) {
-        let info = self.info(name);
+        let info = self.info(name).clone();
         let budget = self.budget.get_or_insert(SET_BUDGET);
         let full = self.domains.len() >= MAX_ROWS;
         let key = (Interned(Rc::clone(&info.domain)), tgid);
@@ -226,36 +226,34 @@ impl DomainTracker {
         }
     }
 
-    /// The cached description of `name`, computed on first sight (one lookup when
-    /// cached: the caller needs its own copy anyway).
-    fn info(&mut self, name: &Rc<str>) -> NameInfo {
+    /// The cached description of `name`, computed on first sight.
+    fn info(&mut self, name: &Rc<str>) -> &NameInfo {
         let key = Rc::as_ptr(name) as *const u8 as usize;
-        if let Some((_, info)) = self.names.get(&key) {
-            return info.clone();
-        }
-        if self.names.len() >= MAX_NAMES {
-            self.names.clear();
-        }
-        if self.strings.len() >= MAX_NAMES {
-            // Names cached before keep their strings alive and are still used, so
-            // they go too; the rows' strings stay interned (at most 2 x MAX_ROWS).
-            self.names.clear();
-            self.strings.clear();
-            let rows = self.domains.keys().chain(self.suffixes.keys());
-            self.strings.extend(rows.map(|(s, _)| Rc::clone(&s.0)));
-        }
-        let strings = &mut self.strings;
-        let mut intern = |s: &str| -> Rc<str> {
-            if let Some(x) = strings.get(s) {
-                return Rc::clone(x);
+        if !self.names.contains_key(&key) {
+            if self.names.len() >= MAX_NAMES {
+                self.names.clear();
             }
-            let x: Rc<str> = s.into();
-            strings.insert(Rc::clone(&x));
-            x
-        };
-        let info = describe(name, &mut intern, &self.hasher);
-        self.names.insert(key, (Rc::clone(name), info.clone()));
-        info
+            if self.strings.len() >= MAX_NAMES {
+                // Names cached before keep their strings alive and are still used, so
+                // they go too; the rows' strings stay interned (at most 2 x MAX_ROWS).
+                self.names.clear();
+                self.strings.clear();
+                let rows = self.domains.keys().chain(self.suffixes.keys());
+                self.strings.extend(rows.map(|(s, _)| Rc::clone(&s.0)));
+            }
+            let strings = &mut self.strings;
+            let mut intern = |s: &str| -> Rc<str> {
+                if let Some(x) = strings.get(s) {
+                    return Rc::clone(x);
+                }
+                let x: Rc<str> = s.into();
+                strings.insert(Rc::clone(&x));
+                x
+            };
+            let info = describe(name, &mut intern, &self.hasher);
+            self.names.insert(key, (Rc::clone(name), info));
+        }
+        &self.names[&key].1
     }
 
     /// The window's rows, best scores first. `process` names a pid: (command, pod).
