@@ -32,6 +32,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use dnsdoc::snapshot::Snapshot;
 use etherparse::PacketBuilder;
 use support::*;
 
@@ -162,14 +163,7 @@ fn live_run(
 ) -> (u64, u64) {
     let out = dir.join("live.callgrind");
     let json = dir.join("live.json");
-    let mut cmd = Command::new("valgrind");
-    // valgrind's own warnings (eBPF commands it does not know) go to a file.
-    cmd.args(["-q", "--tool=callgrind"])
-        .arg(format!("--log-file={}", dir.join("valgrind.log").display()))
-        .arg(format!("--callgrind-out-file={}", out.display()));
-    if let Some(f) = function {
-        cmd.arg(format!("--toggle-collect={f}"));
-    }
+    let mut cmd = callgrind(&out, function);
     cmd.arg(env!("CARGO_BIN_EXE_dnsdoc"))
         .args([
             "watch",
@@ -193,14 +187,9 @@ fn live_run(
     );
     let (code, _, stderr) = watch.interrupt();
     assert_eq!(code, Some(0), "dnsdoc under callgrind failed: {stderr:?}");
-    let snap: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).expect("the snapshot");
-    let seen = snap["totals"]["queries"].as_u64().unwrap_or(0);
-    assert_eq!(
-        snap["capture"]["dropped"]["total"].as_u64(),
-        Some(0),
-        "dropped"
-    );
+    let snap = Snapshot::read(&json).expect("the snapshot");
+    let seen = snap.totals.counts.queries;
+    assert_eq!(snap.capture.dropped.total, 0, "dropped");
     assert_eq!(
         seen, perf.completed,
         "dnsdoc saw every query dnsperf completed"
@@ -214,13 +203,8 @@ fn live_run(
 fn measure(pcap: &Path, queries: u64, function: Option<&str>) -> (u64, u64) {
     let out = pcap.with_extension("callgrind");
     let json = pcap.with_extension("json");
-    let mut cmd = Command::new("valgrind");
-    cmd.args(["--tool=callgrind", "--cache-sim=yes", LL])
-        .arg(format!("--callgrind-out-file={}", out.display()));
-    if let Some(f) = function {
-        cmd.arg(format!("--toggle-collect={f}"));
-    }
-    let run = cmd
+    let run = callgrind(&out, function)
+        .args(["--cache-sim=yes", LL])
         .arg(env!("CARGO_BIN_EXE_dnsdoc"))
         .args(["watch", "--port", "53", "--format", "json", "--pcap"])
         .arg(pcap)
@@ -230,17 +214,33 @@ fn measure(pcap: &Path, queries: u64, function: Option<&str>) -> (u64, u64) {
         .expect("running valgrind");
     assert!(
         run.status.success(),
-        "callgrind run failed: {}",
+        "callgrind run failed (valgrind's messages: {}): {}",
+        out.with_extension("log").display(),
         String::from_utf8_lossy(&run.stderr)
     );
-    let snap: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).expect("the snapshot");
+    let snap = Snapshot::read(&json).expect("the snapshot");
     assert_eq!(
-        snap["totals"]["queries"].as_u64(),
-        Some(queries),
+        snap.totals.counts.queries, queries,
         "the analysis counted every query of the capture"
     );
     totals(&out)
+}
+
+/// valgrind running callgrind into `out` (its own messages, such as the eBPF commands it
+/// does not know, into `out` with `.log`), counting only inside `function` when given.
+/// The caller adds more valgrind options, then the program.
+fn callgrind(out: &Path, function: Option<&str>) -> Command {
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["-q", "--tool=callgrind"])
+        .arg(format!(
+            "--log-file={}",
+            out.with_extension("log").display()
+        ))
+        .arg(format!("--callgrind-out-file={}", out.display()));
+    if let Some(f) = function {
+        cmd.arg(format!("--toggle-collect={f}"));
+    }
+    cmd
 }
 
 /// (instructions, LL read misses; 0 without the cache simulator) of a callgrind output
