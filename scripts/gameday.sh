@@ -22,26 +22,29 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 3
 fi
 
-# A CPU budget of 1 ms per 100 ms (like a CoreDNS pod with a tight limits.cpu):
-# without one, dnsmasq answers faster than one small machine can flood it.
-quota_us=${GAMEDAY_CPU_QUOTA_US:-1000}
+# A CPU budget of 50 ms per 1 s (like a CoreDNS pod with a tight limits.cpu):
+# without one, dnsmasq answers faster than one small machine can flood it. It leaves
+# the --baseline load (200 q/s, ~1.5 % of a core for dnsmasq) 3x headroom, while a
+# flood runs it dry early in each second and queues for the rest.
+quota_us=${GAMEDAY_CPU_QUOTA_US:-50000}
+period_us=1000000
 v1_cpu=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpu(,|$)/ {print $2; exit}' /proc/self/mounts)
 v2_root=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
 if [ -n "$v1_cpu" ]; then
   cpu_dir="$v1_cpu/dnsdoc-gameday-$$"
   mkdir "$cpu_dir"
-  echo 100000 >"$cpu_dir/cpu.cfs_period_us"
+  echo "$period_us" >"$cpu_dir/cpu.cfs_period_us"
   echo "$quota_us" >"$cpu_dir/cpu.cfs_quota_us"
 elif [ -n "$v2_root" ] && grep -qw cpu "$v2_root/cgroup.controllers"; then
   echo +cpu >"$v2_root/cgroup.subtree_control"
   cpu_dir="$v2_root/dnsdoc-gameday-$$"
   mkdir "$cpu_dir"
-  echo "$quota_us 100000" >"$cpu_dir/cpu.max"
+  echo "$quota_us $period_us" >"$cpu_dir/cpu.max"
 else
   echo "gameday: no cgroup cpu controller found: the server runs without a CPU budget and the flood may not reach the latency and failure thresholds" >&2
 fi
 
-echo "gameday: starting dnsmasq on 127.0.0.1:$port (cluster-DNS-like zone, CPU budget ${quota_us}us/100ms)" >&2
+echo "gameday: starting dnsmasq on 127.0.0.1:$port (cluster-DNS-like zone, CPU budget ${quota_us}us per ${period_us}us)" >&2
 sh -c "${cpu_dir:+echo \$\$ > $cpu_dir/cgroup.procs && }exec dnsmasq --keep-in-foreground \
   --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 --port=$port \
   --pid-file= --user=root --log-facility=/dev/null --local=/cluster.local/ \
